@@ -1,0 +1,75 @@
+/**
+ * Runs the benchmark groups and prints their tables; a full run also writes bench/RESULTS.md.
+ *
+ *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue]   (no group: all of them)
+ */
+import { writeFileSync } from "node:fs";
+import { denoKvBench } from "./deno-kv.js";
+import { sqliteSections } from "./embedded.js";
+import {
+  load,
+  machine,
+  markdown,
+  printSection,
+  printTargets,
+  type Section,
+  targets,
+} from "./harness.js";
+import { memorySections } from "./memory.js";
+import { CONCURRENCY, JOBS, PACED_RATE, POLL_MS, queueSections } from "./queue.js";
+import { CONNECTIONS, SERVER_DURABILITY, serverSections } from "./server.js";
+import { BURST, ENTRIES, LIST_LIMIT } from "./workload.js";
+
+type Log = (step: string) => void;
+
+const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
+  memory: memorySections,
+  sqlite: async (log) => sqliteSections(await denoKvBench(log), log),
+  server: serverSections,
+  queue: queueSections,
+  postgres: async (log) => (await import("./postgres.js")).postgresSections(log),
+};
+
+const NOTES = [
+  `Every contender holds the same ${ENTRIES.toLocaleString("en-US")} entries: keys \`["users", i]\`, values ~100-byte JSON objects.`,
+  "Each figure: 0.3 s warm-up, then the best of five 0.3 s slices, taken in turns across contenders; all visit keys in the same scattered order.",
+  "Writes always change the stored value (SQLite skips rewriting an identical row).",
+  "Async APIs are awaited one call at a time; raw better-sqlite3 and lmdb reads are plain synchronous loops.",
+  `Concurrent sets: rounds of ${BURST} writes started together and awaited with \`Promise.all\`.`,
+  `Lists read the first ${LIST_LIMIT} entries of the prefix \`["users"]\`, keys and values decoded.`,
+  '@deno/kv runs in a child process; "hung" means it stopped answering and was killed, "n/a" that it never ran.',
+  `Server: the Cellar server (SQLite, durability ${SERVER_DURABILITY}) and the bare node:http server each run in a child process; wrk drives ${CONNECTIONS} keep-alive connections; latency is per request.`,
+  "Remote client: `openKv(url)` against that server, ioredis against the local Redis (no persistence); sequential latencies are per call.",
+  `Queue: ${JOBS.toLocaleString("en-US")} jobs enqueued ${BURST} at a time (\`Promise.all\`), handlers that return at once, concurrency ${CONCURRENCY}; latency runs from the enqueue call to the handler's start. The dequeueMany loop leases up to ${CONCURRENCY}, handles and acks them, and sleeps ${POLL_MS} ms when the queue is empty. BullMQ removes finished jobs (\`removeOnComplete\`), as an ack removes a Cellar message.`,
+  "Queue figures: every contender runs enqueue-only, drain, flood and paced phases in one round; rounds take turns across contenders, three times, and the best round is kept. Flood latencies are mostly time spent behind the backlog of jobs enqueued earlier.",
+  `Queue latency: ${PACED_RATE} jobs/s offered for 2 s with the consumer running; the round with the lowest median is kept.`,
+];
+
+const requested = process.argv.slice(2);
+const unknown = requested.filter((name) => !(name in GROUPS));
+if (unknown.length > 0) {
+  console.error(`unknown group ${unknown.join(", ")}; groups: ${Object.keys(GROUPS).join(", ")}`);
+  process.exit(2);
+}
+const names = requested.length > 0 ? requested : Object.keys(GROUPS);
+
+const started = performance.now();
+const log: Log = (step) =>
+  process.stderr.write(
+    `[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s, load ${load()}] ${step}\n`,
+  );
+
+console.log(`Cellar benchmarks (${names.join(", ")}): ${machine()}`);
+const sections: Section[] = [];
+for (const name of names) sections.push(...(await GROUPS[name]!(log)));
+
+for (const section of sections) printSection(section);
+printTargets(targets(sections));
+const seconds = ((performance.now() - started) / 1000).toFixed(0);
+if (requested.length === 0) {
+  writeFileSync(new URL("./RESULTS.md", import.meta.url), markdown(sections, NOTES));
+  console.log(`\nWrote bench/RESULTS.md in ${seconds} s.`);
+} else {
+  // A partial run would drop the other groups' figures from the file.
+  console.log(`\nDone in ${seconds} s; bench/RESULTS.md is written by full runs only.`);
+}

@@ -1,0 +1,124 @@
+/**
+ * One Cellar scenario on its own, for a CPU profile:
+ *
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts <scenario> [store]
+ *
+ * get|set|burst|list [full|normal|memory]   embedded, in this process
+ * queue [full|normal] [listen|loop]         enqueue → handle → ack rounds, in this process
+ * http                                      wrk against a Cellar server child
+ * remote-get|remote-set|remote-burst        the remote client against a Cellar server child
+ *
+ * The server child inherits the `--cpu-prof` flags, so the server scenarios write two profiles:
+ * this process's and the server's (the larger pid). Summarize one with
+ * `npx tsx bench/profile-top.ts <file.cpuprofile>`.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Kv, openKv } from "../src/index.js";
+import { measure } from "./harness.js";
+import { cellarListen, cellarLoop, JOBS, queueRound } from "./queue.js";
+import { CONNECTIONS, startCellarServer } from "./server.js";
+import { SERVED_PATH } from "./server-child.js";
+import { awaited, BURST, bursts, KEYS, LIST_LIMIT, PREFIX, populate, writer } from "./workload.js";
+import { wrk } from "./wrk.js";
+
+const [scenario = "get", store = "full", variant = "listen"] = process.argv.slice(2);
+const budget = { budgetMs: 5000 };
+
+/** The Kv scenarios, each one measured for the budget; resolves to ops/s. */
+function kvScenarios(kv: Kv): Record<string, () => Promise<number>> {
+  const set = writer((key, value) => kv.set(key, value));
+  return {
+    get: () =>
+      measure(
+        awaited((i) => kv.get(KEYS[i]!)),
+        budget,
+      ),
+    set: () => measure(awaited(set), budget),
+    burst: () => measure(bursts(set), { ...budget, opsPerCall: BURST }),
+    list: () =>
+      measure(
+        awaited(async () => {
+          for await (const _ of kv.list({ prefix: PREFIX }, { limit: LIST_LIMIT }));
+        }),
+        budget,
+      ),
+  };
+}
+
+async function embedded(name: string): Promise<number> {
+  if (store !== "full" && store !== "normal" && store !== "memory") {
+    throw new Error(`unknown store ${store}`);
+  }
+  const kv =
+    store === "memory"
+      ? await openKv(":memory:")
+      : await openKv(join(dir, "cellar.db"), { durability: store });
+  try {
+    await populate((key, value) => kv.set(key, value));
+    return await kvScenarios(kv)[name]!();
+  } finally {
+    await kv.close();
+  }
+}
+
+async function queue(): Promise<number> {
+  if (store !== "full" && store !== "normal") throw new Error(`unknown durability ${store}`);
+  const open = variant === "loop" ? cellarLoop : cellarListen;
+  const subject = await open(join(dir, "queue.db"), store);
+  try {
+    let best = 0;
+    for (let round = 0; round < 3; round++) {
+      best = Math.max(best, (await queueRound(subject)).flood.ops);
+    }
+    return best;
+  } finally {
+    await subject.close();
+  }
+}
+
+async function http(): Promise<number> {
+  const server = await startCellarServer(dir);
+  try {
+    return (await wrk(dir)(server.url + SERVED_PATH, CONNECTIONS, 10)).ops;
+  } finally {
+    await server.stop();
+  }
+}
+
+async function remote(name: string): Promise<number> {
+  const server = await startCellarServer(dir);
+  const kv = await openKv(server.url);
+  try {
+    return await kvScenarios(kv)[name]!();
+  } finally {
+    await kv.close();
+    await server.stop();
+  }
+}
+
+const SCENARIOS: Record<string, () => Promise<number>> = {
+  get: () => embedded("get"),
+  set: () => embedded("set"),
+  burst: () => embedded("burst"),
+  list: () => embedded("list"),
+  queue,
+  http,
+  "remote-get": () => remote("get"),
+  "remote-set": () => remote("set"),
+  "remote-burst": () => remote("burst"),
+};
+
+const run = SCENARIOS[scenario];
+if (!run) {
+  throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS).join(", ")}`);
+}
+const dir = mkdtempSync(join(tmpdir(), "cellar-profile-"));
+try {
+  const ops = Math.round(await run()).toLocaleString("en-US");
+  const unit = scenario === "queue" ? `jobs/s (best of 3 floods of ${JOBS})` : "ops/s";
+  console.log(`${process.argv.slice(2).join(" ") || scenario}: ${ops} ${unit}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

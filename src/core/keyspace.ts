@@ -1,0 +1,72 @@
+/**
+ * A keyspace is one namespace's slice of the database: every key it writes is stored behind the
+ * encoded namespace name, and every range it reads is clamped inside that prefix. Because the
+ * name is a terminated tuple part, no key or range of one namespace can reach another's.
+ */
+import { decodeKey, encodeKey, type KvKey } from "../codec/key.js";
+import type { ReadRange } from "../driver/contract.js";
+import { describe, fail } from "../errors.js";
+import type { KvLimits } from "./limits.js";
+
+const NAME = /^[^\0]{1,256}$/;
+
+export class Keyspace {
+  readonly prefix: Uint8Array;
+  /** Exclusive upper bound of every key in this keyspace. */
+  readonly end: Uint8Array;
+
+  constructor(
+    readonly namespace: string,
+    private readonly limits: KvLimits,
+  ) {
+    this.prefix = encodeKey([namespace]);
+    this.end = Buffer.concat([this.prefix, Buffer.of(0xff)]);
+  }
+
+  /** The stored form of `key`; throws `INVALID_KEY` or `KEY_TOO_LARGE`. */
+  encode(key: KvKey): Uint8Array {
+    assertNotEmpty(key);
+    const bytes = encodeKey(key, this.prefix);
+    const size = bytes.length - this.prefix.length;
+    if (size > this.limits.maxKeySize) {
+      fail("KEY_TOO_LARGE", `key is ${size} bytes encoded; the limit is ${this.limits.maxKeySize}`);
+    }
+    return bytes;
+  }
+
+  /** The one-key range `[key, key + 0x00)` that reads `key`, from a single allocation. */
+  encodePoint(key: KvKey): ReadRange {
+    assertNotEmpty(key);
+    const end = encodeKey(key, this.prefix, true);
+    const size = end.length - 1 - this.prefix.length;
+    if (size > this.limits.maxKeySize) {
+      fail("KEY_TOO_LARGE", `key is ${size} bytes encoded; the limit is ${this.limits.maxKeySize}`);
+    }
+    return { start: end.subarray(0, end.length - 1), end, limit: 1, reverse: false };
+  }
+
+  /** Encodes without the size limit, for range bounds that are never stored. */
+  encodeBound(key: KvKey): Uint8Array {
+    return encodeKey(key, this.prefix);
+  }
+
+  decode(stored: Uint8Array): KvKey {
+    return decodeKey(stored.subarray(this.prefix.length));
+  }
+}
+
+/** An entry's key has at least one part, as in Deno KV; only selectors may be empty. */
+function assertNotEmpty(key: KvKey): void {
+  if (Array.isArray(key) && key.length === 0)
+    fail("INVALID_KEY", "a key must have at least one part");
+}
+
+/** Throws `INVALID_ARGUMENT` unless `name` can name a user namespace. */
+export function assertNamespaceName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !NAME.test(name) || name.startsWith("$")) {
+    fail(
+      "INVALID_ARGUMENT",
+      `a namespace name is 1–256 characters without NUL and not starting with "$", got ${describe(name)}`,
+    );
+  }
+}

@@ -1,0 +1,528 @@
+/**
+ * `Kv`: the public API, the same over every driver. A `Kv` is a view of one namespace of a
+ * database; `kv.namespace(name)` returns another view of the same database.
+ */
+import { concatBytes, type KvKey } from "../codec/key.js";
+import { decodeValue } from "../codec/value.js";
+import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
+import type { RawEntry, ReadRange } from "../driver/contract.js";
+import { describe, fail } from "../errors.js";
+import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
+import type { Database } from "./database.js";
+import { assertNamespaceName, Keyspace } from "./keyspace.js";
+import { assertPositiveInteger, expiryFrom, writeInfoFrom } from "./limits.js";
+import { encodeCursor, KvListIterator, rangeAfterCursor, resolveSelector } from "./list.js";
+import {
+  DEFAULT_QUEUE,
+  type KvEnqueueOptions,
+  type KvEnqueueResult,
+  KvQueue,
+  type ListenOptions,
+  type QueueHandler,
+} from "./queue.js";
+import {
+  type KvTransaction,
+  type KvTransactionOptions,
+  type KvTransactionResult,
+  runTransaction,
+} from "./transaction.js";
+import type {
+  KvCommitResult,
+  KvEntry,
+  KvEntryMaybe,
+  KvEntryMetadata,
+  KvListOptions,
+  KvListSelector,
+  KvPage,
+  KvReadOptions,
+  KvRevision,
+  KvSetOptions,
+  KvWriteInfo,
+} from "./types.js";
+import { type ChangeBatch, changeStream, watchStream } from "./watch.js";
+
+const DEFAULT_BATCH = 100;
+const MAX_BATCH = 1000;
+const DELETE_BATCH = 500;
+
+const databases = new WeakMap<Kv, Database>();
+
+/** @internal The database behind a view, for the server's driver-level routes. */
+export function databaseOf(kv: Kv): Database {
+  return databases.get(kv)!;
+}
+
+/** @internal A view of one of Cellar's own namespaces (named `$…`), which `namespace()` refuses. */
+export function reservedNamespace(kv: Kv, name: `$${string}`): Kv {
+  return new Kv(databaseOf(kv), name);
+}
+
+export class Kv implements AsyncDisposable {
+  readonly #db: Database;
+  readonly #keyspace: Keyspace;
+
+  /** @internal Use `openKv()`. */
+  constructor(db: Database, namespace = "") {
+    this.#db = db;
+    this.#keyspace = new Keyspace(namespace, db.limits);
+    databases.set(this, db);
+  }
+
+  /** The namespace this view reads and writes; `""` for the default one. */
+  get namespaceName(): string {
+    return this.#keyspace.namespace;
+  }
+
+  /**
+   * Reads one key. Absent (or expired) keys give `{ key, value: null, versionstamp: null }`.
+   *
+   * @example
+   * const { value, versionstamp } = await kv.get<User>(["users", id]);
+   */
+  async get<T = unknown>(key: KvKey, options: KvReadOptions = {}): Promise<KvEntryMaybe<T>> {
+    this.#db.assertOpen();
+    const [entries] = await this.#db.driver.snapshotRead([this.#keyspace.encodePoint(key)], {
+      now: this.#db.now(),
+      metadata: options.metadata === true,
+    });
+    const raw = entries?.[0];
+    return raw ? this.#entry<T>(raw, key) : { key, value: null, versionstamp: null };
+  }
+
+  /**
+   * Reads several keys from one snapshot, in the order given.
+   *
+   * @example
+   * const [a, b] = await kv.getMany<[string, number]>([["a"], ["b"]]);
+   */
+  async getMany<T extends readonly unknown[]>(
+    keys: readonly [...{ [K in keyof T]: KvKey }],
+    options: KvReadOptions = {},
+  ): Promise<{ [K in keyof T]: KvEntryMaybe<T[K]> }> {
+    this.#db.assertOpen();
+    if (!Array.isArray(keys))
+      fail("INVALID_ARGUMENT", `getMany takes an array of keys, got ${describe(keys)}`);
+    if (keys.length > this.#db.limits.maxReadKeys) {
+      fail(
+        "INVALID_ARGUMENT",
+        `getMany takes at most ${this.#db.limits.maxReadKeys} keys, got ${keys.length}`,
+      );
+    }
+    const ranges = keys.map((key) => this.#keyspace.encodePoint(key));
+    const results = await this.#db.driver.snapshotRead(ranges, {
+      now: this.#db.now(),
+      metadata: options.metadata === true,
+    });
+    return keys.map((key, i) => {
+      const raw = results[i]?.[0];
+      return raw ? this.#entry(raw, key) : { key, value: null, versionstamp: null };
+    }) as { [K in keyof T]: KvEntryMaybe<T[K]> };
+  }
+
+  /**
+   * Writes one key. `expireIn` (ms) makes it expire; `tags`, `modifiedBy` and `comment` go to
+   * its metadata and history.
+   *
+   * @example
+   * await kv.set(["session", token], data, { expireIn: 60_000 });
+   */
+  async set(key: KvKey, value: unknown, options: KvSetOptions = {}): Promise<KvCommitResult> {
+    this.#db.assertOpen();
+    const bytes = this.#keyspace.encode(key);
+    const raw = this.#db.encodeValue(value);
+    const now = this.#db.now();
+    const expiresAt = expiryFrom(options.expireIn, now);
+    const info = writeInfoFrom(options);
+    const result = await this.#db.driver.atomicWrite({
+      checks: [],
+      mutations: [
+        {
+          type: "set",
+          key: bytes,
+          value: raw,
+          expiresAt,
+          keepValue: this.#keepsValues(bytes),
+          ...(info && { info }),
+        },
+      ],
+      now,
+    });
+    return { ok: true, versionstamp: result!.versionstamp, uuids: [] };
+  }
+
+  /** Deletes one key; deleting an absent key is not an error. */
+  async delete(key: KvKey, info?: KvWriteInfo): Promise<void> {
+    this.#db.assertOpen();
+    const bytes = this.#keyspace.encode(key);
+    const checked = writeInfoFrom(info);
+    await this.#db.driver.atomicWrite({
+      checks: [],
+      mutations: [
+        {
+          type: "delete",
+          key: bytes,
+          keepValue: this.#keepsValues(bytes),
+          ...(checked && { info: checked }),
+        },
+      ],
+      now: this.#db.now(),
+    });
+  }
+
+  /**
+   * Iterates a range of keys in key order (or reverse), fetching `batchSize` at a time.
+   *
+   * @example
+   * for await (const { key, value } of kv.list({ prefix: ["users"] }, { limit: 50 })) {}
+   */
+  list<T = unknown>(selector: KvListSelector, options: KvListOptions = {}): KvListIterator<T> {
+    this.#db.assertOpen();
+    assertPositiveInteger("limit", options.limit);
+    assertPositiveInteger("batchSize", options.batchSize, MAX_BATCH);
+    const resolved = resolveSelector(selector, this.#keyspace);
+    if (options.cursor !== undefined)
+      rangeAfterCursor(resolved, options.cursor, options.reverse === true);
+    const batchSize = options.batchSize ?? Math.min(options.limit ?? DEFAULT_BATCH, 500);
+    const metadata = options.metadata === true;
+    return new KvListIterator<T>(
+      resolved,
+      async (range, limit, reverse) => {
+        this.#db.assertOpen();
+        const [entries = []] = await this.#db.driver.snapshotRead([{ ...range, limit, reverse }], {
+          now: this.#db.now(),
+          metadata,
+        });
+        return entries.map((raw) => ({ entry: this.#entry<T>(raw), key: raw.key }));
+      },
+      {
+        ...(options.limit !== undefined && { limit: options.limit }),
+        ...(options.cursor !== undefined && { cursor: options.cursor }),
+        reverse: options.reverse === true,
+        batchSize,
+      },
+    );
+  }
+
+  /**
+   * One page of a range: up to `limit` entries (default 100, at most 1000), and the cursor of
+   * the next page, or `null` when this is the last.
+   *
+   * @example
+   * let page = await kv.paginate({ prefix: ["logs"] }, { limit: 20 });
+   * while (page.cursor) page = await kv.paginate({ prefix: ["logs"] }, { limit: 20, cursor: page.cursor });
+   */
+  async paginate<T = unknown>(
+    selector: KvListSelector,
+    options: { limit?: number; cursor?: string; reverse?: boolean; metadata?: boolean } = {},
+  ): Promise<KvPage<T>> {
+    this.#db.assertOpen();
+    assertPositiveInteger("limit", options.limit, MAX_BATCH);
+    const limit = options.limit ?? DEFAULT_BATCH;
+    const resolved = resolveSelector(selector, this.#keyspace);
+    const reverse = options.reverse === true;
+    const range = rangeAfterCursor(resolved, options.cursor, reverse);
+    const [raws = []] = await this.#db.driver.snapshotRead(
+      [{ ...range, limit: limit + 1, reverse }],
+      {
+        now: this.#db.now(),
+        metadata: options.metadata === true,
+      },
+    );
+    const hasMore = raws.length > limit;
+    const page = raws.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      entries: page.map((raw) => this.#entry<T>(raw)),
+      cursor: hasMore && last ? encodeCursor(resolved, last.key) : null,
+      hasMore,
+    };
+  }
+
+  /** Number of live entries the selector covers. */
+  async count(selector: KvListSelector): Promise<number> {
+    this.#db.assertOpen();
+    const { start, end } = resolveSelector(selector, this.#keyspace);
+    return this.#db.driver.count({ start, end }, { now: this.#db.now() });
+  }
+
+  /**
+   * Deletes every entry the selector covers, in atomic batches of up to 500 keys; resolves to
+   * how many it deleted. A concurrent writer may add keys behind it: the whole call is not one
+   * transaction, each batch is.
+   */
+  async deleteMany(selector: KvListSelector, info?: KvWriteInfo): Promise<number> {
+    this.#db.assertOpen();
+    const { start, end } = resolveSelector(selector, this.#keyspace);
+    return this.#deleteRange(this.#keyspace, start, end, writeInfoFrom(info));
+  }
+
+  /**
+   * Puts a message on the namespace's default queue (Deno KV's `enqueue`). See {@link KvQueue}
+   * for named queues and the lower-level API.
+   *
+   * @example
+   * await kv.enqueue({ kind: "welcome", user: id }, { delay: 60_000, keysIfUndelivered: [["failed", id]] });
+   */
+  enqueue(value: unknown, options?: KvEnqueueOptions): Promise<KvEnqueueResult> {
+    return this.queue(DEFAULT_QUEUE).enqueue(value, options);
+  }
+
+  /**
+   * Delivers the default queue's messages to `handler` (Deno KV's `listenQueue`), at least once:
+   * a handler that throws is retried on the message's backoff schedule, then the message is
+   * dead-lettered and its value written to its `keysIfUndelivered`. Resolves when the database
+   * closes or `signal` aborts.
+   */
+  listenQueue<T = unknown>(handler: QueueHandler<T>, options?: ListenOptions): Promise<void> {
+    return this.queue<T>(DEFAULT_QUEUE).listen(handler, options);
+  }
+
+  /** A named queue of this namespace. */
+  queue<T = unknown>(name: string): KvQueue<T> {
+    this.#db.assertOpen();
+    return new KvQueue<T>(this.#db, this.#keyspace, name);
+  }
+
+  /**
+   * A placeholder for the commit's own versionstamp, usable as the last part of a key set in an
+   * atomic operation (Deno KV's `kv.commitVersionstamp()`).
+   *
+   * @example
+   * await kv.atomic().set(["log", kv.commitVersionstamp()], event).commit();
+   */
+  commitVersionstamp(): typeof COMMIT_VERSIONSTAMP {
+    return COMMIT_VERSIONSTAMP;
+  }
+
+  /** Starts an atomic operation. */
+  atomic(): AtomicOperation {
+    this.#db.assertOpen();
+    return new AtomicOperation(this.#db, this.#keyspace);
+  }
+
+  /**
+   * Runs `fn` with tracked reads and buffered writes, commits them atomically, and retries the
+   * whole function on conflict.
+   *
+   * @example
+   * const res = await kv.transaction(async (tx) => {
+   *   const from = await tx.get<number>(["balance", "a"]);
+   *   tx.set(["balance", "a"], (from.value ?? 0) - 10);
+   *   return from.value;
+   * });
+   */
+  transaction<R>(
+    fn: (tx: KvTransaction) => R | Promise<R>,
+    options?: KvTransactionOptions,
+  ): Promise<KvTransactionResult<R>> {
+    return runTransaction(this.#db, this.#keyspace, fn, options);
+  }
+
+  /**
+   * A stream that emits the current entries of `keys` at once, then again after every change
+   * to any of them (including expiry). Cancel the stream (or close the database) to stop.
+   *
+   * @example
+   * for await (const [config] of kv.watch([["config"]])) apply(config.value);
+   */
+  watch<T extends readonly unknown[]>(
+    keys: readonly [...{ [K in keyof T]: KvKey }],
+    options: { metadata?: boolean } = {},
+  ): ReadableStream<{ [K in keyof T]: KvEntryMaybe<T[K]> }> {
+    this.#db.assertOpen();
+    if (!Array.isArray(keys))
+      fail("INVALID_ARGUMENT", `watch takes an array of keys, got ${describe(keys)}`);
+    if (keys.length > this.#db.limits.maxReadKeys) {
+      fail("INVALID_ARGUMENT", `watch takes at most ${this.#db.limits.maxReadKeys} keys`);
+    }
+    const ranges = keys.map((key) => this.#keyspace.encodePoint(key));
+    const db = this.#db;
+    return watchStream(
+      db.hub,
+      {
+        subscribe: (wake) =>
+          db.hub.subscribe(
+            ranges.map((range) => range.start),
+            wake,
+          ),
+        read: async () => {
+          const now = db.now();
+          const results = await db.driver.snapshotRead(ranges, {
+            now,
+            metadata: options.metadata === true,
+          });
+          let nextExpiry: number | null = null;
+          const value = keys.map((key, i) => {
+            const raw = results[i]?.[0];
+            if (!raw) return { key, value: null, versionstamp: null };
+            if (raw.expiresAt !== null && (nextExpiry === null || raw.expiresAt < nextExpiry)) {
+              nextExpiry = raw.expiresAt;
+            }
+            return this.#entry(raw, key);
+          }) as { [K in keyof T]: KvEntryMaybe<T[K]> };
+          const signature = value.map((entry) => entry.versionstamp ?? "-").join(",");
+          return { value, signature, nextExpiry };
+        },
+      },
+      db.now,
+    );
+  }
+
+  /**
+   * A stream of the commits that change keys under `prefix` (keys longer than it, as `list`
+   * selects them): one batch per commit, oldest first, with the current entry of each changed key.
+   * Starts after the latest commit, or after `options.after` (a versionstamp from an earlier
+   * batch) to resume without missing a commit while the change log still holds it.
+   *
+   * @example
+   * for await (const { versionstamp, entries } of kv.watchPrefix(["orders"])) save(versionstamp, entries);
+   */
+  watchPrefix<T = unknown>(
+    prefix: KvKey,
+    options: { after?: string; metadata?: boolean } = {},
+  ): ReadableStream<ChangeBatch<KvEntryMaybe<T>>> {
+    this.#db.assertOpen();
+    if (options.after !== undefined) assertVersionstamp(options.after);
+    const stored = this.#keyspace.encodeBound(prefix);
+    const db = this.#db;
+    return changeStream(db.hub, {
+      driver: db.driver,
+      prefix: stored,
+      after: options.after ?? undefined,
+      subscribe: (wake) => db.hub.subscribePrefixes([stored], wake),
+      read: async (keys) => {
+        const results = await db.driver.snapshotRead(keys.map(pointRange), {
+          now: db.now(),
+          metadata: options.metadata === true,
+        });
+        return keys.map((key, i): KvEntryMaybe<T> => {
+          const raw = results[i]?.[0];
+          return raw
+            ? this.#entry<T>(raw)
+            : { key: this.#keyspace.decode(key), value: null, versionstamp: null };
+        });
+      },
+    });
+  }
+
+  /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
+  async currentVersionstamp(): Promise<string> {
+    this.#db.assertOpen();
+    return (await this.#db.driver.readChanges(NEWEST_VERSIONSTAMP, 0)).head;
+  }
+
+  /** Past revisions of `key`, newest first (the current one included). */
+  async history<T = unknown>(
+    key: KvKey,
+    options: { limit?: number } = {},
+  ): Promise<KvRevision<T>[]> {
+    this.#db.assertOpen();
+    assertPositiveInteger("limit", options.limit, 10_000);
+    const stored = this.#keyspace.encode(key);
+    const revisions = await this.#db.driver.history(stored, {
+      limit: options.limit ?? 100,
+      now: this.#db.now(),
+      withValues: this.#keepsValues(stored),
+    });
+    return revisions.map((r) => ({
+      version: r.version,
+      versionstamp: r.versionstamp,
+      timestamp: r.timestamp,
+      modifiedBy: r.modifiedBy,
+      comment: r.comment,
+      dataHash: r.dataHash,
+      ...(r.value !== undefined && { value: decodeValue(r.value) as T }),
+    }));
+  }
+
+  /**
+   * A view of the same database confined to namespace `name`: its keys, lists, counts and
+   * watches never see another namespace's. Names are 1–256 characters, without NUL, not
+   * starting with `$`.
+   */
+  namespace(name: string): Kv {
+    assertNamespaceName(name);
+    if (this.#keyspace.namespace !== "") {
+      fail("INVALID_ARGUMENT", "namespaces do not nest: call namespace() on the root Kv");
+    }
+    return new Kv(this.#db, name);
+  }
+
+  /** Deletes every entry of namespace `name`, in atomic batches; resolves to how many. */
+  async dropNamespace(name: string): Promise<number> {
+    this.#db.assertOpen();
+    assertNamespaceName(name);
+    if (this.#keyspace.namespace !== "") {
+      fail(
+        "INVALID_ARGUMENT",
+        "a namespace cannot drop another: call dropNamespace() on the root Kv",
+      );
+    }
+    const keyspace = new Keyspace(name, this.#db.limits);
+    return this.#deleteRange(keyspace, concatBytes(keyspace.prefix, 0x00), keyspace.end, undefined);
+  }
+
+  /** Runs the expiry sweeper now; resolves to how many expired entries it deleted. */
+  sweepExpired(): Promise<number> {
+    this.#db.assertOpen();
+    return this.#db.sweep();
+  }
+
+  /** Closes the database (every view of it) after pending writes finish. */
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #deleteRange(
+    keyspace: Keyspace,
+    start: Uint8Array,
+    end: Uint8Array,
+    info: KvWriteInfo | undefined,
+  ): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const [batch = []] = await this.#db.driver.snapshotRead(
+        [{ start, end, limit: DELETE_BATCH, reverse: false }],
+        {
+          now: this.#db.now(),
+        },
+      );
+      if (batch.length === 0) return deleted;
+      await this.#db.driver.atomicWrite({
+        checks: [],
+        mutations: batch.map((raw) => ({
+          type: "delete" as const,
+          key: raw.key,
+          keepValue: this.#db.keepsValues(raw.key.subarray(keyspace.prefix.length)),
+          ...(info && { info }),
+        })),
+        now: this.#db.now(),
+      });
+      deleted += batch.length;
+      if (batch.length < DELETE_BATCH) return deleted;
+    }
+  }
+
+  #keepsValues(stored: Uint8Array): boolean {
+    return this.#db.keepsValues(stored.subarray(this.#keyspace.prefix.length));
+  }
+
+  #entry<T>(raw: RawEntry, key?: KvKey): KvEntry<T> {
+    const entry: KvEntry<T> = {
+      key: key ?? this.#keyspace.decode(raw.key),
+      value: decodeValue(raw.value) as T,
+      versionstamp: raw.versionstamp,
+    };
+    if (!raw.meta) return entry;
+    const metadata: KvEntryMetadata = { ...raw.meta, expiresAt: raw.expiresAt };
+    return { ...entry, metadata };
+  }
+}
+
+function pointRange(key: Uint8Array): ReadRange {
+  return { start: key, end: concatBytes(key, 0x00), limit: 1, reverse: false };
+}

@@ -1,0 +1,283 @@
+/**
+ * Optimistic transactions. Inside the callback every read is recorded and becomes a
+ * versionstamp check of the final commit; writes are buffered and visible to later reads of the
+ * same transaction. When a check fails at commit (another writer got there first) the callback
+ * runs again on fresh reads, after an exponential backoff with full jitter.
+ */
+import { type KvKey, keyId } from "../codec/key.js";
+import type { KvU64 } from "../codec/u64.js";
+import { decodeValue } from "../codec/value.js";
+import { applyMutation, isLive, type StoredEntry } from "../driver/apply.js";
+import type { Check, Enqueue, Mutation } from "../driver/contract.js";
+import { describe, fail, KvError } from "../errors.js";
+import { arrayOperand, type Database, u64Operand } from "./database.js";
+import type { Keyspace } from "./keyspace.js";
+import { expiryFrom, writeInfoFrom } from "./limits.js";
+import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
+import type { KvSetOptions, KvWriteInfo } from "./types.js";
+
+export interface KvTransactionOptions {
+  /** Attempts after the first, on conflict (default 10). */
+  readonly maxRetries?: number;
+  readonly backoff?: {
+    /** Upper bound of the first delay in ms (default 5). */
+    readonly initialMs?: number;
+    /** Cap of any delay in ms (default 1000). */
+    readonly maxMs?: number;
+  };
+}
+
+export type KvTransactionResult<R> =
+  | { readonly ok: true; readonly value: R; readonly versionstamp: string }
+  | { readonly ok: false; readonly error: unknown };
+
+/** What a transaction's reads return; a key written earlier in the transaction has no versionstamp yet. */
+export interface KvTransactionEntry<T = unknown> {
+  readonly key: KvKey;
+  readonly value: T | null;
+  readonly versionstamp: string | null;
+}
+
+interface KeyState {
+  /** What the database held when first read; undefined until read. */
+  base?: StoredEntry | null;
+  /** Mutations of this transaction not yet folded into a known state. */
+  pending: Mutation[];
+  /** The state after this transaction's writes, once known. */
+  current?: StoredEntry | null;
+  written: boolean;
+}
+
+export class KvTransaction {
+  readonly #keys = new Map<string, KeyState>();
+  readonly #checks = new Map<string, Check>();
+  readonly #mutations: Mutation[] = [];
+  readonly #enqueues: Enqueue[] = [];
+
+  constructor(
+    private readonly db: Database,
+    private readonly keyspace: Keyspace,
+  ) {}
+
+  async get<T = unknown>(key: KvKey): Promise<KvTransactionEntry<T>> {
+    const [entry] = await this.getMany<[T]>([key]);
+    return entry;
+  }
+
+  async getMany<T extends readonly unknown[]>(
+    keys: readonly KvKey[],
+  ): Promise<{ [K in keyof T]: KvTransactionEntry<T[K]> }> {
+    const encoded = keys.map((key) => this.keyspace.encode(key));
+    const missing = encoded.filter((bytes) => this.#keys.get(keyId(bytes))?.base === undefined);
+    if (missing.length > 0) {
+      const now = this.db.now();
+      const results = await this.db.driver.snapshotRead(
+        missing.map((start) => ({
+          start,
+          end: Buffer.concat([start, Buffer.of(0)]),
+          limit: 1,
+          reverse: false,
+        })),
+        { now, metadata: true },
+      );
+      missing.forEach((bytes, i) => {
+        const raw = results[i]?.[0];
+        const base: StoredEntry | null =
+          raw?.meta && isLive(raw.expiresAt, now)
+            ? {
+                value: raw.value,
+                versionstamp: raw.versionstamp,
+                expiresAt: raw.expiresAt,
+                meta: raw.meta,
+              }
+            : null;
+        const id = keyId(bytes);
+        const state = this.#state(id);
+        state.base = base;
+        if (!this.#checks.has(id))
+          this.#checks.set(id, { key: bytes, versionstamp: base?.versionstamp ?? null });
+      });
+    }
+    return encoded.map((bytes, i) => {
+      const current = this.#resolve(this.#state(keyId(bytes)));
+      const written = this.#state(keyId(bytes)).written;
+      return {
+        key: keys[i]!,
+        value: current ? decodeValue(current.value) : null,
+        versionstamp: current && !written ? current.versionstamp : null,
+      };
+    }) as { [K in keyof T]: KvTransactionEntry<T[K]> };
+  }
+
+  set(key: KvKey, value: unknown, options: KvSetOptions = {}): this {
+    const info = writeInfoFrom(options);
+    return this.#write({
+      type: "set",
+      key: this.keyspace.encode(key),
+      value: this.db.encodeValue(value),
+      expiresAt: expiryFrom(options.expireIn, this.db.now()),
+      ...(info && { info }),
+    });
+  }
+
+  delete(key: KvKey, info?: KvWriteInfo): this {
+    const checked = writeInfoFrom(info);
+    return this.#write({
+      type: "delete",
+      key: this.keyspace.encode(key),
+      ...(checked && { info: checked }),
+    });
+  }
+
+  sum(key: KvKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+    return this.#numeric("sum", key, n, options);
+  }
+
+  min(key: KvKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+    return this.#numeric("min", key, n, options);
+  }
+
+  max(key: KvKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+    return this.#numeric("max", key, n, options);
+  }
+
+  append(key: KvKey, items: readonly unknown[], options: KvSetOptions = {}): this {
+    return this.#array("append", key, items, options);
+  }
+
+  prepend(key: KvKey, items: readonly unknown[], options: KvSetOptions = {}): this {
+    return this.#array("prepend", key, items, options);
+  }
+
+  /** Puts a message on a queue when, and only if, the transaction commits. */
+  enqueue(value: unknown, options: KvEnqueueOptions & { queue?: string } = {}): this {
+    this.#enqueues.push(buildCommitEnqueue(this.db, this.keyspace, value, options));
+    return this;
+  }
+
+  /** Adds an explicit versionstamp check to the commit. */
+  check(...checks: { key: KvKey; versionstamp: string | null }[]): this {
+    for (const check of checks) {
+      const bytes = this.keyspace.encode(check.key);
+      this.#checks.set(keyId(bytes), { key: bytes, versionstamp: check.versionstamp });
+    }
+    return this;
+  }
+
+  /** @internal Commits the buffered writes under the recorded checks; null on conflict. */
+  async commit(): Promise<{ versionstamp: string } | null> {
+    const { maxChecks, maxMutations } = this.db.limits;
+    if (this.#checks.size > maxChecks)
+      fail("TOO_MANY_CHECKS", `a transaction may read at most ${maxChecks} keys`);
+    if (this.#mutations.length + this.#enqueues.length > maxMutations) {
+      fail("TOO_MANY_MUTATIONS", `a transaction may write at most ${maxMutations} times`);
+    }
+    return this.db.driver.atomicWrite({
+      checks: [...this.#checks.values()],
+      mutations: this.#mutations,
+      ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
+      now: this.db.now(),
+    });
+  }
+
+  #numeric(type: "sum" | "min" | "max", key: KvKey, n: unknown, options: KvSetOptions): this {
+    const info = writeInfoFrom(options);
+    return this.#write({
+      type,
+      key: this.keyspace.encode(key),
+      operand: u64Operand(type, n),
+      expiresAt: expiryFrom(options.expireIn, this.db.now()),
+      ...(info && { info }),
+    });
+  }
+
+  #array(type: "append" | "prepend", key: KvKey, items: unknown, options: KvSetOptions): this {
+    const info = writeInfoFrom(options);
+    return this.#write({
+      type,
+      key: this.keyspace.encode(key),
+      value: arrayOperand(this.db, type, items),
+      expiresAt: expiryFrom(options.expireIn, this.db.now()),
+      ...(info && { info }),
+    });
+  }
+
+  #write(mutation: Mutation): this {
+    const userKey = mutation.key.subarray(this.keyspace.prefix.length);
+    const withHistory = { ...mutation, keepValue: this.db.keepsValues(userKey) };
+    this.#mutations.push(withHistory);
+    const state = this.#state(keyId(mutation.key));
+    state.written = true;
+    if (mutation.type === "set" || mutation.type === "delete") {
+      state.pending = [];
+      state.current = mutation.type === "set" ? this.#applied(null, withHistory) : null;
+    } else if (state.current !== undefined) {
+      state.current = this.#applied(state.current, withHistory);
+    } else {
+      state.pending.push(withHistory);
+    }
+    return this;
+  }
+
+  #resolve(state: KeyState): StoredEntry | null {
+    if (state.current !== undefined) return state.current;
+    let current = state.base ?? null;
+    for (const mutation of state.pending) current = this.#applied(current, mutation);
+    state.pending = [];
+    state.current = current;
+    return current;
+  }
+
+  #applied(current: StoredEntry | null, mutation: Mutation): StoredEntry | null {
+    return applyMutation(current, mutation, {
+      now: this.db.now(),
+      versionstamp: "",
+      hash: () => "",
+    }).entry;
+  }
+
+  #state(id: string): KeyState {
+    let state = this.#keys.get(id);
+    if (!state) {
+      state = { pending: [], written: false };
+      this.#keys.set(id, state);
+    }
+    return state;
+  }
+}
+
+/** Runs `fn` in a transaction, retrying on conflict. */
+export async function runTransaction<R>(
+  db: Database,
+  keyspace: Keyspace,
+  fn: (tx: KvTransaction) => R | Promise<R>,
+  options: KvTransactionOptions = {},
+): Promise<KvTransactionResult<R>> {
+  if (typeof fn !== "function")
+    fail("INVALID_ARGUMENT", `transaction takes a function, got ${describe(fn)}`);
+  const maxRetries = options.maxRetries ?? 10;
+  const initial = options.backoff?.initialMs ?? 5;
+  const cap = options.backoff?.maxMs ?? 1000;
+  for (let attempt = 0; attempt <= maxRetries; attempt++) {
+    db.assertOpen();
+    const tx = new KvTransaction(db, keyspace);
+    try {
+      const value = await fn(tx);
+      const result = await tx.commit();
+      if (result) return { ok: true, value, versionstamp: result.versionstamp };
+    } catch (error) {
+      return { ok: false, error };
+    }
+    if (attempt < maxRetries) {
+      const ceiling = Math.min(cap, initial * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+    }
+  }
+  return {
+    ok: false,
+    error: new KvError(
+      "CONFLICT",
+      `the transaction conflicted with other writes ${maxRetries + 1} times`,
+    ),
+  };
+}

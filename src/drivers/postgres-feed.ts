@@ -1,0 +1,315 @@
+/**
+ * The PostgreSQL driver's change feed: reports every commit, this process's and others', to
+ * `onChange` listeners exactly once and in version order.
+ *
+ * The change log table is the source of truth; notifications are only wake-ups. Every commit
+ * sends `NOTIFY` on the schema's channel inside its transaction, carrying its version, the
+ * queues it made ready and the id of the process that made it. This process's commits are
+ * reported from the commit path (which reads the log since the last reported version under the
+ * commit lock, so earlier commits of other processes come first). A notification from another
+ * process makes the feed read the log from the last reported version up to the head, so a
+ * dropped notification or a reconnect of the listening connection loses nothing: the next read
+ * picks up everything since, and a reconnect reads at once.
+ *
+ * The feed also keeps the {@link EntryCache} true: it holds the stored state as of the last
+ * reported version, so every reported commit evicts the keys it changed.
+ */
+import pg from "pg";
+import { formatVersionstamp, parseVersionstamp } from "../codec/versionstamp.js";
+import type { StoredEntry } from "../driver/apply.js";
+import type { ChangeEvent } from "../driver/contract.js";
+import { EntryCache } from "./postgres-cache.js";
+import { statement, TYPES } from "./postgres-rows.js";
+
+/** Rows of one log read; beyond it the feed reports a reset instead of the changes. */
+const MAX_ROWS = 50_000;
+/** NOTIFY payloads are limited to 8000 bytes; past this the queues are named as "*". */
+const MAX_PAYLOAD = 7000;
+
+export type FeedSql = ReturnType<typeof feedSql>;
+
+export function feedSql(s: string) {
+  return {
+    since: statement(
+      "cellar_feed_since",
+      `SELECT h.value AS head, p.value AS pruned, c.vs, c.key
+      FROM ${s}.cellar_meta h CROSS JOIN ${s}.cellar_meta p
+      LEFT JOIN LATERAL (
+        SELECT vs, key FROM ${s}.cellar_changes WHERE vs > $1 AND vs <= h.value ORDER BY vs, key LIMIT ${MAX_ROWS}
+      ) c ON true
+      WHERE h.name = 'version' AND p.name = 'pruned'`,
+    ),
+    readyQueues: statement(
+      "cellar_ready_queues",
+      `SELECT DISTINCT queue FROM ${s}.cellar_queue WHERE state = 0`,
+    ),
+  };
+}
+
+export interface SinceRow {
+  head: number;
+  pruned: number;
+  vs: number | null;
+  key: Buffer | null;
+}
+
+interface Payload {
+  /** The committing process. */
+  readonly o: string;
+  /** Its latest version. */
+  readonly v: number;
+  /** Queues with a message ready, base64url; "*" for "look at every queue". */
+  readonly q?: string[] | "*";
+}
+
+/** Log rows (ordered by version, then key) as one change event per commit. */
+export function groupChanges(
+  rows: readonly { vs: number | null; key: Buffer | null }[],
+): ChangeEvent[] {
+  const events: { versionstamp: string; keys: Uint8Array[] }[] = [];
+  for (const row of rows) {
+    if (row.vs === null || row.key === null) continue;
+    const versionstamp = formatVersionstamp(row.vs);
+    const last = events.at(-1);
+    if (last?.versionstamp === versionstamp) last.keys.push(row.key);
+    else events.push({ versionstamp, keys: [row.key] });
+  }
+  return events;
+}
+
+/**
+ * The changes of a log read after `after`, and the head they reach: a single reset when the
+ * log no longer holds them all, or when there are too many to report one by one.
+ */
+export function changesOf(
+  rows: readonly SinceRow[],
+  after: number,
+): { events: ChangeEvent[]; head: number } {
+  const first = rows[0];
+  if (!first) throw new Error("cellar_meta lacks its version and pruned rows");
+  if (after < first.pruned || rows.length >= MAX_ROWS) {
+    return {
+      events: [{ versionstamp: formatVersionstamp(first.head), keys: [], reset: true }],
+      head: first.head,
+    };
+  }
+  return { events: groupChanges(rows), head: first.head };
+}
+
+export class ChangeFeed {
+  readonly #pool: pg.Pool;
+  readonly #config: pg.ClientConfig;
+  readonly #sql: FeedSql;
+  readonly #channel: string;
+  readonly origin: string;
+  /** Stored entries as of {@link reported}. */
+  readonly cache: EntryCache;
+  readonly #listeners = new Set<(change: ChangeEvent) => void>();
+  /** Highest version reported to listeners: every commit up to it was reported or predates them. */
+  #reported = 0;
+  #client: pg.Client | null = null;
+  #pulling = false;
+  #again = false;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #closed = false;
+
+  constructor(
+    pool: pg.Pool,
+    config: pg.ClientConfig,
+    sql: FeedSql,
+    channel: string,
+    origin: string,
+    cacheBytes: number,
+  ) {
+    this.#pool = pool;
+    this.cache = new EntryCache(cacheBytes);
+    this.#config = config;
+    this.#sql = sql;
+    this.#channel = channel;
+    this.origin = origin;
+  }
+
+  /** Starts listening, then takes the current head as reported: later commits are all seen. */
+  async start(): Promise<void> {
+    await this.#connect();
+    const { rows } = await this.#pool.query(this.#sql.since(Number.MAX_SAFE_INTEGER));
+    this.#reported = Math.max(this.#reported, changesOf(rows as SinceRow[], 0).head);
+  }
+
+  get reported(): number {
+    return this.#reported;
+  }
+
+  /** Whether anyone listens; without listeners, other processes' commits are not read from the log. */
+  get active(): boolean {
+    return this.#listeners.size > 0;
+  }
+
+  onChange(listener: (change: ChangeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The log read since the last reported version, for a commit to run under its lock. */
+  sinceReported(): { query: pg.QueryConfig; after: number } {
+    return { query: this.#sql.since(this.#reported), after: this.#reported };
+  }
+
+  /**
+   * Reports the `events` not reported yet, then marks everything up to `upTo` as reported.
+   * `events` are sorted and hold every commit from a version at most the reported one up to
+   * `upTo` (a reset stands for all of them up to its versionstamp).
+   */
+  deliver(events: readonly ChangeEvent[], upTo: number): void {
+    for (const event of events) {
+      const version = parseVersionstamp(event.versionstamp);
+      if (version <= this.#reported) continue;
+      this.#reported = version;
+      if (event.reset) this.cache.clear();
+      else this.cache.forget(event.keys);
+      this.#emit(event);
+    }
+    this.#reported = Math.max(this.#reported, upTo);
+  }
+
+  /** Records the stored state of keys as of `version`, if that is still the reported one. */
+  remember(version: number, entries: Iterable<readonly [Uint8Array, StoredEntry | null]>): void {
+    if (version !== this.#reported) return;
+    for (const [key, entry] of entries) this.cache.set(key, entry);
+  }
+
+  /** Wakes the consumers of `queues` in this process. */
+  queues(queues: readonly Uint8Array[]): void {
+    if (queues.length > 0)
+      this.#emit({ versionstamp: formatVersionstamp(this.#reported), keys: [], queues });
+  }
+
+  /** The NOTIFY payload of a commit by this process. */
+  payload(version: number, queues: readonly Uint8Array[]): string {
+    const q = queues.map((queue) => Buffer.from(queue).toString("base64url"));
+    const text = JSON.stringify({
+      o: this.origin,
+      v: version,
+      ...(q.length > 0 && { q }),
+    } satisfies Payload);
+    return text.length <= MAX_PAYLOAD
+      ? text
+      : JSON.stringify({ o: this.origin, v: version, q: "*" } satisfies Payload);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listeners.clear();
+    for (const timer of this.#timers) clearTimeout(timer);
+    const client = this.#client;
+    this.#client = null;
+    await client?.end().catch(() => undefined);
+  }
+
+  #emit(change: ChangeEvent): void {
+    for (const listener of this.#listeners) listener(change);
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client({ ...this.#config, types: TYPES });
+    const lost = () => this.#lost(client);
+    client.on("error", lost);
+    client.on("end", lost);
+    client.on("notification", (message) => {
+      if (message.channel === this.#channel && message.payload) this.#notified(message.payload);
+    });
+    await client.connect();
+    try {
+      await client.query(`LISTEN "${this.#channel}"`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    // The listening connection alone must not keep the process alive, as SQLite's timers do not.
+    (client as unknown as { unref(): void }).unref();
+    this.#client = client;
+  }
+
+  #notified(text: string): void {
+    let payload: Payload;
+    try {
+      payload = JSON.parse(text) as Payload;
+    } catch {
+      return;
+    }
+    if (payload.o === this.origin) return;
+    if (payload.q === "*") void this.#wakeAllQueues();
+    else if (payload.q) this.queues(payload.q.map((q) => Buffer.from(q, "base64url")));
+    if (payload.v > this.#reported) {
+      if (this.active) {
+        void this.#pull();
+      } else {
+        // Nobody listens, so the log is not read: what changed is unknown.
+        this.#reported = payload.v;
+        this.cache.clear();
+      }
+    }
+  }
+
+  /** Reads the log from the last reported version and reports what it finds, one read at a time. */
+  async #pull(): Promise<void> {
+    if (this.#pulling) {
+      this.#again = true;
+      return;
+    }
+    this.#pulling = true;
+    try {
+      do {
+        this.#again = false;
+        const after = this.#reported;
+        const { rows } = await this.#pool.query(this.#sql.since(after));
+        const { events, head } = changesOf(rows as SinceRow[], after);
+        if (!this.#closed) this.deliver(events, head);
+      } while (this.#again && !this.#closed);
+    } catch {
+      this.#retry(() => this.#pull());
+    } finally {
+      this.#pulling = false;
+    }
+  }
+
+  async #wakeAllQueues(): Promise<void> {
+    try {
+      const { rows } = await this.#pool.query(this.#sql.readyQueues());
+      if (!this.#closed) this.queues(rows.map((row: { queue: Buffer }) => row.queue));
+    } catch {
+      this.#retry(() => this.#wakeAllQueues());
+    }
+  }
+
+  #lost(client: pg.Client): void {
+    if (this.#closed || this.#client !== client) return;
+    this.#client = null;
+    client.end().catch(() => undefined);
+    this.#reconnect(50);
+  }
+
+  #reconnect(delay: number): void {
+    this.#retry(async () => {
+      try {
+        await this.#connect();
+      } catch {
+        this.#reconnect(Math.min(delay * 2, 2000));
+        return;
+      }
+      // Whatever was committed while the connection was down is in the log.
+      void this.#pull();
+      void this.#wakeAllQueues();
+    }, delay);
+  }
+
+  #retry(run: () => Promise<void>, delay = 100): void {
+    if (this.#closed) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      void run();
+    }, delay);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Stable error codes. A code never changes meaning once released; the HTTP layer maps each code
+ * to one status in one place.
+ */
+export type KvErrorCode =
+  | "INVALID_KEY"
+  | "KEY_TOO_LARGE"
+  | "INVALID_VALUE"
+  | "VALUE_TOO_LARGE"
+  | "INVALID_ARGUMENT"
+  | "INVALID_SELECTOR"
+  | "INVALID_CURSOR"
+  | "INVALID_VERSIONSTAMP"
+  | "INVALID_MUTATION"
+  | "TOO_MANY_CHECKS"
+  | "TOO_MANY_MUTATIONS"
+  | "CONFLICT"
+  | "DATABASE_CLOSED"
+  | "STORAGE_ERROR"
+  | "CHECK_FAILED"
+  | "INVALID_TOKEN"
+  | "INVALID_REQUEST"
+  | "PAYLOAD_TOO_LARGE"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "NOT_FOUND"
+  | "LIMIT_EXCEEDED"
+  | "UNAVAILABLE";
+
+/**
+ * The one error class Cellar throws for its own reasons. Catch it and switch on `code`.
+ *
+ * @example
+ * try {
+ *   await kv.set([{}], 1);
+ * } catch (error) {
+ *   if (error instanceof KvError && error.code === "INVALID_KEY") console.log(error.message);
+ * }
+ */
+export class KvError extends Error {
+  override readonly name = "KvError";
+  readonly code: KvErrorCode;
+
+  constructor(code: KvErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`[cellar] ${message}`, options);
+    this.code = code;
+  }
+}
+
+/** Shorthand for throwing inside validation code. */
+export function fail(code: KvErrorCode, message: string): never {
+  throw new KvError(code, message);
+}
+
+/** Describes a value for an error message without dumping large payloads. */
+export function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "undefined";
+  if (typeof value === "symbol") return value.toString();
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  }
+  if (typeof value === "object") {
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return name ? `an object (${name})` : "an object";
+  }
+  return String(value);
+}

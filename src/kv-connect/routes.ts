@@ -1,0 +1,212 @@
+/**
+ * KV Connect over HTTP, so that `Deno.openKv("http://host:port/kv")` (and `@deno/kv`) use a
+ * Cellar server. Each namespace is one KV Connect database:
+ *
+ * | route                                        | does                                       |
+ * |----------------------------------------------|--------------------------------------------|
+ * | `POST /kv`                                   | metadata exchange for the token's namespace |
+ * | `POST /kv/{namespace}`                       | metadata exchange for a named namespace    |
+ * | `POST /kv/data[/{namespace}]/snapshot_read`  | data path (protobuf)                       |
+ * | `POST /kv/data[/{namespace}]/atomic_write`   | data path (protobuf)                       |
+ * | `POST /kv/data[/{namespace}]/watch`          | data path (length-prefixed frames)         |
+ *
+ * Errors answer a 4xx (or 5xx) status with a plain-text message, as the protocol asks.
+ */
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { Database } from "../core/database.js";
+import { databaseOf, type Kv } from "../core/kv.js";
+import { KvError } from "../errors.js";
+import type { NamespaceSource, ServerEnv, TokenGrant } from "../server/auth.js";
+import { statusOf } from "../server/errors.js";
+import type { StreamRegistry } from "../server/routes/watch.js";
+import {
+  type AccessOptions,
+  assertAccess,
+  assertMayOpen,
+  type ConnectCaller,
+  callerOf,
+  defaultNamespace,
+} from "./access.js";
+import { databaseMetadata, negotiateVersion } from "./metadata.js";
+import { ConnectSpace } from "./namespace.js";
+import {
+  AtomicWriteOutputSchema,
+  AtomicWriteSchema,
+  SnapshotReadOutputSchema,
+  SnapshotReadSchema,
+  WatchSchema,
+} from "./proto/datapath_pb.js";
+import { snapshotRead } from "./read.js";
+import { watchBody } from "./watch.js";
+import { atomicWrite } from "./write.js";
+
+export interface KvConnectOptions {
+  readonly tokens?: readonly TokenGrant[];
+  readonly namespaceFrom?: NamespaceSource;
+  /** Ends with the server's other streams at shutdown. */
+  readonly streams: StreamRegistry;
+  /** Milliseconds between watch keep-alive frames. */
+  readonly pingInterval: number;
+  /** Largest request body in bytes. */
+  readonly maxBodySize: number;
+  /** Keys one watch may name. */
+  readonly maxWatchKeys: number;
+}
+
+const MOUNT = "/kv";
+const DATA = "data";
+const PROTOBUF = { "content-type": "application/x-protobuf" };
+
+function textError(error: Error, c: Context): Response {
+  if (error instanceof KvError)
+    return c.text(error.message.replace(/^\[cellar\] /, ""), statusOf(error.code));
+  if (error instanceof HTTPException && error.status < 500)
+    return c.text(error.message || "bad request", error.status);
+  console.error(error);
+  return c.text("internal error", 500);
+}
+
+function protobuf<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Response {
+  return new Response(toBinary(schema, message), { headers: PROTOBUF });
+}
+
+async function decodeBody<Desc extends DescMessage>(
+  c: Context,
+  schema: Desc,
+): Promise<MessageShape<Desc>> {
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  try {
+    return fromBinary(schema, bytes);
+  } catch (error) {
+    throw new KvError(
+      "INVALID_REQUEST",
+      `the body is not a ${schema.typeName} message: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The data path of a namespace, as the metadata exchange advertises it. */
+function endpointPath(namespace: string): string {
+  return namespace === ""
+    ? `${MOUNT}/${DATA}`
+    : `${MOUNT}/${DATA}/${encodeURIComponent(namespace)}`;
+}
+
+/**
+ * Checks a data-path request: a valid token that may open the namespace, a protocol version
+ * this server speaks, and the database id the metadata exchange gave for that namespace.
+ */
+function dataPathScope(
+  c: Context,
+  db: Database,
+  access: AccessOptions,
+): { caller: ConnectCaller; space: ConnectSpace } {
+  const caller = callerOf(c, access);
+  const namespace = c.req.param("namespace") ?? "";
+  assertMayOpen(c, caller, namespace, access);
+  const version = c.req.header("x-denokv-version");
+  if (version !== undefined && version !== "2" && version !== "3") {
+    throw new KvError(
+      "INVALID_REQUEST",
+      `protocol version ${version} is not served here; this server speaks 1, 2 and 3`,
+    );
+  }
+  const space = new ConnectSpace(namespace, db.limits);
+  const id = c.req.header("x-denokv-database-id") ?? c.req.header("x-transaction-domain-id");
+  if (id !== space.databaseId) {
+    throw new KvError(
+      "INVALID_REQUEST",
+      `this endpoint serves database ${space.databaseId}, not ${id ?? "(none given)"}`,
+    );
+  }
+  return { caller, space };
+}
+
+/** Registers the KV Connect routes under `/kv`. */
+export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnectOptions): void {
+  const db = databaseOf(kv);
+  const access: AccessOptions = {
+    tokens: options.tokens ?? [],
+    namespaceFrom: options.namespaceFrom ?? "token",
+  };
+  const connect = new Hono<ServerEnv>();
+  connect.onError(textError);
+  connect.use(
+    "*",
+    bodyLimit({
+      maxSize: options.maxBodySize,
+      onError: () => {
+        throw new KvError(
+          "PAYLOAD_TOO_LARGE",
+          `the request body is larger than ${options.maxBodySize} bytes`,
+        );
+      },
+    }),
+  );
+
+  const metadata = async (c: Context, named: string | undefined) => {
+    const caller = callerOf(c, access);
+    const version = negotiateVersion(await c.req.text());
+    const namespace = named ?? defaultNamespace(c, caller, access);
+    assertMayOpen(c, caller, namespace, access);
+    const body = databaseMetadata({
+      version,
+      databaseId: new ConnectSpace(namespace, db.limits).databaseId,
+      endpointPath: endpointPath(namespace),
+      requestUrl: c.req.url,
+      token: caller.token,
+      now: Date.now(),
+    });
+    return new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+  };
+  connect.post("/", (c) => metadata(c, undefined));
+  connect.post("/:namespace", (c) => metadata(c, c.req.param("namespace")));
+
+  for (const path of [`/${DATA}`, `/${DATA}/:namespace`]) {
+    connect.post(`${path}/snapshot_read`, async (c) => {
+      const { caller, space } = dataPathScope(c, db, access);
+      assertAccess(caller, "read");
+      db.assertOpen();
+      return protobuf(
+        SnapshotReadOutputSchema,
+        await snapshotRead(db, space, await decodeBody(c, SnapshotReadSchema)),
+      );
+    });
+    connect.post(`${path}/atomic_write`, async (c) => {
+      const { caller, space } = dataPathScope(c, db, access);
+      assertAccess(caller, "write");
+      db.assertOpen();
+      return protobuf(
+        AtomicWriteOutputSchema,
+        await atomicWrite(db, space, await decodeBody(c, AtomicWriteSchema)),
+      );
+    });
+    connect.post(`${path}/watch`, async (c) => {
+      const { caller, space } = dataPathScope(c, db, access);
+      assertAccess(caller, "read");
+      db.assertOpen();
+      const request = await decodeBody(c, WatchSchema);
+      let end = () => {};
+      const release = options.streams.add(() => end());
+      try {
+        const watch = watchBody(db, space, request, {
+          maxKeys: options.maxWatchKeys,
+          pingInterval: options.pingInterval,
+          onClose: release,
+        });
+        end = watch.end;
+        return new Response(watch.body, {
+          headers: { "content-type": "application/octet-stream" },
+        });
+      } catch (error) {
+        release();
+        throw error;
+      }
+    });
+  }
+
+  app.route(MOUNT, connect);
+}

@@ -1,0 +1,142 @@
+/**
+ * The HTTP application: Hono routes over one database. `createApp` builds it without opening a
+ * port (tests call `app.request`); `startServer` in `serve.ts` puts it on one.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { Kv } from "../core/kv.js";
+import { databaseOf } from "../core/kv.js";
+import { KvError } from "../errors.js";
+import { kvConnectRoutes } from "../kv-connect/routes.js";
+import { type AuthOptions, authenticate, type ServerEnv } from "./auth.js";
+import { docsRoutes } from "./docs.js";
+import { errorBody, onError, statusOf } from "./errors.js";
+import { atomicRoutes } from "./routes/atomic.js";
+import { driverRoutes } from "./routes/driver.js";
+import { healthRoutes } from "./routes/health.js";
+import { keysRoutes } from "./routes/keys.js";
+import { listRoutes } from "./routes/list.js";
+import { queueRoutes } from "./routes/queues.js";
+import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
+import { StreamRegistry, watchRoutes } from "./routes/watch.js";
+
+export interface AppOptions extends AuthOptions, TypedRouteOptions {
+  /** Largest request body in bytes (default: 4 × the value limit, at least 1 MiB). */
+  readonly maxBodySize?: number;
+  /** Largest page of list/paginate (default 1000). */
+  readonly maxPageSize?: number;
+  /** Keys one watch may name (default 100). */
+  readonly maxWatchKeys?: number;
+  /** Watch streams and long polls open at once across the server (default 1000). */
+  readonly maxStreams?: number;
+  /** Milliseconds between SSE keep-alive comments (default 15000). */
+  readonly pingInterval?: number;
+  /**
+   * Let remote clients' clocks decide expiry and timestamps (default false: the server's clock
+   * does). Only for tests that move time by hand.
+   */
+  readonly trustClientClock?: boolean;
+}
+
+export interface CellarApp {
+  readonly app: OpenAPIHono<ServerEnv>;
+  /** Ends every open stream (watch, SSE), as shutdown does. */
+  readonly endStreams: () => void;
+}
+
+/**
+ * @example
+ * const { app } = createApp(await openKv());
+ * const res = await app.request("/api/keys/greeting", { method: "PUT", body: JSON.stringify({ value: "hi" }) });
+ */
+export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
+  const db = databaseOf(kv);
+  const streams = new StreamRegistry(options.maxStreams ?? 1000);
+  const pingInterval = options.pingInterval ?? 15_000;
+  const app = new OpenAPIHono<ServerEnv>({
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const issues = result.error.issues
+        .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
+        .join("; ");
+      return c.json(errorBody("INVALID_REQUEST", issues), 400);
+    },
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof HTTPException && error.status < 500) {
+      const code =
+        error.status === 413
+          ? "PAYLOAD_TOO_LARGE"
+          : error.status === 401
+            ? "UNAUTHORIZED"
+            : "INVALID_REQUEST";
+      return c.json(errorBody(code, error.message || "bad request"), statusOf(code));
+    }
+    return onError(error, c);
+  });
+  app.notFound((c) =>
+    c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404),
+  );
+
+  healthRoutes(app as never, kv);
+  docsRoutes(app);
+
+  const maxBody = options.maxBodySize ?? Math.max(1024 * 1024, 4 * db.limits.maxValueSize);
+  const limitBody = bodyLimit({
+    maxSize: maxBody,
+    onError: () => {
+      throw new KvError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBody} bytes`);
+    },
+  });
+  // Touching `body` makes the Node adapter build a full web Request, which costs more than the
+  // rest of a small request: bodiless requests skip the check, and a declared Content-Length is
+  // checked from the header; only streamed bodies go through the counting middleware.
+  app.use("/api/*", (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+    const declared = c.req.header("content-length");
+    if (declared === undefined || c.req.header("transfer-encoding") !== undefined)
+      return limitBody(c, next);
+    if (Number(declared) > maxBody) {
+      throw new KvError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBody} bytes`);
+    }
+    return next();
+  });
+  app.use("/api/*", authenticate(kv, options));
+  app.use("/workspaces/*", (c, next) =>
+    c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
+  );
+  app.use("/workspaces/*", authenticate(kv, options));
+
+  keysRoutes(app);
+  listRoutes(app, { maxPageSize: options.maxPageSize ?? 1000 });
+  atomicRoutes(app);
+  queueRoutes(app, streams, pingInterval);
+  watchRoutes(
+    app,
+    {
+      maxWatchKeys: options.maxWatchKeys ?? 100,
+      maxStreams: options.maxStreams ?? 1000,
+      pingInterval,
+    },
+    streams,
+  );
+  driverRoutes(app as never, db, {
+    otherNamespaces: (options.namespaceFrom ?? "token") === "token",
+    streams,
+    pingInterval,
+    trustClientClock: options.trustClientClock === true,
+  });
+  kvConnectRoutes(app as never, kv, {
+    tokens: options.tokens,
+    namespaceFrom: options.namespaceFrom,
+    streams,
+    pingInterval,
+    maxBodySize: maxBody,
+    maxWatchKeys: options.maxWatchKeys ?? 100,
+  });
+  typedRoutes(app, kv, options);
+
+  return { app, endStreams: () => streams.endAll() };
+}

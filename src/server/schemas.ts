@@ -1,0 +1,153 @@
+/**
+ * Request and response shapes of the HTTP API, as zod schemas: they validate requests and
+ * generate the OpenAPI document, so the two cannot drift apart.
+ */
+import { z } from "@hono/zod-openapi";
+import type { KvKey } from "../codec/key.js";
+import type { KvEntryMaybe } from "../core/types.js";
+import { keyToJson, valueToJson } from "../wire/json.js";
+
+export const KeyPart = z
+  .union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.object({ $bigint: z.string() }).strict(),
+    z.object({ $bytes: z.string() }).strict(),
+    z.object({ $number: z.enum(["NaN", "Infinity", "-Infinity", "-0"]) }).strict(),
+  ])
+  .openapi("KeyPart", {
+    description:
+      "A key part: string, number, boolean, or a tagged bigint, bytes or special number.",
+  });
+
+export const Key = z.array(KeyPart).openapi("Key", { example: ["users", { $bigint: "42" }] });
+
+export const Value = z.unknown().openapi("Value", {
+  description:
+    'Plain JSON as itself; other values as one-key tagged objects: $bigint, $number, $undefined, $date, $bytes, $typed, $map, $set, $regexp, $error, $u64, $object (see README "Values over HTTP").',
+  example: { name: "Ada", since: { $date: "2024-01-01T00:00:00.000Z" } },
+});
+
+export const Versionstamp = z
+  .string()
+  .regex(/^[0-9a-f]{20}$/)
+  .openapi("Versionstamp", { example: "00000000000000010000" });
+
+export const Metadata = z
+  .object({
+    version: z.number().int(),
+    createdAt: z.number(),
+    updatedAt: z.number(),
+    expiresAt: z.number().nullable(),
+    tags: z.array(z.string()),
+    modifiedBy: z.string().nullable(),
+    comment: z.string().nullable(),
+    dataHash: z.string(),
+  })
+  .openapi("Metadata");
+
+export const Entry = z
+  .object({
+    key: Key,
+    value: Value,
+    versionstamp: Versionstamp.nullable(),
+    metadata: Metadata.optional(),
+  })
+  .openapi("Entry");
+
+export const ErrorBody = z
+  .object({ error: z.object({ code: z.string(), message: z.string() }) })
+  .openapi("Error", {
+    example: { error: { code: "INVALID_KEY", message: "key part 1 is an object" } },
+  });
+
+export const WriteInfo = {
+  tags: z.array(z.string().max(256)).max(64).optional(),
+  modifiedBy: z.string().max(256).optional(),
+  comment: z.string().max(4096).optional(),
+};
+
+export const SetBody = z
+  .object({ value: Value, expireIn: z.number().int().positive().optional(), ...WriteInfo })
+  .openapi("SetBody", { example: { value: { name: "Ada" }, expireIn: 60000, tags: ["admin"] } });
+
+export const CommitOk = z
+  .object({
+    ok: z.literal(true),
+    versionstamp: Versionstamp,
+    uuids: z.array(z.string()).optional(),
+  })
+  .openapi("CommitResult");
+
+export const Selector = {
+  prefix: Key.optional(),
+  start: Key.optional(),
+  end: Key.optional(),
+};
+
+export const ListBody = z
+  .object({
+    ...Selector,
+    limit: z.number().int().positive().optional(),
+    cursor: z.string().optional(),
+    reverse: z.boolean().optional(),
+    metadata: z.boolean().optional(),
+  })
+  .openapi("ListRequest");
+
+export const PathSelectorQuery = z.object({
+  prefix: z
+    .string()
+    .optional()
+    .openapi({ description: "Key path, e.g. users/~n:42 (see README)", example: "users" }),
+  start: z.string().optional(),
+  end: z.string().optional(),
+});
+
+const flag = z.enum(["true", "false", "1", "0"]).optional();
+export const isTrue = (value: string | undefined) => value === "true" || value === "1";
+
+export const ListQuery = PathSelectorQuery.extend({
+  limit: z.coerce.number().int().positive().optional(),
+  cursor: z.string().optional(),
+  reverse: flag,
+  metadata: flag,
+});
+
+export const MetadataQuery = z.object({ metadata: flag });
+
+export const Mutation = z
+  .object({
+    type: z.enum(["set", "delete", "sum", "min", "max", "append", "prepend"]),
+    key: z.array(z.unknown()),
+    value: Value.optional(),
+    expireIn: z.number().int().positive().optional(),
+    ...WriteInfo,
+  })
+  .openapi("Mutation", {
+    description:
+      'sum/min/max take {"$u64": "n"}; append/prepend take an array. {"$uuid": i} in a key or value is placeholder i.',
+  });
+
+export const AtomicBody = z
+  .object({
+    checks: z
+      .array(z.object({ key: z.array(z.unknown()), versionstamp: Versionstamp.nullable() }))
+      .default([]),
+    mutations: z.array(Mutation).default([]),
+  })
+  .openapi("AtomicRequest");
+
+export function entryJson(entry: KvEntryMaybe): z.infer<typeof Entry> {
+  return {
+    key: keyJson(entry.key),
+    value: valueToJson(entry.value),
+    versionstamp: entry.versionstamp,
+    ...(entry.metadata && { metadata: { ...entry.metadata, tags: [...entry.metadata.tags] } }),
+  };
+}
+
+export function keyJson(key: KvKey): z.infer<typeof Key> {
+  return keyToJson(key) as z.infer<typeof Key>;
+}

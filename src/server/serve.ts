@@ -1,0 +1,95 @@
+/**
+ * Runs the HTTP application on a port, and stops it gracefully: stop accepting connections,
+ * end watch streams, let in-flight requests finish, then close the database so every
+ * acknowledged write is on disk.
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import type { Kv } from "../core/kv.js";
+import { KvError } from "../errors.js";
+import { shareWithHttp2 } from "../kv-connect/h2c.js";
+import { type OpenKvOptions, openKv } from "../open.js";
+import { type AppOptions, createApp } from "./app.js";
+import { loadTokens } from "./auth.js";
+
+export interface ServerOptions extends AppOptions {
+  /** A database file path, `:memory:`, or an open Kv (default `data/cellar.db`). */
+  readonly db?: string | Kv;
+  readonly openOptions?: OpenKvOptions;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 8080; 0 picks a free port. */
+  readonly port?: number;
+  /** Path of a tokens file (see `loadTokens`); alternative to `tokens`. */
+  readonly tokensFile?: string;
+  /** Allow a non-loopback host without tokens. */
+  readonly insecure?: boolean;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly kv: Kv;
+  /** Graceful stop; resolves once the database is closed. */
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const host = options.host ?? "127.0.0.1";
+  const tokens = options.tokensFile ? loadTokens(options.tokensFile) : options.tokens;
+  if (!LOOPBACK.test(host) && !tokens?.length && !options.insecure) {
+    throw new KvError(
+      "INVALID_ARGUMENT",
+      `refusing to listen on ${host} without a tokens file: pass --tokens <file>, or --insecure to allow anyone on the network`,
+    );
+  }
+  const kv =
+    typeof options.db === "object"
+      ? options.db
+      : await openKv(options.db ?? "data/cellar.db", options.openOptions);
+  const { app, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
+
+  let server: Server;
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: host, port: options.port ?? 8080 }, () =>
+        resolve(s as Server),
+      );
+      s.once("error", reject);
+    });
+  } catch (cause) {
+    if (typeof options.db !== "object") await kv.close();
+    const code = (cause as NodeJS.ErrnoException).code;
+    const reason = code === "EADDRINUSE" ? "the port is already in use" : (cause as Error).message;
+    throw new KvError(
+      "UNAVAILABLE",
+      `cannot listen on ${host}:${options.port ?? 8080}: ${reason}`,
+      { cause },
+    );
+  }
+  const http2 = shareWithHttp2(server, app.fetch, host);
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    kv,
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        endStreams();
+        http2.close();
+        // Keep-alive connections become idle as their last responses finish; close them as they do.
+        const sweep = setInterval(() => server.closeIdleConnections(), 25);
+        server.closeIdleConnections();
+        await stopped;
+        clearInterval(sweep);
+        await kv.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,219 @@
+/**
+ * The driver protocol: the driver contract (`driver/contract.ts`) as JSON, spoken between the
+ * remote driver and the server's `/api/driver/*` routes. Bytes travel as base64url; a JSON value
+ * travels as its text. Requests carry the client's clock as `now`, but a server applies its own
+ * unless it was started with `trustClientClock` (tests that move time by hand).
+ */
+
+import type { RawValue, ValueEncoding } from "../codec/value.js";
+import type {
+  ChangeEvent,
+  ChangePage,
+  Check,
+  Enqueue,
+  EntryMeta,
+  Mutation,
+  RawEntry,
+  RawRevision,
+  ReadRange,
+  WriteInfo,
+} from "../driver/contract.js";
+import { fail } from "../errors.js";
+
+export const PROTOCOL_VERSION = 1;
+
+export interface WireValue {
+  readonly e: ValueEncoding;
+  readonly d: string;
+}
+export interface WireRange {
+  readonly start: string;
+  readonly end: string;
+  readonly limit: number;
+  readonly reverse: boolean;
+}
+export interface WireEntry {
+  readonly k: string;
+  readonly v: WireValue;
+  readonly vs: string;
+  readonly x: number | null;
+  readonly m?: EntryMeta;
+}
+export interface WireMutation {
+  readonly t: Mutation["type"];
+  readonly k: string;
+  readonly v?: WireValue;
+  /** Operand of sum/min/max, decimal. */
+  readonly o?: string;
+  readonly x?: number | null;
+  readonly i?: WriteInfo;
+  /** A set whose key gets the commit's versionstamp appended. */
+  readonly sfx?: true;
+}
+export interface WireWrite {
+  readonly checks: readonly { readonly k: string; readonly vs: string | null }[];
+  readonly mutations: readonly WireMutation[];
+  readonly enqueues?: readonly WireEnqueue[];
+  /** The client's clock; used only by servers that trust client clocks (see `trustClientClock`). */
+  readonly now?: number;
+}
+export type WireWriteResult =
+  | { readonly vs: string; readonly enqueued?: readonly { id: string; deduplicated: boolean }[] }
+  | { readonly failed: true }
+  | { readonly error: { code: string; message: string } };
+export interface WireRevision extends Omit<RawRevision, "value"> {
+  readonly value?: WireValue;
+}
+export interface WireChange {
+  readonly vs: string;
+  readonly keys: readonly string[];
+}
+export interface WireChangePage {
+  readonly changes: readonly WireChange[];
+  readonly truncated: boolean;
+  readonly head: string;
+}
+
+/** What the server tells a remote client about itself and the client's scope. */
+export interface ServerInfo {
+  readonly protocol: number;
+  /** The namespace this client's requests use. */
+  readonly namespace: string;
+  /** Whether the client may also use other namespaces (its token allows several). */
+  readonly otherNamespaces: boolean;
+  readonly access: "read" | "write" | "admin";
+  readonly limits: {
+    readonly maxKeySize: number;
+    readonly maxValueSize: number;
+    readonly maxChecks: number;
+    readonly maxMutations: number;
+    readonly maxReadKeys: number;
+  };
+}
+
+export const b64 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+
+export function unb64(text: unknown, what = "bytes"): Uint8Array {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text))
+    fail("INVALID_REQUEST", `${what} must be base64url`);
+  return Buffer.from(text, "base64url");
+}
+
+export const valueToWire = (value: RawValue): WireValue =>
+  value.encoding === "json"
+    ? { e: "json", d: value.data }
+    : { e: value.encoding, d: b64(value.data) };
+
+export function valueFromWire(wire: unknown): RawValue {
+  const { e, d } = (wire ?? {}) as { e?: unknown; d?: unknown };
+  if (typeof d !== "string") fail("INVALID_REQUEST", "a wire value needs a string d");
+  if (e === "json") return { encoding: "json", data: d };
+  if (e === "v8" || e === "bytes" || e === "u64") return { encoding: e, data: unb64(d, "value") };
+  fail("INVALID_REQUEST", `unknown value encoding ${JSON.stringify(e)}`);
+}
+
+export const rangeToWire = (range: ReadRange): WireRange => ({
+  start: b64(range.start),
+  end: b64(range.end),
+  limit: range.limit,
+  reverse: range.reverse,
+});
+
+export const entryToWire = (entry: RawEntry): WireEntry => ({
+  k: b64(entry.key),
+  v: valueToWire(entry.value),
+  vs: entry.versionstamp,
+  x: entry.expiresAt,
+  ...(entry.meta && { m: entry.meta }),
+});
+
+export const entryFromWire = (wire: WireEntry): RawEntry => ({
+  key: unb64(wire.k),
+  value: valueFromWire(wire.v),
+  versionstamp: wire.vs,
+  expiresAt: wire.x,
+  ...(wire.m && { meta: wire.m }),
+});
+
+export function mutationToWire(m: Mutation): WireMutation {
+  const base = { t: m.type, k: b64(m.key), ...(m.info && { i: m.info }) };
+  switch (m.type) {
+    case "delete":
+      return base;
+    case "sum":
+    case "min":
+    case "max":
+      return { ...base, o: m.operand.toString(), x: m.expiresAt };
+    default:
+      return {
+        ...base,
+        v: valueToWire(m.value),
+        x: m.expiresAt,
+        ...(m.type === "set" && m.versionstampSuffix && { sfx: true as const }),
+      };
+  }
+}
+
+export const checkToWire = (check: Check) => ({ k: b64(check.key), vs: check.versionstamp });
+
+export const revisionFromWire = ({ value, ...rest }: WireRevision): RawRevision => ({
+  ...rest,
+  ...(value && { value: valueFromWire(value) }),
+});
+
+export const revisionToWire = ({ value, ...rest }: RawRevision): WireRevision => ({
+  ...rest,
+  ...(value && { value: valueToWire(value) }),
+});
+
+export const changeToWire = (change: ChangeEvent): WireChange => ({
+  vs: change.versionstamp,
+  keys: change.keys.map(b64),
+});
+
+export const changeFromWire = (wire: WireChange): ChangeEvent => ({
+  versionstamp: wire.vs,
+  keys: wire.keys.map((k) => unb64(k)),
+});
+
+export const changePageFromWire = (wire: WireChangePage): ChangePage => ({
+  changes: wire.changes.map(changeFromWire),
+  truncated: wire.truncated,
+  head: wire.head,
+});
+
+export interface WireEnqueue {
+  readonly q: string;
+  readonly id: string;
+  readonly v: WireValue;
+  readonly at: number;
+  readonly p: number;
+  readonly b: readonly number[];
+  readonly u: readonly string[];
+  readonly d?: { readonly key: string; readonly until: number };
+}
+
+export const enqueueToWire = (e: Enqueue): WireEnqueue => ({
+  q: b64(e.queue),
+  id: e.id,
+  v: valueToWire(e.value),
+  at: e.availableAt,
+  p: e.priority,
+  b: e.backoffSchedule,
+  u: e.keysIfUndelivered.map(b64),
+  ...(e.dedup && { d: e.dedup }),
+});
+
+/** A leased or dead message with its value in wire form. */
+export type WireMessage<M extends { value: RawValue }> = Omit<M, "value"> & {
+  readonly value: WireValue;
+};
+
+export const messageToWire = <M extends { value: RawValue }>(m: M): WireMessage<M> => ({
+  ...m,
+  value: valueToWire(m.value),
+});
+
+export const messageFromWire = <M extends { value: RawValue }>(m: WireMessage<M>): M =>
+  ({ ...m, value: valueFromWire(m.value) }) as unknown as M;
