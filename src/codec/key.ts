@@ -63,7 +63,9 @@ export function encodeKey(key: KvKey, prefix?: Uint8Array, trailingZero = false)
     ensure(offset, 1);
     scratch[offset++] = 0;
   }
-  return Buffer.from(scratch.subarray(0, offset));
+  const out = Buffer.allocUnsafe(offset);
+  scratch.copy(out, 0, 0, offset);
+  return out;
 }
 
 function encodePart(part: unknown, offset: number, index: number): number {
@@ -242,7 +244,8 @@ function readBigInt(buf: Buffer, start: number, tag: number): [bigint, number] {
  * and ordered as the bytes are.
  */
 export function keyId(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.length).toString("latin1");
+  const bytes = key instanceof Buffer ? key : Buffer.from(key.buffer, key.byteOffset, key.length);
+  return bytes.toString("latin1");
 }
 
 /** Compares two encoded keys as unsigned bytes: the order of keys. */

@@ -243,6 +243,13 @@ export interface KvDriver {
   /** Reads every range from one consistent snapshot. Result `i` holds range `i`'s entries. */
   snapshotRead(ranges: readonly ReadRange[], options: ReadOptions): Promise<RawEntry[][]>;
 
+  /**
+   * The same read, answered before returning: offered by drivers whose reads complete in this
+   * process (memory, SQLite), so a point read costs no extra promise. Same results and errors
+   * as {@link snapshotRead}.
+   */
+  snapshotReadSync?(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][];
+
   /** Number of live entries in the range. */
   count(range: KeyRange, options: ReadOptions): Promise<number>;
 

@@ -188,9 +188,13 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
   );
 
   return {
-    async snapshotRead(ranges, options) {
+    snapshotReadSync(ranges, options) {
       assertOpen();
       return ranges.map((range) => readRange(range, options));
+    },
+
+    async snapshotRead(ranges, options) {
+      return this.snapshotReadSync!(ranges, options);
     },
 
     async count(range: KeyRange, options) {

@@ -183,10 +183,14 @@ class SqliteDriver implements KvDriver {
     this.#stmt = prepareStatements(db);
   }
 
-  async snapshotRead(ranges: readonly ReadRange[], options: ReadOptions): Promise<RawEntry[][]> {
+  snapshotReadSync(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
     this.#assertOpen();
     if (ranges.length === 1) return [this.#readRange(ranges[0]!, options)];
     return this.#db.transaction(() => ranges.map((range) => this.#readRange(range, options)))();
+  }
+
+  async snapshotRead(ranges: readonly ReadRange[], options: ReadOptions): Promise<RawEntry[][]> {
+    return this.snapshotReadSync(ranges, options);
   }
 
   async count(
