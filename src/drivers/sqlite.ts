@@ -142,7 +142,8 @@ function retryWhileBusy(timeout: number, fn: () => void): void {
   const deadline = Date.now() + timeout;
   for (let attempt = 0; ; attempt++) {
     try {
-      return fn();
+      fn();
+      return;
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const busy = typeof code === "string" && code.startsWith("SQLITE_BUSY");
