@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `cellar` command. */
+import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { KvError } from "../errors.js";
 import { startServer } from "../server/serve.js";
@@ -11,9 +12,11 @@ const port = (value: string) => {
   return n;
 };
 
-const program = new Command("cellar").description(
-  "Cellar, an ordered transactional key-value database",
-);
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+const program = new Command("cellar")
+  .description("Cellar, an ordered transactional key-value database")
+  .version(version);
 
 program
   .command("serve")
