@@ -4,6 +4,7 @@
  * client mistake.
  */
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { KvError, type KvErrorCode } from "../errors.js";
 
@@ -41,12 +42,35 @@ export function errorBody(code: KvErrorCode, message: string) {
   return { error: { code, message: message.replace(/^\[cellar\] /, "") } };
 }
 
-/** Hono's `onError`: KvErrors keep their code; anything else is a 500 and is logged. */
-export function onError(error: Error, c: Context) {
-  if (error instanceof KvError)
-    return c.json(errorBody(error.code, error.message), statusOf(error.code));
-  if (error instanceof SyntaxError)
-    return c.json(errorBody("INVALID_REQUEST", `malformed JSON: ${error.message}`), 400);
+/**
+ * The status and body an error becomes: KvErrors keep their code, Hono's 4xx exceptions become
+ * `PAYLOAD_TOO_LARGE`, `UNAUTHORIZED` or `INVALID_REQUEST`, anything else is a 500 and is logged.
+ */
+export function errorResponse(error: unknown): {
+  status: ContentfulStatusCode;
+  body: ReturnType<typeof errorBody>;
+} {
+  if (error instanceof KvError) {
+    return { status: statusOf(error.code), body: errorBody(error.code, error.message) };
+  }
+  if (error instanceof HTTPException && error.status < 500) {
+    const code =
+      error.status === 413
+        ? "PAYLOAD_TOO_LARGE"
+        : error.status === 401
+          ? "UNAUTHORIZED"
+          : "INVALID_REQUEST";
+    return { status: statusOf(code), body: errorBody(code, error.message || "bad request") };
+  }
+  if (error instanceof SyntaxError) {
+    return { status: 400, body: errorBody("INVALID_REQUEST", `malformed JSON: ${error.message}`) };
+  }
   console.error(error);
-  return c.json(errorBody("STORAGE_ERROR", "internal error"), 500);
+  return { status: 500, body: errorBody("STORAGE_ERROR", "internal error") };
+}
+
+/** Hono's `onError`, through `errorResponse`. */
+export function onError(error: Error, c: Context) {
+  const { status, body } = errorResponse(error);
+  return c.json(body, status);
 }

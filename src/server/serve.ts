@@ -3,9 +3,9 @@
  * end watch streams, let in-flight requests finish, then close the database so every
  * acknowledged write is on disk.
  */
-import type { Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import type { Kv } from "../core/kv.js";
 import { KvError } from "../errors.js";
 import { shareWithHttp2 } from "../kv-connect/h2c.js";
@@ -49,15 +49,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     typeof options.db === "object"
       ? options.db
       : await openKv(options.db ?? "data/cellar.db", options.openOptions);
-  const { app, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
+  const { app, fastPath, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
+  const hono = getRequestListener(app.fetch, { hostname: host });
+  // HTTP/1.1 requests meet the fast path first; HTTP/2 ones (see shareWithHttp2) go to Hono.
+  const server = createServer((req, res) => {
+    if (!fastPath(req, res)) void hono(req, res);
+  });
 
-  let server: Server;
   try {
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: host, port: options.port ?? 8080 }, () =>
-        resolve(s as Server),
-      );
-      s.once("error", reject);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port ?? 8080, host, resolve);
     });
   } catch (cause) {
     if (typeof options.db !== "object") await kv.close();

@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import type { KvKey } from "../../codec/key.js";
 import { KvError } from "../../errors.js";
 import { keyFromJson, keyFromPath, valueFromJson, valueToJson } from "../../wire/json.js";
-import { requireAccess, type ServerEnv } from "../auth.js";
+import { type Authenticated, assertAccess, requireAccess, type ServerEnv } from "../auth.js";
 import {
   CommitOk,
   Entry,
@@ -16,6 +16,9 @@ import {
   SetBody,
   WriteInfo,
 } from "../schemas.js";
+
+/** The prefix of the single-key routes; the rest of the path is the key. */
+export const KEYS_ROUTE = "/api/keys/";
 
 /** Hono matches the rest of the path with a regex parameter; OpenAPI shows it as `{key}`. */
 export const KEY_PATH = "{key{.+}}";
@@ -61,13 +64,42 @@ export { errors };
  * router's decoded parameter would turn `a%2Fb` into two segments.
  */
 export function pathKey(c: Context, route: string): KvKey {
+  return keyOfTarget(c.req.method, targetOf(c), route);
+}
+
+/** The request's path and query, as they came. */
+function targetOf(c: Context): string {
   const url = c.req.url;
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const end = url.indexOf("?", start);
-  const path = url.slice(start, end < 0 ? undefined : end);
+  return url.slice(url.indexOf("/", url.indexOf("//") + 2));
+}
+
+/** The key of a request target (`/api/keys/users/1?metadata=1`) under `route`. */
+export function keyOfTarget(method: string, target: string, route: string): KvKey {
+  const end = target.indexOf("?");
+  const path = end < 0 ? target : target.slice(0, end);
   if (!path.startsWith(route) || path.length === route.length)
-    throw new KvError("NOT_FOUND", `no route for ${c.req.method} ${path}`);
+    throw new KvError("NOT_FOUND", `no route for ${method} ${path}`);
   return keyFromPath(path.slice(route.length));
+}
+
+const FLAGS = new Set(["true", "false", "1", "0"]);
+
+/**
+ * `GET /api/keys/{key}` once routed and authenticated: the entry as JSON. Shared by the Hono
+ * route and the node fast path (`fast-path.ts`), so both answer alike. A mistake in the request
+ * throws at once; the fast path answers it without waiting for a promise.
+ */
+export function readKey(
+  { scope, kv }: Authenticated,
+  target: string,
+  metadata: string | undefined,
+): Promise<z.infer<typeof Entry>> {
+  assertAccess(scope, "read");
+  if (metadata !== undefined && !FLAGS.has(metadata)) {
+    throw new KvError("INVALID_REQUEST", "metadata: expected true, false, 1 or 0");
+  }
+  const key = keyOfTarget("GET", target, KEYS_ROUTE);
+  return kv.get(key, { metadata: isTrue(metadata) }).then(entryJson);
 }
 
 export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
@@ -84,13 +116,12 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
     }),
   );
   app.get("/api/keys/*", async (c) => {
-    requireAccess(c, "read");
-    const metadata = c.req.query("metadata");
-    if (metadata !== undefined && !["true", "false", "1", "0"].includes(metadata)) {
-      throw new KvError("INVALID_REQUEST", "metadata: expected true, false, 1 or 0");
-    }
-    const entry = await c.get("kv").get(pathKey(c, "/api/keys/"), { metadata: isTrue(metadata) });
-    return c.json(entryJson(entry), 200);
+    const entry = await readKey(
+      { scope: c.get("scope"), kv: c.get("kv") },
+      targetOf(c),
+      c.req.query("metadata"),
+    );
+    return c.json(entry, 200);
   });
 
   app.openapi(
@@ -104,7 +135,7 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
     }),
     async (c) => {
       requireAccess(c, "write");
-      const key = pathKey(c, "/api/keys/");
+      const key = pathKey(c, KEYS_ROUTE);
       const { value, ...options } = c.req.valid("json");
       const result = await c.get("kv").set(key, valueFromJson(value), options);
       return c.json({ ok: true as const, versionstamp: result.versionstamp }, 200);
@@ -128,7 +159,7 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
     }),
     async (c) => {
       requireAccess(c, "write");
-      await c.get("kv").delete(pathKey(c, "/api/keys/"), c.req.valid("query"));
+      await c.get("kv").delete(pathKey(c, KEYS_ROUTE), c.req.valid("query"));
       return c.json({ ok: true as const }, 200);
     },
   );
