@@ -36,7 +36,7 @@ export function encodeValue(value: unknown): RawValue {
   if (value instanceof Uint8Array && value.constructor === Uint8Array) {
     return { encoding: "bytes", data: Buffer.from(value) };
   }
-  if (isPlainJson(value, 0)) return { encoding: "json", data: JSON.stringify(value) };
+  if (isPlainJson(value)) return { encoding: "json", data: JSON.stringify(value) };
   try {
     const serializer = new Serializer();
     serializer.writeHeader();
@@ -81,7 +81,12 @@ export function rawBytes(raw: RawValue): Uint8Array {
   return out;
 }
 
-function isPlainJson(value: unknown, depth: number): boolean {
+/**
+ * True when `value` is plain JSON that `JSON.stringify` then `JSON.parse` give back unchanged.
+ * With `untagged`, also false when an object has exactly one key and it starts with `$`, the
+ * form the HTTP API's JSON gives tagged values.
+ */
+export function isPlainJson(value: unknown, untagged = false, depth = 0): boolean {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -94,17 +99,21 @@ function isPlainJson(value: unknown, depth: number): boolean {
       if (Array.isArray(value)) {
         if (Object.getPrototypeOf(value) !== Array.prototype) return false;
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value) || !isPlainJson(value[i], depth + 1)) return false;
+          if (!(i in value) || !isPlainJson(value[i], untagged, depth + 1)) return false;
         }
         return Object.keys(value).length === value.length;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
       if ("toJSON" in value) return false;
+      let keys = 0;
+      let first = "";
       for (const key in value) {
-        if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+        if (keys++ === 0) first = key;
+        if (!isPlainJson((value as Record<string, unknown>)[key], untagged, depth + 1))
+          return false;
       }
-      return true;
+      return !(untagged && keys === 1 && first.startsWith("$"));
     }
     default:
       return false;

@@ -29,6 +29,7 @@
  */
 import type { KvKey, KvKeyPart } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
+import { isPlainJson } from "../codec/value.js";
 import { describe, fail } from "../errors.js";
 
 const TYPED = {
@@ -145,7 +146,12 @@ function put(out: Record<string, unknown>, key: string, value: unknown): void {
 }
 
 /** The JSON form of a value. Throws `INVALID_VALUE` for what JSON cannot carry. */
-export function valueToJson(value: unknown, seen = new Set<object>()): unknown {
+export function valueToJson(value: unknown, seen?: Set<object>): unknown {
+  // Plain JSON with no `$`-tag lookalike is its own JSON form: no copy needed.
+  if (seen === undefined) {
+    if (typeof value === "object" && isPlainJson(value, true)) return value;
+    seen = new Set<object>();
+  }
   if (seen.size > MAX_DEPTH)
     fail("INVALID_VALUE", `a value nested deeper than ${MAX_DEPTH} levels has no JSON form`);
   switch (typeof value) {
