@@ -4,18 +4,18 @@
  * any token is accepted (Deno's client always sends one). The metadata exchange hands the same
  * token back for the data path, so each data-path request is authenticated the same way.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { assertNamespaceName } from "../core/keyspace.js";
 import { KvError } from "../errors.js";
 import {
   type Access,
+  assertAccess as assertScope,
+  grantFinder,
+  hostNamespace,
   NAMESPACE_HEADER,
   type NamespaceSource,
   type TokenGrant,
 } from "../server/auth.js";
-
-const RANK: Record<Access, number> = { read: 0, write: 1, admin: 2 };
 
 export interface ConnectCaller {
   /** The token as presented, handed back by the metadata exchange. */
@@ -34,31 +34,19 @@ function bearerOf(c: Context): string | undefined {
   return match?.[1];
 }
 
-function findGrant(tokens: readonly TokenGrant[], presented: string): TokenGrant | null {
-  const given = Buffer.from(presented);
-  for (const grant of tokens) {
-    const expected = Buffer.from(grant.token);
-    if (expected.length === given.length && timingSafeEqual(expected, given)) return grant;
-  }
-  return null;
-}
-
 /** Authenticates the request; throws `UNAUTHORIZED` when a tokens file is in force and the token is not in it. */
 export function callerOf(c: Context, options: AccessOptions): ConnectCaller {
   const token = bearerOf(c);
   if (options.tokens.length === 0) return { token: token ?? "", grant: null };
   if (!token)
     throw new KvError("UNAUTHORIZED", "a bearer token is required (Authorization: Bearer <token>)");
-  const grant = findGrant(options.tokens, token);
+  const grant = grantFinder(options.tokens)(token);
   if (!grant) throw new KvError("UNAUTHORIZED", "the bearer token is not valid");
   return { token, grant };
 }
 
-function hostNamespace(c: Context): string {
-  const name = (c.req.header("host") ?? new URL(c.req.url).host).replace(/:\d+$/, "").toLowerCase();
-  if (name === "")
-    throw new KvError("INVALID_REQUEST", "the Host header is required to choose a namespace");
-  return name;
+function hostOf(c: Context): string {
+  return hostNamespace(c.req.header("host") ?? new URL(c.req.url).host);
 }
 
 /**
@@ -70,7 +58,7 @@ export function defaultNamespace(
   caller: ConnectCaller,
   options: AccessOptions,
 ): string {
-  if (options.namespaceFrom === "host") return hostNamespace(c);
+  if (options.namespaceFrom === "host") return hostOf(c);
   const header = c.req.header(NAMESPACE_HEADER);
   if (header !== undefined) return header;
   const only = caller.grant?.namespaces.length === 1 ? caller.grant.namespaces[0] : undefined;
@@ -88,10 +76,10 @@ export function assertMayOpen(
   options: AccessOptions,
 ): void {
   if (namespace !== "") assertNamespaceName(namespace);
-  if (options.namespaceFrom === "host" && namespace !== hostNamespace(c)) {
+  if (options.namespaceFrom === "host" && namespace !== hostOf(c)) {
     throw new KvError(
       "FORBIDDEN",
-      `this server chooses the namespace from the host name: ${JSON.stringify(hostNamespace(c))}`,
+      `this server chooses the namespace from the host name: ${JSON.stringify(hostOf(c))}`,
     );
   }
   const grant = caller.grant;
@@ -102,8 +90,5 @@ export function assertMayOpen(
 
 /** Refuses the request unless the caller's token has at least `access`. */
 export function assertAccess(caller: ConnectCaller, access: Access): void {
-  const held = caller.grant?.access ?? "admin";
-  if (RANK[held] < RANK[access]) {
-    throw new KvError("FORBIDDEN", `this token has ${held} access; the request needs ${access}`);
-  }
+  assertScope({ access: caller.grant?.access ?? "admin" }, access);
 }

@@ -10,6 +10,7 @@ import type { Server } from "node:http";
 import { createServer as createHttp2Server, type Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
+import { adapterError } from "../server/errors.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
@@ -37,7 +38,10 @@ function classify(head: Buffer): "http2" | "http1" | "undecided" {
 export function shareWithHttp2(server: Server, fetch: FetchHandler, hostname?: string): SharedPort {
   const http2 = createHttp2Server(
     {},
-    getRequestListener(fetch, hostname === undefined ? {} : { hostname }),
+    getRequestListener(fetch, {
+      errorHandler: adapterError,
+      ...(hostname !== undefined && { hostname }),
+    }),
   );
   const sessions = new Set<Http2Session>();
   const waiting = new Set<Socket>();

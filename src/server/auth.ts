@@ -124,10 +124,8 @@ const allowsAll = () => true;
  * });
  */
 export function createAuthenticator(root: Kv, options: AuthOptions): Authenticator {
-  const grants = (options.tokens ?? []).map((grant) => ({
-    grant,
-    bytes: Buffer.from(grant.token),
-  }));
+  const tokens = options.tokens ?? [];
+  const findGrant = grantFinder(tokens);
   const source = options.namespaceFrom ?? "token";
   const open = new Map<string, Authenticated>();
   const views = new Map<string, Kv>();
@@ -138,13 +136,6 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
       if (views.size < 10_000) views.set(namespace, view);
     }
     return view;
-  };
-  const findGrant = (presented: string): TokenGrant | null => {
-    const given = Buffer.from(presented);
-    for (const { grant, bytes } of grants) {
-      if (bytes.length === given.length && timingSafeEqual(bytes, given)) return grant;
-    }
-    return null;
   };
   const withGrant = (grant: TokenGrant, namespace: string): Authenticated => {
     if (namespace !== "") assertNamespaceName(namespace);
@@ -168,7 +159,7 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
     return known;
   };
   return (credentials) => {
-    if (grants.length === 0) {
+    if (tokens.length === 0) {
       return withoutGrant(requestedNamespace(source, credentials, null));
     }
     const match = /^Bearer\s+(\S+)$/i.exec(credentials.authorization ?? "");
@@ -184,17 +175,46 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
   };
 }
 
+/** Looks a presented token up among `tokens`, in time independent of where they differ. */
+export function grantFinder(
+  tokens: readonly TokenGrant[],
+): (presented: string) => TokenGrant | null {
+  const grants = tokens.map((grant) => ({ grant, bytes: Buffer.from(grant.token) }));
+  return (presented) => {
+    const given = Buffer.from(presented);
+    for (const { grant, bytes } of grants) {
+      if (bytes.length === given.length && timingSafeEqual(bytes, given)) return grant;
+    }
+    return null;
+  };
+}
+
+// A DNS name or an IPv4 address, or an IPv6 literal in brackets, with an optional port.
+const HOST = /^(?:[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The namespace a Host header names: the host name without its port, in lower case. Refuses a
+ * missing header and anything that is not one host name (two Host headers arrive joined by a
+ * comma).
+ */
+export function hostNamespace(host: string | undefined): string {
+  if (host === undefined || host === "")
+    throw new KvError("INVALID_REQUEST", "the Host header is required to choose a namespace");
+  const name = host.toLowerCase();
+  if (!HOST.test(name))
+    throw new KvError(
+      "INVALID_REQUEST",
+      `the Host header ${JSON.stringify(host)} is not one host name`,
+    );
+  return name.replace(/:\d+$/, "");
+}
+
 function requestedNamespace(
   source: NamespaceSource,
   { namespace, host }: Credentials,
   grant: TokenGrant | null,
 ): string {
-  if (source === "host") {
-    const name = (host ?? "").replace(/:\d+$/, "").toLowerCase();
-    if (name === "")
-      throw new KvError("INVALID_REQUEST", "the Host header is required to choose a namespace");
-    return name;
-  }
+  if (source === "host") return hostNamespace(host);
   if (namespace !== undefined) return namespace;
   if (source === "token" && grant && grant.namespaces.length === 1 && grant.namespaces[0] !== "*") {
     return grant.namespaces[0]!;
@@ -223,7 +243,7 @@ export function requireAccess(c: { get(key: "scope"): RequestScope }, access: Ac
 }
 
 /** Throws `FORBIDDEN` unless `scope` has at least `access`. */
-export function assertAccess(scope: RequestScope, access: Access): void {
+export function assertAccess(scope: { readonly access: Access }, access: Access): void {
   if (RANK[scope.access] < RANK[access]) {
     throw new KvError(
       "FORBIDDEN",

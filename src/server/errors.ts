@@ -69,6 +69,24 @@ export function errorResponse(error: unknown): {
   return { status: 500, body: errorBody("STORAGE_ERROR", "internal error") };
 }
 
+/**
+ * What the Node adapter answers when it cannot make a web Request of what arrived (a malformed
+ * Host, a target it refuses): a 400 with the usual error body, where it would send an empty one.
+ */
+export function adapterError(error: unknown): Response {
+  const { status, body } =
+    error instanceof Error && error.name === "RequestError"
+      ? {
+          status: 400,
+          body: errorBody(
+            "INVALID_REQUEST",
+            `the request's Host header or target is malformed (${error.message})`,
+          ),
+        }
+      : errorResponse(error);
+  return Response.json(body, { status });
+}
+
 /** Hono's `onError`, through `errorResponse`. */
 export function onError(error: Error, c: Context) {
   const { status, body } = errorResponse(error);

@@ -12,6 +12,7 @@ import { shareWithHttp2 } from "../kv-connect/h2c.js";
 import { type OpenKvOptions, openKv } from "../open.js";
 import { type AppOptions, createApp } from "./app.js";
 import { loadTokens } from "./auth.js";
+import { adapterError } from "./errors.js";
 
 export interface ServerOptions extends AppOptions {
   /** A database file path, `:memory:`, or an open Kv (default `data/cellar.db`). */
@@ -50,7 +51,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ? options.db
       : await openKv(options.db ?? "data/cellar.db", options.openOptions);
   const { app, fastPath, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
-  const hono = getRequestListener(app.fetch, { hostname: host });
+  const hono = getRequestListener(app.fetch, { hostname: host, errorHandler: adapterError });
   // HTTP/1.1 requests meet the fast path first; HTTP/2 ones (see shareWithHttp2) go to Hono.
   const server = createServer((req, res) => {
     if (!fastPath(req, res)) void hono(req, res);

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { Agent } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -1033,6 +1034,35 @@ describe("authentication and namespaces", () => {
           namespace: "tenant-a.example.com",
         }),
       ).toBeNull();
+    } finally {
+      await byHost.close();
+    }
+  });
+
+  it("refuses a Host that is not one host name when it chooses the namespace", async () => {
+    const byHost = await serve({ namespaceFrom: "host" });
+    try {
+      const bad = await send(byHost.url, "/api/keys/k", { headers: { host: "a b.example.com" } });
+      expectError(bad, 400, "INVALID_REQUEST");
+      expect(bad.json.error.message).toContain("Host header or target is malformed");
+      // Two Host headers: each path through the server sees them joined, or refuses them.
+      const { port } = new URL(byHost.url);
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), "127.0.0.1", () =>
+          socket.end(
+            "GET /api/keys/k HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com\r\nConnection: close\r\n\r\n",
+          ),
+        );
+        let text = "";
+        socket.on("data", (chunk) => {
+          text += chunk.toString();
+        });
+        socket.on("end", () => resolve(text));
+        socket.on("error", reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+      expect(raw).toContain('"a.example.com, b.example.com\\" is not one host name');
+      expect(await byHost.kv.namespace("a.example.com").get(["k"])).toMatchObject({ value: null });
     } finally {
       await byHost.close();
     }
