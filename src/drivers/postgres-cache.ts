@@ -55,6 +55,9 @@ export class EntryCache {
       ENTRY_OVERHEAD + key.length + (entry && entry.value !== UNREAD ? rawSize(entry.value) : 0);
     this.#entries.set(id, { key, entry, bytes });
     this.#bytes += bytes;
+    // Iterating starts at the oldest slot, and V8 skips every slot freed since the map last
+    // compacted: only walk it when something must go.
+    if (this.#bytes <= this.#maxBytes) return;
     for (const [oldest] of this.#entries) {
       if (this.#bytes <= this.#maxBytes) break;
       this.#drop(oldest);

@@ -7,7 +7,7 @@ import { parseVersionstamp } from "../codec/versionstamp.js";
 import type { StoredEntry } from "../driver/apply.js";
 import type { Enqueue, RawRevision } from "../driver/contract.js";
 import { newMessage } from "../driver/queue.js";
-import { statement, valueColumns } from "./postgres-rows.js";
+import { binaryArray, type ElementType, statement, valueColumns } from "./postgres-rows.js";
 
 /** A message a batch enqueues, stored with its commit. */
 export interface MessageRow {
@@ -80,6 +80,37 @@ const PARTS = [
 export type Part = (typeof PARTS)[number];
 
 /**
+ * The column types of each part's rows: a part takes one array parameter per column (one
+ * element per row), then its plain parameters.
+ */
+const ROWS: Record<Part, readonly ElementType[]> = {
+  deleted: ["bytea"],
+  upserted: [
+    "bytea",
+    "json",
+    "bytea",
+    "int2",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "text",
+  ],
+  dropped: ["bytea"],
+  archived: ["bytea", "int8", "int8", "int8", "text", "text", "text", "json", "bytea", "int2"],
+  pruned: ["bytea"],
+  logged: ["int8", "bytea"],
+  enqueued: ["bytea", "text", "int8", "int8", "jsonb", "jsonb", "json", "bytea", "int2", "int8"],
+  deduped: ["bytea", "text", "text", "int8"],
+  trimmed: [],
+  notified: [],
+};
+
+/**
  * The commit statement of the quoted schema `s`: everything a batch writes, as one statement,
  * so that run alone it is a whole transaction. Its guard moves the version from the one the
  * batch was computed on ($1) to the batch's latest ($2), and fails (division by zero, SQLSTATE
@@ -90,80 +121,75 @@ export type Part = (typeof PARTS)[number];
  * and prepared on its own), since every part costs the server time even with nothing to do.
  * All parts share one snapshot, so history pruning counts the revisions stored before this
  * statement: the archive keeps at least its depth, which is all it must.
+ *
+ * A batch whose every part has one row (a lone write of one key, the common case) takes each
+ * column as a plain parameter instead of an array: decoding arrays and planning `unnest` cost
+ * the server more than the rest of such a statement.
  */
-function commitText(s: string, parts: ReadonlySet<Part>): string {
+function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): string {
   const kv = `${s}.cellar_kv`;
   const history = `${s}.cellar_history`;
   const ok = "(SELECT ok FROM guard) = 1";
   let n = 2;
   const params = (count: number) => Array.from({ length: count }, () => `$${++n}`);
+  /**
+   * The part's rows as a table: its column parameters unnested, or the one row they make;
+   * `ordinal` adds a last column numbering the rows.
+   */
+  const rows = (part: Part, ordinal = false): string => {
+    const columns = params(ROWS[part].length).map(
+      (p, i) => `${p}::${ROWS[part][i]}${single ? "" : "[]"}`,
+    );
+    if (single) return `(VALUES (${columns.join(", ")}${ordinal ? ", 1" : ""}))`;
+    return `unnest(${columns.join(", ")})${ordinal ? " WITH ORDINALITY" : ""}`;
+  };
   const sql: Record<Part, () => string> = {
-    deleted: () => {
-      const [keys] = params(1);
-      return `deleted AS (DELETE FROM ${kv} k USING unnest(${keys}::bytea[]) AS u(key) WHERE k.key = u.key AND ${ok})`;
-    },
-    upserted: () => {
-      const p = params(13);
-      return `upserted AS (INSERT INTO ${kv}
+    deleted: () =>
+      `deleted AS (DELETE FROM ${kv} k USING ${rows("deleted")} AS u(key) WHERE k.key = u.key AND ${ok})`,
+    upserted: () => `upserted AS (INSERT INTO ${kv}
           (key, value_json, value_bin, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash)
-        SELECT * FROM unnest(${p[0]}::bytea[], ${p[1]}::json[], ${p[2]}::bytea[], ${p[3]}::int2[], ${p[4]}::int8[], ${p[5]}::int8[],
-          ${p[6]}::int8[], ${p[7]}::int8[], ${p[8]}::int8[], ${p[9]}::text[], ${p[10]}::text[], ${p[11]}::text[], ${p[12]}::text[])
+        SELECT * FROM ${rows("upserted")} AS r
         WHERE ${ok}
         ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json, value_bin = excluded.value_bin,
           encoding = excluded.encoding, vs = excluded.vs, expires_at = excluded.expires_at, revision = excluded.revision,
           created_at = excluded.created_at, updated_at = excluded.updated_at, tags = excluded.tags,
-          modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash)`;
-    },
-    dropped: () => {
-      const [keys] = params(1);
-      return `dropped AS (DELETE FROM ${history} h USING unnest(${keys}::bytea[]) AS u(key) WHERE h.key = u.key AND ${ok})`;
-    },
-    archived: () => {
-      const p = params(10);
-      return `archived AS (INSERT INTO ${history}
+          modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash)`,
+    dropped: () =>
+      `dropped AS (DELETE FROM ${history} h USING ${rows("dropped")} AS u(key) WHERE h.key = u.key AND ${ok})`,
+    archived: () => `archived AS (INSERT INTO ${history}
           (key, vs, revision, timestamp, modified_by, comment, data_hash, value_json, value_bin, encoding)
-        SELECT * FROM unnest(${p[0]}::bytea[], ${p[1]}::int8[], ${p[2]}::int8[], ${p[3]}::int8[], ${p[4]}::text[],
-          ${p[5]}::text[], ${p[6]}::text[], ${p[7]}::json[], ${p[8]}::bytea[], ${p[9]}::int2[])
+        SELECT * FROM ${rows("archived")} AS r
         WHERE ${ok}
         ON CONFLICT (key, vs) DO UPDATE SET revision = excluded.revision, timestamp = excluded.timestamp,
           modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash,
-          value_json = excluded.value_json, value_bin = excluded.value_bin, encoding = excluded.encoding)`;
-    },
+          value_json = excluded.value_json, value_bin = excluded.value_bin, encoding = excluded.encoding)`,
     pruned: () => {
-      const [keys, depth] = params(2);
-      return `pruned AS (DELETE FROM ${history} h USING unnest(${keys}::bytea[]) AS p(key)
+      const keys = rows("pruned");
+      const [depth] = params(1);
+      return `pruned AS (DELETE FROM ${history} h USING ${keys} AS p(key)
         WHERE h.key = p.key AND ${ok}
           AND h.vs <= (SELECT x.vs FROM ${history} x WHERE x.key = p.key ORDER BY x.vs DESC OFFSET ${depth} LIMIT 1))`;
     },
-    logged: () => {
-      const [versions, keys] = params(2);
-      return `logged AS (INSERT INTO ${s}.cellar_changes (vs, key)
-        SELECT * FROM unnest(${versions}::int8[], ${keys}::bytea[]) WHERE ${ok} ON CONFLICT DO NOTHING)`;
-    },
-    enqueued: () => {
-      const p = params(10);
-      return `enqueued AS (INSERT INTO ${s}.cellar_queue
+    logged: () => `logged AS (INSERT INTO ${s}.cellar_changes (vs, key)
+        SELECT * FROM ${rows("logged")} AS r WHERE ${ok} ON CONFLICT DO NOTHING)`,
+    enqueued: () => `enqueued AS (INSERT INTO ${s}.cellar_queue
           (queue, id, state, priority, available_at, attempts, backoff, undelivered, value_json, value_bin, encoding, enqueued_at)
         SELECT queue, id, 0, priority, available_at, 0, backoff, undelivered, value_json, value_bin, encoding, enqueued_at
-        FROM unnest(${p[0]}::bytea[], ${p[1]}::text[], ${p[2]}::int8[], ${p[3]}::int8[], ${p[4]}::jsonb[], ${p[5]}::jsonb[],
-          ${p[6]}::json[], ${p[7]}::bytea[], ${p[8]}::int2[], ${p[9]}::int8[]) WITH ORDINALITY
+        FROM ${rows("enqueued", true)}
           AS m(queue, id, priority, available_at, backoff, undelivered, value_json, value_bin, encoding, enqueued_at, n)
-        WHERE ${ok} ORDER BY n)`;
-    },
-    deduped: () => {
-      const p = params(4);
-      return `deduped AS (INSERT INTO ${s}.cellar_queue_dedup (queue, key, id, until)
-        SELECT * FROM unnest(${p[0]}::bytea[], ${p[1]}::text[], ${p[2]}::text[], ${p[3]}::int8[]) WHERE ${ok}
-        ON CONFLICT (queue, key) DO UPDATE SET id = excluded.id, until = excluded.until)`;
-    },
+        WHERE ${ok} ORDER BY n)`,
+    deduped: () => `deduped AS (INSERT INTO ${s}.cellar_queue_dedup (queue, key, id, until)
+        SELECT * FROM ${rows("deduped")} AS r WHERE ${ok}
+        ON CONFLICT (queue, key) DO UPDATE SET id = excluded.id, until = excluded.until)`,
     trimmed: () => {
       const [horizon] = params(1);
       return `trimmed AS (DELETE FROM ${s}.cellar_changes WHERE vs <= ${horizon} AND ${ok}),
         horizon AS (UPDATE ${s}.cellar_meta SET value = greatest(value, ${horizon}) WHERE name = 'pruned' AND ${ok})`;
     },
     notified: () => {
-      const [channel, payload] = params(2);
-      return `notified AS (SELECT pg_notify(${channel}, ${payload}) FROM guard)`;
+      const [channel, payload, origin] = params(3);
+      return `notified AS (SELECT pg_notify(${channel}, ${payload}) FROM guard
+        WHERE EXISTS (SELECT 1 FROM ${s}.cellar_listeners WHERE origin <> ${origin}))`;
     },
   };
   const ctes = PARTS.filter((part) => parts.has(part)).map((part) => sql[part]());
@@ -177,26 +203,45 @@ function commitText(s: string, parts: ReadonlySet<Part>): string {
 /** Builds commit statements by their parts, each text built once. */
 class CommitStatements {
   readonly #schema: string;
-  readonly #texts = new Map<number, string>();
+  readonly #texts = new Map<string, string>();
 
   constructor(schema: string) {
     this.#schema = schema;
   }
 
-  /** The statement for these parts (each given with its parameters), after the guard's two. */
+  /**
+   * The statement for these parts, each given with its parameters (see {@link ROWS}), after the
+   * guard's two.
+   */
   build(
     base: number,
     version: number,
     parts: readonly (readonly [Part, readonly unknown[]])[],
   ): pg.QueryConfig {
-    const used = new Set(parts.map(([part]) => part));
-    const mask = PARTS.reduce((bits, part, i) => (used.has(part) ? bits | (1 << i) : bits), 0);
-    const text = this.#texts.get(mask) ?? commitText(this.#schema, used);
-    this.#texts.set(mask, text);
-    const ordered = PARTS.flatMap((part) =>
-      parts.filter(([p]) => p === part).flatMap(([, values]) => values),
+    const byPart = new Map(parts);
+    const single = parts.every(([part, values]) =>
+      ROWS[part].every((_, i) => (values[i] as readonly unknown[]).length === 1),
     );
-    return { name: `cellar_commit_${mask}`, text, values: [base, version, ...ordered] };
+    let mask = 0;
+    const values: unknown[] = [base, version];
+    PARTS.forEach((part, bit) => {
+      const given = byPart.get(part);
+      if (!given) return;
+      mask |= 1 << bit;
+      const columns = ROWS[part].length;
+      for (let i = 0; i < given.length; i++) {
+        if (i >= columns) values.push(given[i]);
+        else if (single) values.push((given[i] as readonly unknown[])[0]);
+        else values.push(binaryArray(ROWS[part][i]!, given[i] as readonly unknown[]));
+      }
+    });
+    const name = `cellar_commit_${mask}${single ? "_1" : ""}`;
+    let text = this.#texts.get(name);
+    if (text === undefined) {
+      text = commitText(this.#schema, new Set(byPart.keys()), single);
+      this.#texts.set(name, text);
+    }
+    return { name, text, values };
   }
 }
 

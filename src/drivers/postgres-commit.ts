@@ -92,7 +92,10 @@ export function keysOf(
 /** Uniques by bytes, keeping first occurrences. */
 export function uniqueKeys(keys: Iterable<Uint8Array>): Uint8Array[] {
   const seen = new Map<string, Uint8Array>();
-  for (const key of keys) if (!seen.has(keyId(key))) seen.set(keyId(key), key);
+  for (const key of keys) {
+    const id = keyId(key);
+    if (!seen.has(id)) seen.set(id, key);
+  }
   return [...seen.values()];
 }
 
@@ -167,8 +170,10 @@ export class CommitBatch {
     known: ReadonlyMap<string, StoredEntry | null>,
   ): CommitBatch {
     const batch = new CommitBatch(sql, options, version);
-    for (const key of keys)
-      batch.#loaded.set(keyId(key), { key, entry: known.get(keyId(key)) ?? null });
+    for (const key of keys) {
+      const id = keyId(key);
+      batch.#loaded.set(id, { key, entry: known.get(id) ?? null });
+    }
     return batch;
   }
 
@@ -286,9 +291,13 @@ export class CommitBatch {
 
   /**
    * The statement that stores everything the batch committed (see `commitText`); it also trims
-   * the change log up to `horizon` (0: not now) and, when `notify` is given, sends it.
+   * the change log up to `horizon` (0: not now) and, when `notify` is given, sends it if a
+   * process other than `notify.origin` listens.
    */
-  write(notify: { channel: string; payload: string } | null, horizon: number): pg.QueryConfig {
+  write(
+    notify: { channel: string; payload: string; origin: string } | null,
+    horizon: number,
+  ): pg.QueryConfig {
     const staged = [...this.#staged.values()];
     const deleted = staged.filter((s) => s.entry === null).map((s) => s.key);
     const upserts = staged.filter(
@@ -322,7 +331,7 @@ export class CommitBatch {
       ]);
     }
     if (horizon > 0) parts.push(["trimmed", [horizon]]);
-    if (notify) parts.push(["notified", [notify.channel, notify.payload]]);
+    if (notify) parts.push(["notified", [notify.channel, notify.payload, notify.origin]]);
     return this.#sql.commit.build(this.base, this.#version, parts);
   }
 

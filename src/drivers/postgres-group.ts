@@ -162,7 +162,11 @@ export class Committer {
     const queues = [...ready, ...(batch?.readyQueues ?? [])];
     const notify =
       committed || queues.length > 0
-        ? { channel, payload: feed.payload(committed ? batch.version : 0, queues) }
+        ? {
+            channel,
+            payload: feed.payload(committed ? batch.version : 0, queues),
+            origin: feed.origin,
+          }
         : null;
     const queries = [...writes];
     // Under the lock taken to read, a batch that committed nothing has nothing to store; one built

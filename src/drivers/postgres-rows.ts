@@ -53,6 +53,66 @@ export async function pipeline(
   return settled.map((result) => (result as PromiseFulfilledResult<pg.QueryResult>).value);
 }
 
+/** Element types of the arrays the driver sends, with their type OIDs. */
+const ELEMENT_OIDS = { bytea: 17, int8: 20, int2: 21, text: 25, json: 114, jsonb: 3802 } as const;
+export type ElementType = keyof typeof ELEMENT_OIDS;
+
+/**
+ * A one-dimensional array in PostgreSQL's binary format, which node-postgres sends as is (it
+ * sends every `Buffer` parameter as binary). Its text format would cost both sides far more:
+ * pg quotes and escapes every element (bytea as hex), and the server parses it all back.
+ * `int8` elements are safe integers; `json` and `jsonb` elements are JSON text.
+ */
+export function binaryArray(type: ElementType, values: readonly unknown[]): Buffer {
+  let size = 20;
+  let nulls = 0;
+  for (const value of values) {
+    size += 4;
+    if (value === null || value === undefined) nulls = 1;
+    else if (type === "bytea") size += (value as Uint8Array).length;
+    else if (type === "int8") size += 8;
+    else if (type === "int2") size += 2;
+    else size += Buffer.byteLength(value as string) + (type === "jsonb" ? 1 : 0);
+  }
+  const out = Buffer.allocUnsafe(size);
+  out.writeInt32BE(1, 0);
+  out.writeInt32BE(nulls, 4);
+  out.writeInt32BE(ELEMENT_OIDS[type], 8);
+  out.writeInt32BE(values.length, 12);
+  out.writeInt32BE(1, 16);
+  let at = 20;
+  for (const value of values) {
+    if (value === null || value === undefined) {
+      out.writeInt32BE(-1, at);
+      at += 4;
+    } else if (type === "bytea") {
+      const bytes = value as Uint8Array;
+      out.writeInt32BE(bytes.length, at);
+      out.set(bytes, at + 4);
+      at += 4 + bytes.length;
+    } else if (type === "int8") {
+      const n = value as number;
+      out.writeInt32BE(8, at);
+      // Two's complement in two halves: exact for every safe integer, negative ones included.
+      out.writeInt32BE(Math.floor(n / 2 ** 32), at + 4);
+      out.writeUInt32BE(n >>> 0, at + 8);
+      at += 12;
+    } else if (type === "int2") {
+      out.writeInt32BE(2, at);
+      out.writeInt16BE(value as number, at + 4);
+      at += 6;
+    } else {
+      // jsonb's binary form is a version byte (1) before the text.
+      const lead = type === "jsonb" ? 1 : 0;
+      if (lead) out[at + 4] = 1;
+      const length = out.write(value as string, at + 4 + lead, "utf8") + lead;
+      out.writeInt32BE(length, at);
+      at += 4 + length;
+    }
+  }
+  return out;
+}
+
 /** SQLSTATEs after which a transaction can simply run again: serialization failure, deadlock. */
 export function isRetryable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;

@@ -99,6 +99,11 @@ function migrations(s: string): readonly (readonly string[])[] {
       )`,
       `CREATE INDEX IF NOT EXISTS cellar_queue_dedup_until ON ${s}.cellar_queue_dedup (until)`,
     ],
+    [
+      // The processes listening for commits, so that a commit announces itself only when some
+      // other process may be listening (see `postgres-feed.ts`).
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_listeners (origin text PRIMARY KEY, pid integer NOT NULL)`,
+    ],
   ];
 }
 

@@ -6,8 +6,9 @@
  *
  * - Commits: group commit in one transaction per event-loop turn, in one statement when the
  *   state of every key it touches is cached (see `postgres-group.ts`).
- * - Reads: one statement, or one REPEATABLE READ transaction when several ranges must come
- *   from one snapshot; expired entries are filtered in SQL.
+ * - Reads: one statement (on a connection held for them while idle, see `postgres-reader.ts`),
+ *   or one REPEATABLE READ transaction when several ranges must come from one snapshot;
+ *   expired entries are filtered in SQL.
  * - Queues: `FOR UPDATE SKIP LOCKED` leases (see `postgres-queues.ts`).
  * - Tables live in one schema (`?schema=` in the URL or the `schema` option, default
  *   `public`), created and migrated by the driver (see `postgres-schema.ts`).
@@ -41,6 +42,7 @@ import { commitSql } from "./postgres-commit-sql.js";
 import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./postgres-feed.js";
 import { Committer } from "./postgres-group.js";
 import { PostgresQueues, queueSql } from "./postgres-queues.js";
+import { Reader } from "./postgres-reader.js";
 import {
   BASE_COLUMNS,
   entryOf,
@@ -232,6 +234,7 @@ interface HistoryRow {
 
 class PostgresDriver implements KvDriver {
   readonly #pool: pg.Pool;
+  readonly #reader: Reader;
   readonly #feed: ChangeFeed;
   readonly #sql: ReturnType<typeof readSql>;
   readonly #committer: Committer;
@@ -248,6 +251,7 @@ class PostgresDriver implements KvDriver {
     options: PostgresDriverOptions,
   ) {
     this.#pool = pool;
+    this.#reader = new Reader(pool);
     this.#feed = feed;
     this.#sql = readSql(s);
     this.#depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
@@ -376,9 +380,17 @@ class PostgresDriver implements KvDriver {
   close(): Promise<void> {
     this.#closed = true;
     this.#closing ??= (async () => {
-      await this.#committer.drain();
-      await this.#feed.close();
-      await this.#pool.end();
+      // Idle connections do not hold the process open (`allowExitOnIdle`, an unref'd listener):
+      // without a timer, a process with nothing else to do would exit before the close resolves.
+      const hold = setInterval(() => undefined, 60_000);
+      try {
+        await this.#committer.drain();
+        this.#reader.close();
+        await this.#feed.close();
+        await this.#pool.end();
+      } finally {
+        clearInterval(hold);
+      }
     })();
     return this.#closing;
   }
@@ -406,7 +418,7 @@ class PostgresDriver implements KvDriver {
 
   async #query(query: pg.QueryConfig): Promise<pg.QueryResult> {
     try {
-      return await this.#pool.query(query);
+      return await this.#reader.query(query);
     } catch (cause) {
       throw new KvError("STORAGE_ERROR", `PostgreSQL: ${(cause as Error).message}`, { cause });
     }
