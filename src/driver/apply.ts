@@ -7,7 +7,7 @@
  * replaces (and, under value-keeping prefixes, a tombstone for a delete). A key's history is
  * then its current revision followed by its archive, newest first, ordered by versionstamp.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { encodeKey } from "../codec/key.js";
 import { KvU64, wrappingAdd } from "../codec/u64.js";
 import { decodeValue, encodeValue, type RawValue, rawBytes, rawSize } from "../codec/value.js";
@@ -72,7 +72,7 @@ export const DEFAULT_HISTORY_DEPTH = 10;
 export const DEFAULT_CHANGE_LOG_SIZE = 10_000;
 
 export function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return hash("sha256", bytes, "hex");
 }
 
 /** True when an entry with this expiry is visible at `now`. */
