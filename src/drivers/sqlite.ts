@@ -383,7 +383,6 @@ class SqliteDriver implements KvDriver {
   #readRange(range: ReadRange, options: ReadOptions): RawEntry[] {
     const meta = options.metadata === true;
     const { start, end, limit } = range;
-    if (limit <= 0 || Buffer.compare(start, end) >= 0) return [];
     if (limit === 1 && isPoint(start, end)) {
       const row = (
         meta
@@ -394,6 +393,7 @@ class SqliteDriver implements KvDriver {
       row[0] = start as Buffer;
       return [toEntry(row, meta)];
     }
+    if (limit <= 0 || Buffer.compare(start, end) >= 0) return [];
     const stmt = range.reverse
       ? meta
         ? this.#stmt.rangeDescMeta
