@@ -1182,6 +1182,22 @@ describe("the cellar serve command", () => {
   // Bug: close() calls closeIdleConnections() once, before the streams it ends have finished
   // their responses; their keep-alive connections then turn idle and hold the process until
   // the server's keepAliveTimeout (5 s) passes.
+  it("answers a waiting queue poll at once on SIGTERM, and exits promptly", async () => {
+    const server = run(["--db", ":memory:", "--port", "0"]);
+    const url = await server.listening();
+    try {
+      const poll = send(url, "/api/queues/jobs/dequeue", { method: "POST", body: { wait: 20_000 } });
+      await sleep(300);
+      server.child.kill("SIGTERM");
+      const reply = await poll;
+      expect(reply.status).toBe(200);
+      expect(reply.json).toEqual({ messages: [] });
+      expect(await Promise.race([server.exited, sleep(2500).then(() => "still running")])).toBe(0);
+    } finally {
+      if (server.child.exitCode === null) server.child.kill("SIGKILL");
+    }
+  });
+
   it("exits promptly on SIGTERM while watch streams are open on keep-alive connections", async () => {
     const server = run(["--db", ":memory:", "--port", "0"]);
     const url = await server.listening();

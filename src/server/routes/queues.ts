@@ -158,11 +158,31 @@ export function queueRoutes(
       const queue = queueOf(c, c.req.valid("param").name);
       const options = visibilityTimeout === undefined ? {} : { visibilityTimeout };
       const deadline = Date.now() + (wait ?? 0);
-      for (;;) {
-        const messages = await queue.dequeueMany(limit ?? 1, options);
-        if (messages.length > 0 || Date.now() >= deadline)
-          return c.json({ messages: messages.map(messageJson) }, 200);
-        await queue.waitForReady(Math.min(deadline - Date.now(), 1000));
+      // A waiting poll holds a stream slot, so shutdown answers it at once (with no messages).
+      let ended = false;
+      let wake = () => {};
+      const shutdown = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      const release =
+        (wait ?? 0) > 0
+          ? streams.add(() => {
+              ended = true;
+              wake();
+            })
+          : () => {};
+      try {
+        for (;;) {
+          const messages = ended ? [] : await queue.dequeueMany(limit ?? 1, options);
+          if (messages.length > 0 || ended || Date.now() >= deadline)
+            return c.json({ messages: messages.map(messageJson) }, 200);
+          await Promise.race([
+            queue.waitForReady(Math.min(deadline - Date.now(), 1000)),
+            shutdown,
+          ]);
+        }
+      } finally {
+        release();
       }
     },
   );
