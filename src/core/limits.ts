@@ -53,8 +53,17 @@ export function expiryFrom(expireIn: unknown, now: number): number | null {
       `expireIn must be a positive integer of milliseconds, got ${describe(expireIn)}`,
     );
   }
+  if (now + expireIn > MAX_DATE) {
+    fail(
+      "INVALID_ARGUMENT",
+      `expireIn ${expireIn} puts the expiry past the latest time a Date can hold (${MAX_DATE} ms)`,
+    );
+  }
   return now + expireIn;
 }
+
+/** The largest millisecond timestamp a `Date` can hold. */
+const MAX_DATE = 8.64e15;
 
 export function assertPositiveInteger(
   name: string,

@@ -301,8 +301,10 @@ export function valueFromJson(json: unknown, tags: TagHandlers = {}, depth = 0):
     }
     case "$error": {
       const { name, message } = (payload ?? {}) as { name?: unknown; message?: unknown };
-      const error = new Error(typeof message === "string" ? message : "");
-      if (typeof name === "string") error.name = name;
+      if (typeof name !== "string" || typeof message !== "string")
+        fail("INVALID_VALUE", "$error must be an object with string name and message");
+      const error = new Error(message);
+      error.name = name;
       return error;
     }
     case "$object": {

@@ -57,7 +57,16 @@ export function badInputSuite(target: KvTarget): void {
     });
 
     it("refuses bad expireIn", async () => {
-      for (const expireIn of [-1, 0, 1.5, Number.NaN, "10", Number.POSITIVE_INFINITY]) {
+      const pastLastDate = Number.MAX_SAFE_INTEGER;
+      for (const expireIn of [
+        -1,
+        0,
+        1.5,
+        Number.NaN,
+        "10",
+        Number.POSITIVE_INFINITY,
+        pastLastDate,
+      ]) {
         await rejects(
           () => kv.set(["t"], 1, { expireIn: expireIn as number }),
           "INVALID_ARGUMENT",

@@ -1186,7 +1186,10 @@ describe("the cellar serve command", () => {
     const server = run(["--db", ":memory:", "--port", "0"]);
     const url = await server.listening();
     try {
-      const poll = send(url, "/api/queues/jobs/dequeue", { method: "POST", body: { wait: 20_000 } });
+      const poll = send(url, "/api/queues/jobs/dequeue", {
+        method: "POST",
+        body: { wait: 20_000 },
+      });
       await sleep(300);
       server.child.kill("SIGTERM");
       const reply = await poll;

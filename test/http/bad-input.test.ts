@@ -427,6 +427,26 @@ describe("malformed and hostile requests", () => {
     const atomic = (body: unknown, status: number, codes: string | string[]) =>
       refused("/api/atomic", json(body), status, codes);
 
+    it("names the mutation and the key part it refuses", async () => {
+      const reply = await call(
+        "/api/atomic",
+        json({
+          mutations: [
+            { type: "set", key: ["ok"], value: 1 },
+            { type: "set", key: ["u", { $uuid: 0 }, null], value: 1 },
+          ],
+        }),
+      );
+      expectRefused(reply, 400, "INVALID_KEY");
+      expect(reply.json.error.message).toMatch(/^mutation 1: key part 2 is null/);
+    });
+
+    it("refuses an $error value that is not a name and a message", async () => {
+      for (const value of [{ $error: 5 }, { $error: { name: 5, message: "m" } }, { $error: {} }]) {
+        await refused("/api/keys/e", { method: "PUT", ...json({ value }) }, 400, "INVALID_VALUE");
+      }
+    });
+
     it("refuses malformed checks and mutations", async () => {
       await atomic({ checks: {} }, 400, "INVALID_REQUEST");
       await atomic({ mutations: {} }, 400, "INVALID_REQUEST");
@@ -618,10 +638,10 @@ describe("malformed and hostile requests", () => {
   });
 
   describe("watch", () => {
-    it("refuses watches of more than maxWatchKeys keys with 429 LIMIT_EXCEEDED", async () => {
+    it("refuses watches of more than maxWatchKeys keys with 400, as a request that can never succeed", async () => {
       const keys = ["a", "b", "c", "d"].map((k) => `key=${k}`).join("&");
-      await refused(`/api/watch?${keys}`, {}, 429, "LIMIT_EXCEEDED");
-      await refused(`/api/watch/poll?${keys}&timeout=0`, {}, 429, "LIMIT_EXCEEDED");
+      await refused(`/api/watch?${keys}`, {}, 400, "INVALID_ARGUMENT");
+      await refused(`/api/watch/poll?${keys}&timeout=0`, {}, 400, "INVALID_ARGUMENT");
     });
 
     it("refuses malformed watch parameters", async () => {

@@ -30,12 +30,11 @@ class Placeholders {
   }
 
   key(json: unknown[]): KvAtomicKey {
-    const parts: (KvKeyPart | KvUuid)[] = [];
-    json.forEach((part, i) => {
-      if (isUuidRef(part)) parts.push(this.get(part.$uuid));
-      else parts.push(keyFromJson([part])[0] ?? failPart(i));
-    });
-    return parts;
+    // Parse the whole key at once (a `$uuid` part stands in as "") so errors name the right part.
+    const parsed = keyFromJson(json.map((part) => (isUuidRef(part) ? "" : part)));
+    return json.map((part, i): KvKeyPart | KvUuid =>
+      isUuidRef(part) ? this.get(part.$uuid) : parsed[i]!,
+    );
   }
 
   value(json: unknown): unknown {
@@ -47,10 +46,6 @@ class Placeholders {
       },
     });
   }
-}
-
-function failPart(i: number): never {
-  throw new KvError("INVALID_KEY", `key part ${i} is not valid`);
 }
 
 function u64(m: MutationBody): KvU64 {
@@ -123,7 +118,20 @@ export function atomicRoutes(app: OpenAPIHono<ServerEnv>): void {
           versionstamp: check.versionstamp,
         })),
       );
-      for (const mutation of mutations) apply(op, refs, mutation);
+      mutations.forEach((mutation, i) => {
+        try {
+          apply(op, refs, mutation);
+        } catch (error) {
+          if (!(error instanceof KvError)) throw error;
+          throw new KvError(
+            error.code,
+            `mutation ${i}: ${error.message.replace(/^\[cellar\] /, "")}`,
+            {
+              cause: error,
+            },
+          );
+        }
+      });
       const result = await op.commit();
       if (!result.ok) throw new KvError("CHECK_FAILED", "a check failed; nothing was written");
       return c.json(

@@ -176,10 +176,7 @@ export function queueRoutes(
           const messages = ended ? [] : await queue.dequeueMany(limit ?? 1, options);
           if (messages.length > 0 || ended || Date.now() >= deadline)
             return c.json({ messages: messages.map(messageJson) }, 200);
-          await Promise.race([
-            queue.waitForReady(Math.min(deadline - Date.now(), 1000)),
-            shutdown,
-          ]);
+          await Promise.race([queue.waitForReady(Math.min(deadline - Date.now(), 1000)), shutdown]);
         }
       } finally {
         release();

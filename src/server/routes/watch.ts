@@ -91,7 +91,7 @@ const ChangeBatch = z.object({
 function keysOf(raw: string | string[], max: number): KvKey[] {
   const paths = Array.isArray(raw) ? raw : [raw];
   if (paths.length > max)
-    throw new KvError("LIMIT_EXCEEDED", `a watch names at most ${max} keys, got ${paths.length}`);
+    throw new KvError("INVALID_ARGUMENT", `a watch names at most ${max} keys, got ${paths.length}`);
   return paths.map(keyFromPath);
 }
 
