@@ -454,7 +454,10 @@ export class Kv implements AsyncDisposable {
   namespace(name: string): Kv {
     assertNamespaceName(name);
     if (this.#keyspace.namespace !== "") {
-      fail("INVALID_ARGUMENT", "namespaces do not nest: call namespace() on the root Kv");
+      fail(
+        "INVALID_ARGUMENT",
+        `namespaces do not nest: this Kv is namespace ${JSON.stringify(this.#keyspace.namespace)}; call namespace() on the root Kv, or (remote) openKv the URL again with { namespace }`,
+      );
     }
     return new Kv(this.#db, name);
   }
@@ -466,7 +469,7 @@ export class Kv implements AsyncDisposable {
     if (this.#keyspace.namespace !== "") {
       fail(
         "INVALID_ARGUMENT",
-        "a namespace cannot drop another: call dropNamespace() on the root Kv",
+        `a namespace cannot drop another: this Kv is namespace ${JSON.stringify(this.#keyspace.namespace)}; call dropNamespace() on the root Kv (remote: with a token for every namespace)`,
       );
     }
     const keyspace = new Keyspace(name, this.#db.limits);

@@ -143,7 +143,9 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
     if (!allows(namespace)) {
       throw new KvError(
         "FORBIDDEN",
-        `this token may not use namespace ${JSON.stringify(namespace)}`,
+        namespace === ""
+          ? `this token may not use the default namespace; name one of ${grant.namespaces.map((ns) => JSON.stringify(ns)).join(", ")} with the ${NAMESPACE_HEADER} header (openKv: the namespace option)`
+          : `this token may not use namespace ${JSON.stringify(namespace)}`,
       );
     }
     return { scope: { namespace, access: grant.access, grant, allows }, kv: viewOf(namespace) };

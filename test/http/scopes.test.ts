@@ -49,6 +49,16 @@ it("opens a chosen namespace of a token that has several", async () => {
   await b.close();
 });
 
+it("tells a token with several namespaces and no choice which ones it may name", async () => {
+  const reply = await fetch(`${server.url}/api/keys/k`, {
+    headers: { authorization: `Bearer ${MULTI}` },
+  });
+  expect(reply.status).toBe(403);
+  const { error } = (await reply.json()) as { error: { code: string; message: string } };
+  expect(error.code).toBe("FORBIDDEN");
+  expect(error.message).toContain('name one of "a", "b" with the x-cellar-namespace header');
+});
+
 it("keeps a remote client's expiry on the server's clock when the client's clock is off", async () => {
   const hourBehind = () => Date.now() - 3_600_000;
   const kv = await openKv(server.url, { token: WRITER, clock: hourBehind });
