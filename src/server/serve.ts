@@ -5,6 +5,7 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Kv } from "../core/kv.js";
 import { KvError } from "../errors.js";
@@ -12,7 +13,7 @@ import { shareWithHttp2 } from "../kv-connect/h2c.js";
 import { type OpenKvOptions, openKv } from "../open.js";
 import { type AppOptions, createApp } from "./app.js";
 import { loadTokens } from "./auth.js";
-import { adapterError } from "./errors.js";
+import { adapterError, errorBody } from "./errors.js";
 
 export interface ServerOptions extends AppOptions {
   /** A database file path, `:memory:`, or an open Kv (default `data/cellar.db`). */
@@ -56,6 +57,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const server = createServer((req, res) => {
     if (!fastPath(req, res)) void hono(req, res);
   });
+  server.on("clientError", answerClientError);
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -95,4 +97,35 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       return closing;
     },
   };
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [
+    431,
+    "Request Header Fields Too Large",
+    "the request line and headers are larger than the server accepts (16 KiB)",
+  ],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "Request Timeout", "the request took too long to arrive"],
+};
+
+/**
+ * What node answers for a request it cannot parse, with the usual JSON error body where node
+ * would send none.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || error.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] = CLIENT_ERRORS[error.code ?? ""] ?? [
+    400,
+    "Bad Request",
+    `malformed HTTP request (${error.code ?? error.message})`,
+  ];
+  const body = JSON.stringify(
+    errorBody(status === 431 ? "PAYLOAD_TOO_LARGE" : "INVALID_REQUEST", message),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

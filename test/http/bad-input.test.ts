@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { encodeKey } from "../../src/codec/key.js";
 import { KvU64 } from "../../src/index.js";
@@ -711,6 +712,39 @@ describe("malformed and hostile requests", () => {
   });
 
   describe("routes and methods", () => {
+    /** Sends raw bytes and reads the whole answer. */
+    const exchange = (text: string) =>
+      new Promise<{ status: string; body: unknown }>((resolve, reject) => {
+        const socket = connect(Number(new URL(server.url).port), "127.0.0.1", () =>
+          socket.write(text),
+        );
+        let answer = "";
+        socket.on("data", (chunk) => {
+          answer += chunk.toString();
+        });
+        socket.on("end", () => {
+          const split = answer.indexOf("\r\n\r\n");
+          resolve({
+            status: answer.slice(0, answer.indexOf("\r\n")),
+            body: JSON.parse(answer.slice(split + 4)),
+          });
+        });
+        socket.on("error", reject);
+      });
+
+    it("answers what node cannot parse with a JSON error, and changes nothing", async () => {
+      const before = await snapshot(server.kv);
+      const long = await exchange(
+        `PUT /api/keys/a?comment=${"x".repeat(20_000)} HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"value":"a"}`,
+      );
+      expect(long.status).toBe("HTTP/1.1 431 Request Header Fields Too Large");
+      expect(long.body).toMatchObject({ error: { code: "PAYLOAD_TOO_LARGE" } });
+      const garbage = await exchange("NOT HTTP AT ALL\r\n\r\n");
+      expect(garbage.status).toBe("HTTP/1.1 400 Bad Request");
+      expect(garbage.body).toMatchObject({ error: { code: "INVALID_REQUEST" } });
+      expect(await snapshot(server.kv)).toEqual(before);
+    });
+
     it("answers unknown routes with 404 NOT_FOUND", async () => {
       for (const path of [
         "/api/nope",
