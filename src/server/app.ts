@@ -3,6 +3,7 @@
  * port (tests call `app.request`); `startServer` in `serve.ts` puts it on one.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Kv } from "../core/kv.js";
 import { databaseOf } from "../core/kv.js";
@@ -20,6 +21,8 @@ import { listRoutes } from "./routes/list.js";
 import { queueRoutes } from "./routes/queues.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
 import { StreamRegistry, watchRoutes } from "./routes/watch.js";
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 export interface AppOptions extends AuthOptions, TypedRouteOptions {
   /** Largest request body in bytes (default: 4 × the value limit, at least 1 MiB). */
@@ -87,21 +90,32 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   // Touching `body` makes the Node adapter build a full web Request, which costs more than the
   // rest of a small request: bodiless requests skip the check, and a declared Content-Length is
   // checked from the header; only streamed bodies go through the counting middleware.
-  app.use("/api/*", (c, next) => {
+  const checkBody: MiddlewareHandler<ServerEnv> = (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD") return next();
     const declared = c.req.header("content-length");
-    if (declared === undefined || c.req.header("transfer-encoding") !== undefined)
-      return limitBody(c, next);
+    const streamed = c.req.header("transfer-encoding") !== undefined;
+    const type = c.req.header("content-type");
+    // The driver routes read their body as JSON whatever it is labelled (the remote client's).
+    if (
+      (streamed || (declared !== undefined && declared !== "0")) &&
+      !JSON_TYPE.test(type ?? "") &&
+      !c.req.path.startsWith("/api/driver/")
+    ) {
+      throw new KvError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        `send the body as JSON with content-type: application/json, got ${type === undefined ? "no content type" : JSON.stringify(type)}`,
+      );
+    }
+    if (declared === undefined || streamed) return limitBody(c, next);
     if (Number(declared) > maxBody) {
       throw new KvError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBody} bytes`);
     }
     return next();
-  });
+  };
+  app.use("/api/*", checkBody);
+  app.use("/workspaces/*", checkBody);
   const auth = createAuthenticator(kv, options);
   app.use("/api/*", authenticate(auth));
-  app.use("/workspaces/*", (c, next) =>
-    c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
-  );
   app.use("/workspaces/*", authenticate(auth));
 
   keysRoutes(app);

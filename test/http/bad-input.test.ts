@@ -112,15 +112,15 @@ describe("malformed and hostile requests", () => {
     );
 
     it.each(jsonRoutes.filter(([, path]) => !path.startsWith("/api/driver")))(
-      "%s %s refuses a body sent without a JSON content type",
+      "%s %s refuses a body sent without a JSON content type with 415",
       async (method, path) => {
         await refused(
           path,
           { method, ...raw('{"value":1}', "text/plain") },
-          null,
-          "INVALID_REQUEST",
+          415,
+          "UNSUPPORTED_MEDIA_TYPE",
         );
-        await refused(path, { method, raw: '{"value":1}' }, null, "INVALID_REQUEST");
+        await refused(path, { method, raw: '{"value":1}' }, 415, "UNSUPPORTED_MEDIA_TYPE");
       },
     );
 
