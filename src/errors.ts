@@ -25,6 +25,7 @@ export type KvErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
   | "LIMIT_EXCEEDED"
   | "UNAVAILABLE";
 

@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { TrieRouter } from "hono/router/trie-router";
 import type { Kv } from "../core/kv.js";
 import { databaseOf } from "../core/kv.js";
 import { KvError } from "../errors.js";
@@ -73,9 +74,22 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   });
 
   app.onError(onError);
-  app.notFound((c) =>
-    c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404),
-  );
+  let methodsOf: ((path: string) => string[]) | undefined;
+  app.notFound((c) => {
+    methodsOf ??= routeMethods(app);
+    const allowed = methodsOf(c.req.path);
+    if (allowed.length === 0 || allowed.includes(c.req.method)) {
+      return c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404);
+    }
+    c.header("Allow", allowed.join(", "));
+    return c.json(
+      errorBody(
+        "METHOD_NOT_ALLOWED",
+        `${c.req.path} does not take ${c.req.method}; it takes ${allowed.join(", ")}`,
+      ),
+      405,
+    );
+  });
 
   healthRoutes(app as never, kv);
   docsRoutes(app);
@@ -148,4 +162,17 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   typedRoutes(app, kv, options);
 
   return { app, fastPath: createFastPath(auth), endStreams: () => streams.endAll() };
+}
+
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/** The methods some route of `app` answers at a path, for a 405 and its Allow header. */
+function routeMethods(app: OpenAPIHono<ServerEnv>): (path: string) => string[] {
+  const router = new TrieRouter<string>();
+  for (const route of app.routes) {
+    // A trailing `*` matches an empty rest too, where the handler answers 404: require one.
+    const path = route.path.replace(/\/\*$/, "/:rest{.+}");
+    if (route.method !== "ALL") router.add(route.method, path, route.method);
+  }
+  return (path) => METHODS.filter((method) => router.match(method, path)[0].length > 0);
 }

@@ -761,7 +761,7 @@ describe("malformed and hostile requests", () => {
       }
     });
 
-    it("answers wrong methods with a 4xx JSON error", async () => {
+    it("answers wrong methods with 405 and the methods the path takes", async () => {
       for (const [method, path] of [
         ["PATCH", "/api/keys/x"],
         ["POST", "/api/keys/x"],
@@ -777,7 +777,10 @@ describe("malformed and hostile requests", () => {
         ["DELETE", "/api/openapi.json"],
         ["GET", "/api/namespace"],
       ] as const) {
-        await refused(path, { method }, null, ["NOT_FOUND", "METHOD_NOT_ALLOWED"]);
+        const reply = await call(path, { method });
+        expectRefused(reply, 405, "METHOD_NOT_ALLOWED");
+        expect(reply.headers.allow).toMatch(/^(GET|POST|PUT|DELETE)(, [A-Z]+)*$/);
+        expect(reply.headers.allow).not.toContain(method);
       }
     });
   });
