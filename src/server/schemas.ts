@@ -8,20 +8,28 @@ import type { KvEntryMaybe } from "../core/types.js";
 import { keyToJson, valueToJson } from "../wire/json.js";
 
 export const KeyPart = z
-  .union([
-    z.string(),
-    z.number(),
-    z.boolean(),
-    z.object({ $bigint: z.string() }).strict(),
-    z.object({ $bytes: z.string() }).strict(),
-    z.object({ $number: z.enum(["NaN", "Infinity", "-Infinity", "-0"]) }).strict(),
-  ])
+  .union(
+    [
+      z.string(),
+      z.number(),
+      z.boolean(),
+      z.object({ $bigint: z.string() }).strict(),
+      z.object({ $bytes: z.string() }).strict(),
+      z.object({ $number: z.enum(["NaN", "Infinity", "-Infinity", "-0"]) }).strict(),
+    ],
+    {
+      error:
+        'a key part is a string, number, boolean, {"$bigint": "<decimal>"}, {"$bytes": "<base64url>"} or {"$number": "NaN" | "Infinity" | "-Infinity" | "-0"}',
+    },
+  )
   .openapi("KeyPart", {
     description:
       "A key part: string, number, boolean, or a tagged bigint, bytes or special number.",
   });
 
-export const Key = z.array(KeyPart).openapi("Key", { example: ["users", { $bigint: "42" }] });
+export const Key = z
+  .array(KeyPart, { error: "a key is a JSON array of parts" })
+  .openapi("Key", { example: ["users", { $bigint: "42" }] });
 
 export const Value = z.unknown().openapi("Value", {
   description:

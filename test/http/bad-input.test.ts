@@ -416,6 +416,15 @@ describe("malformed and hostile requests", () => {
       await refused("/api/get", json({ keys: [["a"]], metadata: "yes" }), 400, "INVALID_REQUEST");
     });
 
+    it("says what a key part may be, and what the watch routes need", async () => {
+      const part = await call("/api/get", json({ keys: [["a", null]] }));
+      expectRefused(part, 400, "INVALID_REQUEST");
+      expect(part.json.error.message).toMatch(/^keys\.0\.1: a key part is a string, number/);
+      const missing = await call("/api/watch", {});
+      expectRefused(missing, 400, "INVALID_REQUEST");
+      expect(missing.json.error.message).toContain("?key=<path>");
+    });
+
     it("refuses more keys than maxReadKeys in one read", async () => {
       await refused("/api/get", json({ keys: Array.from({ length: 6 }, (_, i) => [i]) }), 400, [
         "INVALID_ARGUMENT",

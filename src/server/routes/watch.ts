@@ -69,14 +69,18 @@ const signatureOf = (entries: readonly KvEntryMaybe[]) =>
 
 const KeysQuery = z.object({
   key: z
-    .union([z.string(), z.array(z.string())])
+    .union([z.string(), z.array(z.string())], {
+      error: "name the keys to watch with ?key=<path>, repeated for several",
+    })
     .openapi({ description: "A key path; repeat for several keys", example: "config/theme" }),
 });
 const PrefixQuery = z.object({
-  prefix: z.string().openapi({
-    description: "Key path of the prefix; empty for the whole namespace",
-    example: "orders",
-  }),
+  prefix: z
+    .string({ error: "name the prefix with ?prefix=<path> (empty: the whole namespace)" })
+    .openapi({
+      description: "Key path of the prefix; empty for the whole namespace",
+      example: "orders",
+    }),
   after: Versionstamp.optional().openapi({
     description: "Resume after this versionstamp (as Last-Event-ID does)",
   }),
