@@ -2,7 +2,8 @@
  * Reads of one statement for the PostgreSQL driver. One connection is kept out of the pool for
  * them and used whenever no read is in flight on it: checking a connection out of the pool and
  * back in costs a point read about a tenth of its time. A read that finds it busy goes through
- * the pool, so concurrent reads still spread over the pool's connections.
+ * the pool, so concurrent reads still spread over the pool's connections. A pool of one
+ * connection keeps none back, or a read would leave every other statement waiting for it.
  */
 import pg from "pg";
 
@@ -13,12 +14,15 @@ export class Reader {
   #busy = false;
   #closed = false;
 
+  readonly #holds: boolean;
+
   constructor(pool: pg.Pool) {
     this.#pool = pool;
+    this.#holds = (pool.options.max ?? 10) >= 2;
   }
 
   async query(query: pg.QueryConfig): Promise<pg.QueryResult> {
-    if (this.#busy || this.#closed) return this.#pool.query(query);
+    if (this.#busy || this.#closed || !this.#holds) return this.#pool.query(query);
     this.#busy = true;
     let client: pg.PoolClient | null = null;
     try {

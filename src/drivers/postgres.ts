@@ -59,7 +59,10 @@ import { channelOf, migrate, quoteSchema } from "./postgres-schema.js";
 export interface PostgresDriverOptions extends DriverOptions {
   /** The schema holding Cellar's tables (default: the URL's `schema` parameter, else `public`). */
   readonly schema?: string;
-  /** Connections in the pool (default 8); one more listens for other processes' commits. */
+  /**
+   * Connections in the pool (default 8), one of them kept for single-statement reads when there
+   * are at least two; one more listens for other processes' commits.
+   */
   readonly poolSize?: number;
   /**
    * Bytes of recently used entries kept in memory (default 32 MiB), so that commits on them

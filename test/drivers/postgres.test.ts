@@ -182,3 +182,14 @@ it("takes the driver's options directly", async () => {
   expect((await kv.history(["h"])).map((r) => r.version)).toEqual([5, 4, 3]);
   await kv.close();
 });
+
+it("works on a pool of one connection: reads keep none of it back", async () => {
+  const driver = await postgresDriver(POSTGRES, { schema: freshSchema(), poolSize: 1 });
+  const kv = await openKv(undefined, { driver });
+  await kv.set(["a"], 1);
+  const { entries } = await kv.paginate({ prefix: [] }, { limit: 10 });
+  expect(entries.map((e) => e.value)).toEqual([1]);
+  await kv.set(["b"], 2);
+  expect((await kv.getMany([["a"], ["b"]])).map((e) => e.value)).toEqual([1, 2]);
+  await kv.close();
+});
