@@ -105,6 +105,11 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
     "Request Header Fields Too Large",
     "the request line and headers are larger than the server accepts (16 KiB)",
   ],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [
+    413,
+    "Payload Too Large",
+    "the request's chunk extensions are larger than the server accepts",
+  ],
   ERR_HTTP_REQUEST_TIMEOUT: [408, "Request Timeout", "the request took too long to arrive"],
 };
 
@@ -113,7 +118,9 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
  * would send none.
  */
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || error.code === "ECONNRESET") {
+  // A response already under way on the socket (a stream) must not get another in its middle.
+  const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || answering?.headersSent || error.code === "ECONNRESET") {
     socket.destroy();
     return;
   }
@@ -123,7 +130,7 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
     `malformed HTTP request (${error.code ?? error.message})`,
   ];
   const body = JSON.stringify(
-    errorBody(status === 431 ? "PAYLOAD_TOO_LARGE" : "INVALID_REQUEST", message),
+    errorBody(status === 431 || status === 413 ? "PAYLOAD_TOO_LARGE" : "INVALID_REQUEST", message),
   );
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

@@ -754,6 +754,26 @@ describe("malformed and hostile requests", () => {
       expect(await snapshot(server.kv)).toEqual(before);
     });
 
+    it("closes, without writing into it, a stream that garbage is pipelined behind", async () => {
+      const seen = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(server.url).port), "127.0.0.1", () =>
+          socket.write(
+            `GET /api/watch?key=a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\n\r\n`,
+          ),
+        );
+        let text = "";
+        socket.on("data", (chunk) => {
+          text += chunk.toString();
+          if (text.includes("event: entries")) socket.write("GARBAGE\r\n\r\n");
+        });
+        socket.on("close", () => resolve(text));
+        socket.on("error", reject);
+      });
+      expect(seen).toMatch(/^HTTP\/1\.1 200 /);
+      expect(seen).toContain("event: entries");
+      expect(seen).not.toContain("HTTP/1.1 400");
+    });
+
     it("answers unknown routes with 404 NOT_FOUND", async () => {
       for (const path of [
         "/api/nope",
