@@ -49,6 +49,11 @@ export class KvError extends Error {
   }
 }
 
+/** An error's message without the `[cellar] ` mark, to quote it inside another message or body. */
+export function bareMessage(error: Error): string {
+  return error.message.replace(/^\[cellar\] /, "");
+}
+
 /** Shorthand for throwing inside validation code. */
 export function fail(code: KvErrorCode, message: string): never {
   throw new KvError(code, message);

@@ -10,7 +10,7 @@ import { KvError } from "../errors.js";
 import {
   type Access,
   assertAccess as assertScope,
-  grantFinder,
+  bearerToken,
   hostNamespace,
   NAMESPACE_HEADER,
   type NamespaceSource,
@@ -26,21 +26,18 @@ export interface ConnectCaller {
 
 export interface AccessOptions {
   readonly tokens: readonly TokenGrant[];
+  /** `grantFinder(tokens)`, built once. */
+  readonly findGrant: (presented: string) => TokenGrant | null;
   readonly namespaceFrom: NamespaceSource;
-}
-
-function bearerOf(c: Context): string | undefined {
-  const match = /^Bearer\s+(\S*)$/i.exec(c.req.header("authorization") ?? "");
-  return match?.[1];
 }
 
 /** Authenticates the request; throws `UNAUTHORIZED` when a tokens file is in force and the token is not in it. */
 export function callerOf(c: Context, options: AccessOptions): ConnectCaller {
-  const token = bearerOf(c);
+  const token = bearerToken(c.req.header("authorization"));
   if (options.tokens.length === 0) return { token: token ?? "", grant: null };
   if (!token)
     throw new KvError("UNAUTHORIZED", "a bearer token is required (Authorization: Bearer <token>)");
-  const grant = grantFinder(options.tokens)(token);
+  const grant = options.findGrant(token);
   if (!grant) throw new KvError("UNAUTHORIZED", "the bearer token is not valid");
   return { token, grant };
 }

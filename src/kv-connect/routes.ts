@@ -18,8 +18,13 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Database } from "../core/database.js";
 import { databaseOf, type Kv } from "../core/kv.js";
-import { KvError } from "../errors.js";
-import type { NamespaceSource, ServerEnv, TokenGrant } from "../server/auth.js";
+import { bareMessage, KvError } from "../errors.js";
+import {
+  grantFinder,
+  type NamespaceSource,
+  type ServerEnv,
+  type TokenGrant,
+} from "../server/auth.js";
 import { statusOf } from "../server/errors.js";
 import type { StreamRegistry } from "../server/routes/watch.js";
 import {
@@ -61,8 +66,7 @@ const DATA = "data";
 const PROTOBUF = { "content-type": "application/x-protobuf" };
 
 function textError(error: Error, c: Context): Response {
-  if (error instanceof KvError)
-    return c.text(error.message.replace(/^\[cellar\] /, ""), statusOf(error.code));
+  if (error instanceof KvError) return c.text(bareMessage(error), statusOf(error.code));
   if (error instanceof HTTPException && error.status < 500)
     return c.text(error.message || "bad request", error.status);
   console.error(error);
@@ -128,8 +132,10 @@ function dataPathScope(
 /** Registers the KV Connect routes under `/kv`. */
 export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnectOptions): void {
   const db = databaseOf(kv);
+  const tokens = options.tokens ?? [];
   const access: AccessOptions = {
-    tokens: options.tokens ?? [],
+    tokens,
+    findGrant: grantFinder(tokens),
     namespaceFrom: options.namespaceFrom ?? "token",
   };
   const connect = new Hono<ServerEnv>();

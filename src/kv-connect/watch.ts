@@ -75,7 +75,7 @@ export function watchBody(
 ): WatchBody {
   if (request.keys.length > options.maxKeys) {
     throw new KvError(
-      "LIMIT_EXCEEDED",
+      "INVALID_ARGUMENT",
       `a watch names at most ${options.maxKeys} keys, got ${request.keys.length}`,
     );
   }

@@ -164,8 +164,7 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
     if (tokens.length === 0) {
       return withoutGrant(requestedNamespace(source, credentials, null));
     }
-    const match = /^Bearer\s+(\S+)$/i.exec(credentials.authorization ?? "");
-    const presented = match?.[1] ?? credentials.queryToken();
+    const presented = bearerToken(credentials.authorization) ?? credentials.queryToken();
     if (!presented)
       throw new KvError(
         "UNAUTHORIZED",
@@ -175,6 +174,11 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
     if (!grant) throw new KvError("UNAUTHORIZED", "the bearer token is not valid");
     return withGrant(grant, requestedNamespace(source, credentials, grant));
   };
+}
+
+/** The token of an `Authorization: Bearer <token>` header, if that is what it holds. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(authorization ?? "")?.[1];
 }
 
 /** Looks a presented token up among `tokens`, in time independent of where they differ. */

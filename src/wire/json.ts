@@ -30,7 +30,7 @@
 import type { KvKey, KvKeyPart } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
 import { isPlainJson } from "../codec/value.js";
-import { describe, fail } from "../errors.js";
+import { bareMessage, describe, fail } from "../errors.js";
 
 const TYPED = {
   Int8Array,
@@ -117,10 +117,7 @@ export function keyFromJson(json: unknown): KvKeyPart[] {
           if (tag === "$bytes") return unb64(payload, "$bytes");
           if (tag === "$number") return parseSpecialNumber(payload);
         } catch (error) {
-          fail(
-            "INVALID_KEY",
-            `key part ${i}: ${(error as Error).message.replace(/^\[cellar\] /, "")}`,
-          );
+          fail("INVALID_KEY", `key part ${i}: ${bareMessage(error as Error)}`);
         }
       }
     }

@@ -3,7 +3,7 @@ import { createRoute, type OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { KvKeyPart } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
 import type { AtomicOperation, KvAtomicKey, KvUuid } from "../../core/atomic.js";
-import { describe, KvError } from "../../errors.js";
+import { bareMessage, describe, KvError } from "../../errors.js";
 import { keyFromJson, valueFromJson } from "../../wire/json.js";
 import { requireAccess, type ServerEnv } from "../auth.js";
 import { AtomicBody, CommitOk, ErrorBody } from "../schemas.js";
@@ -123,13 +123,9 @@ export function atomicRoutes(app: OpenAPIHono<ServerEnv>): void {
           apply(op, refs, mutation);
         } catch (error) {
           if (!(error instanceof KvError)) throw error;
-          throw new KvError(
-            error.code,
-            `mutation ${i}: ${error.message.replace(/^\[cellar\] /, "")}`,
-            {
-              cause: error,
-            },
-          );
+          throw new KvError(error.code, `mutation ${i}: ${bareMessage(error)}`, {
+            cause: error,
+          });
         }
       });
       const result = await op.commit();

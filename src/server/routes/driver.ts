@@ -12,7 +12,7 @@ import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../../codec/versionstam
 import type { Database } from "../../core/database.js";
 import { writeInfoFrom } from "../../core/limits.js";
 import type { AtomicWrite, Check, Enqueue, Mutation, Settlement } from "../../driver/contract.js";
-import { describe, KvError } from "../../errors.js";
+import { bareMessage, describe, KvError } from "../../errors.js";
 import {
   b64,
   changeToWire,
@@ -340,7 +340,7 @@ export function driverRoutes(
         } catch (error) {
           if (!(error instanceof KvError)) throw error;
           return {
-            error: { code: error.code, message: error.message.replace(/^\[cellar\] /, "") },
+            error: { code: error.code, message: bareMessage(error) },
           };
         }
       }),

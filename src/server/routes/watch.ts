@@ -28,7 +28,7 @@ import { errors, json } from "./keys.js";
 export interface WatchLimits {
   /** Keys one watch may name (default 100). */
   readonly maxWatchKeys: number;
-  /** Open watch streams and polls across the server (default 1000). */
+  /** Open streams across the server: watches, waiting polls and queue listens (default 1000). */
   readonly maxStreams: number;
   /** Milliseconds between keep-alive comments (default 15000). */
   readonly pingInterval: number;
@@ -48,7 +48,7 @@ export class StreamRegistry {
     if (this.#open.size >= this.max) {
       throw new KvError(
         "LIMIT_EXCEEDED",
-        `the server holds its maximum of ${this.max} watch streams`,
+        `the server holds its maximum of ${this.max} open streams (watches, waiting polls and queue listens)`,
       );
     }
     this.#open.add(end);
