@@ -1179,9 +1179,6 @@ describe("the cellar serve command", () => {
     }
   });
 
-  // Bug: close() calls closeIdleConnections() once, before the streams it ends have finished
-  // their responses; their keep-alive connections then turn idle and hold the process until
-  // the server's keepAliveTimeout (5 s) passes.
   it("answers a waiting queue poll at once on SIGTERM, and exits promptly", async () => {
     const server = run(["--db", ":memory:", "--port", "0"]);
     const url = await server.listening();
@@ -1201,6 +1198,9 @@ describe("the cellar serve command", () => {
     }
   });
 
+  // Bug: close() calls closeIdleConnections() once, before the streams it ends have finished
+  // their responses; their keep-alive connections then turn idle and hold the process until
+  // the server's keepAliveTimeout (5 s) passes.
   it("exits promptly on SIGTERM while watch streams are open on keep-alive connections", async () => {
     const server = run(["--db", ":memory:", "--port", "0"]);
     const url = await server.listening();
