@@ -1187,7 +1187,9 @@ describe("the cellar serve command", () => {
         method: "POST",
         body: { wait: 20_000 },
       });
+      // The poll was sent first; once a later request is answered, the server has read it.
       await sleep(300);
+      expect((await send(url, "/healthz")).status).toBe(200);
       server.child.kill("SIGTERM");
       const reply = await poll;
       expect(reply.status).toBe(200);
