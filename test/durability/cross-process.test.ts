@@ -1,4 +1,5 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,4 +60,26 @@ it("opens one new file from several processes at once, each waiting its turn", a
     expect(opened.map((entry) => entry.key)).toEqual([0, 1, 2, 3, 4].map((i) => ["opened", i]));
     await kv.close();
   }
+});
+
+it("waits out another process's write lock on a new file, which SQLite reports without waiting", async () => {
+  // Another process holds a write transaction on a file still in rollback-journal mode: switching
+  // it to WAL fails at once with SQLITE_BUSY, busy timeout or not, until that process commits.
+  const path = join(dir, "locked.db");
+  const holder = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const db = new (require("better-sqlite3"))(${JSON.stringify(path)});
+       db.exec("CREATE TABLE other (a)"); db.exec("BEGIN IMMEDIATE"); db.exec("INSERT INTO other VALUES (1)");
+       console.log("held"); setTimeout(() => { db.exec("COMMIT"); db.close(); }, 500);`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  await once(holder.stdout!, "data");
+  const kv = await openKv(path);
+  await kv.set(["opened"], true);
+  expect((await kv.get(["opened"])).value).toBe(true);
+  await kv.close();
+  await once(holder, "exit");
 });
