@@ -1,14 +1,23 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { Agent } from "node:http";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvU64, openKv } from "../../src/index.js";
 import { type RunningServer, startServer, type TokenGrant } from "../../src/server/index.js";
 import { keyToPath } from "../../src/wire/json.js";
-import { muted, type Reply, type Send, send, serve, sleep, sse, tempDir } from "./helpers.js";
+import {
+  muted,
+  type Reply,
+  rawExchange,
+  type Send,
+  send,
+  serve,
+  sleep,
+  sse,
+  tempDir,
+} from "./helpers.js";
 
 const VERSIONSTAMP = /^[0-9a-f]{20}$/;
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -1046,22 +1055,14 @@ describe("authentication and namespaces", () => {
       expectError(bad, 400, "INVALID_REQUEST");
       expect(bad.json.error.message).toContain("Host header or target is malformed");
       // Two Host headers: each path through the server sees them joined, or refuses them.
-      const { port } = new URL(byHost.url);
-      const raw = await new Promise<string>((resolve, reject) => {
-        const socket = connect(Number(port), "127.0.0.1", () =>
-          socket.end(
-            "GET /api/keys/k HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com\r\nConnection: close\r\n\r\n",
-          ),
-        );
-        let text = "";
-        socket.on("data", (chunk) => {
-          text += chunk.toString();
-        });
-        socket.on("end", () => resolve(text));
-        socket.on("error", reject);
-      });
-      expect(raw).toMatch(/^HTTP\/1\.1 400 /);
-      expect(raw).toContain('"a.example.com, b.example.com\\" is not one host name');
+      const twice = await rawExchange(
+        byHost.url,
+        "GET /api/keys/k HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com\r\nConnection: close\r\n\r\n",
+      );
+      expect(twice.status).toMatch(/^HTTP\/1\.1 400 /);
+      expect(twice.body.error.message).toContain(
+        '"a.example.com, b.example.com" is not one host name',
+      );
       expect(await byHost.kv.namespace("a.example.com").get(["k"])).toMatchObject({ value: null });
     } finally {
       await byHost.close();

@@ -3,7 +3,16 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { encodeKey } from "../../src/codec/key.js";
 import { KvU64 } from "../../src/index.js";
 import type { RunningServer } from "../../src/server/index.js";
-import { muted, type Reply, type Send, send, serve, snapshot, sse } from "./helpers.js";
+import {
+  muted,
+  type Reply,
+  rawExchange,
+  type Send,
+  send,
+  serve,
+  snapshot,
+  sse,
+} from "./helpers.js";
 
 const ADMIN = "admin-token-000000000000";
 const A_WRITER = "a-writer-token-000000000";
@@ -721,34 +730,15 @@ describe("malformed and hostile requests", () => {
   });
 
   describe("routes and methods", () => {
-    /** Sends raw bytes and reads the whole answer. */
-    const exchange = (text: string) =>
-      new Promise<{ status: string; body: unknown }>((resolve, reject) => {
-        const socket = connect(Number(new URL(server.url).port), "127.0.0.1", () =>
-          socket.write(text),
-        );
-        let answer = "";
-        socket.on("data", (chunk) => {
-          answer += chunk.toString();
-        });
-        socket.on("end", () => {
-          const split = answer.indexOf("\r\n\r\n");
-          resolve({
-            status: answer.slice(0, answer.indexOf("\r\n")),
-            body: JSON.parse(answer.slice(split + 4)),
-          });
-        });
-        socket.on("error", reject);
-      });
-
     it("answers what node cannot parse with a JSON error, and changes nothing", async () => {
       const before = await snapshot(server.kv);
-      const long = await exchange(
+      const long = await rawExchange(
+        server.url,
         `PUT /api/keys/a?comment=${"x".repeat(20_000)} HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"value":"a"}`,
       );
       expect(long.status).toBe("HTTP/1.1 431 Request Header Fields Too Large");
       expect(long.body).toMatchObject({ error: { code: "PAYLOAD_TOO_LARGE" } });
-      const garbage = await exchange("NOT HTTP AT ALL\r\n\r\n");
+      const garbage = await rawExchange(server.url, "NOT HTTP AT ALL\r\n\r\n");
       expect(garbage.status).toBe("HTTP/1.1 400 Bad Request");
       expect(garbage.body).toMatchObject({ error: { code: "INVALID_REQUEST" } });
       expect(await snapshot(server.kv)).toEqual(before);

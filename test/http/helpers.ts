@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 /** Plain HTTP against a real Cellar server: requests with full control of path and headers, SSE. */
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -204,3 +205,27 @@ export async function muted(fn: () => Promise<void>): Promise<void> {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends `text` as raw bytes to the server at `base` and resolves to its status line and JSON
+ * body once it closes the connection: for requests no HTTP client would send.
+ */
+export function rawExchange(
+  base: string,
+  text: string,
+): Promise<{ status: string; body: Reply["json"] }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(base).port), "127.0.0.1", () => socket.write(text));
+    let answer = "";
+    socket.on("data", (chunk) => {
+      answer += chunk.toString();
+    });
+    socket.on("end", () =>
+      resolve({
+        status: answer.slice(0, answer.indexOf("\r\n")),
+        body: JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)),
+      }),
+    );
+    socket.on("error", reject);
+  });
+}
