@@ -109,12 +109,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     const declared = c.req.header("content-length");
     const streamed = c.req.header("transfer-encoding") !== undefined;
     const type = c.req.header("content-type");
-    // The driver routes read their body as JSON whatever it is labelled (the remote client's).
-    if (
-      (streamed || (declared !== undefined && declared !== "0")) &&
-      !JSON_TYPE.test(type ?? "") &&
-      !c.req.path.startsWith("/api/driver/")
-    ) {
+    if ((streamed || (declared !== undefined && declared !== "0")) && !JSON_TYPE.test(type ?? "")) {
       throw new KvError(
         "UNSUPPORTED_MEDIA_TYPE",
         `send the body as JSON with content-type: application/json, got ${type === undefined ? "no content type" : JSON.stringify(type)}`,
