@@ -20,9 +20,8 @@
  * either committed before that head, or, built on cached state, finds the version moved and
  * runs again under the lock, where it sees the registration. A reconnect registers again before
  * reading the log. A dead process's row stays until a process registers and finds its
- * connection gone; meanwhile commits merely notify it for nothing. A process of an earlier
- * Cellar does not register: the process that upgrades the schema (and any after it) registers
- * it, finding its LISTEN in `pg_stat_activity`, which shows it to the same database user.
+ * connection gone; meanwhile commits merely notify it for nothing. Every process sharing a
+ * database must therefore register: run one Cellar version (schema 2 or later) across them.
  *
  * The feed also keeps the {@link EntryCache} true: it holds the stored state as of the last
  * reported version, so every reported commit evicts the keys it changed.
@@ -52,21 +51,14 @@ export function feedSql(s: string) {
       ) c ON true
       WHERE h.name = 'version' AND p.name = 'pruned'`,
     ),
-    // A process that died without unregistering leaves a row whose connection is gone. A
-    // connection whose last statement is this channel's LISTEN and that has no row belongs to
-    // a process of an earlier Cellar, which does not register, or to one about to: it gets a row.
+    // A process that died without unregistering leaves a row whose connection is gone.
     register: statement(
       "cellar_register",
       `WITH bump AS (UPDATE ${s}.cellar_meta SET value = value + 1 WHERE name = 'version' RETURNING value),
         gone AS (DELETE FROM ${s}.cellar_listeners l WHERE origin <> $1
           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid)),
         joined AS (INSERT INTO ${s}.cellar_listeners (origin, pid) SELECT $1, $2 FROM bump
-          ON CONFLICT (origin) DO UPDATE SET pid = excluded.pid),
-        adopted AS (INSERT INTO ${s}.cellar_listeners (origin, pid)
-          SELECT 'pid:' || a.pid, a.pid FROM pg_stat_activity a
-          WHERE a.datname = current_database() AND a.query = $3 AND a.pid <> $2
-            AND NOT EXISTS (SELECT 1 FROM ${s}.cellar_listeners l WHERE l.pid = a.pid)
-          ON CONFLICT (origin) DO NOTHING)
+          ON CONFLICT (origin) DO UPDATE SET pid = excluded.pid)
       SELECT value AS head FROM bump`,
     ),
     unregister: statement(
@@ -256,11 +248,8 @@ export class ChangeFeed {
     let head: number;
     try {
       const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-      const listen = `LISTEN "${this.#channel}"`;
-      await client.query(listen);
-      const registered = await this.#pool.query(
-        this.#sql.register(this.origin, rows[0]!.pid, listen),
-      );
+      await client.query(`LISTEN "${this.#channel}"`);
+      const registered = await this.#pool.query(this.#sql.register(this.origin, rows[0]!.pid));
       head = (registered.rows[0] as { head: number }).head;
     } catch (error) {
       await client.end().catch(() => undefined);
