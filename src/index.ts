@@ -1,5 +1,6 @@
 export type { KvKey, KvKeyPart } from "./codec/key.js";
 export { KvU64 } from "./codec/u64.js";
+export type * from "./contract/index.js";
 export type {
   AtomicOperation,
   KvAtomicCheck,
@@ -28,7 +29,6 @@ export type {
 } from "./core/transaction.js";
 export type * from "./core/types.js";
 export type { ChangeBatch } from "./core/watch.js";
-export type * from "./driver/contract.js";
 export { KvError, type KvErrorCode } from "./errors.js";
 export { type OpenKvOptions, openKv } from "./open.js";
 export * from "./typed/index.js";

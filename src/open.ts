@@ -1,11 +1,11 @@
+import type { KvDriver } from "./contract/index.js";
 import { Database, type HistoryOptions } from "./core/database.js";
 import { Kv } from "./core/kv.js";
 import { assertPositiveInteger, type KvLimits, resolveLimits } from "./core/limits.js";
-import type { KvDriver } from "./driver/contract.js";
-import { memoryDriver } from "./drivers/memory.js";
-import { POSTGRES_URL, postgresDriver } from "./drivers/postgres.js";
-import { remoteDriver } from "./drivers/remote.js";
-import { sqliteDriver } from "./drivers/sqlite.js";
+import { memoryDriver } from "./drivers/memory/index.js";
+import { POSTGRES_URL, postgresDriver } from "./drivers/postgres/index.js";
+import { remoteDriver } from "./drivers/remote/index.js";
+import { sqliteDriver } from "./drivers/sqlite/index.js";
 import { describe, fail } from "./errors.js";
 
 export interface OpenKvOptions {

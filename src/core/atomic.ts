@@ -7,7 +7,7 @@ import type { KvKey, KvKeyPart } from "../codec/key.js";
 import type { KvU64 } from "../codec/u64.js";
 import type { RawValue } from "../codec/value.js";
 import { assertVersionstamp } from "../codec/versionstamp.js";
-import type { Check, Enqueue, Mutation } from "../driver/contract.js";
+import type { Check, Enqueue, Mutation } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { arrayOperand, type Database, u64Operand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";

@@ -5,7 +5,7 @@
 import { encodeKey, type KvKey, startsWith } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
 import { encodeValue, type RawValue, rawSize } from "../codec/value.js";
-import type { KvDriver } from "../driver/contract.js";
+import type { KvDriver } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import type { KvLimits } from "./limits.js";
 import { WatchHub } from "./watch.js";

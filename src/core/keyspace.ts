@@ -4,7 +4,7 @@
  * name is a terminated tuple part, no key or range of one namespace can reach another's.
  */
 import { decodeKey, encodeKey, type KvKey } from "../codec/key.js";
-import type { ReadRange } from "../driver/contract.js";
+import type { ReadRange } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import type { KvLimits } from "./limits.js";
 

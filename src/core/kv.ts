@@ -5,7 +5,7 @@
 import { concatBytes, type KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
-import type { RawEntry, ReadRange } from "../driver/contract.js";
+import type { RawEntry, ReadRange } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";

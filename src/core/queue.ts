@@ -7,7 +7,7 @@
 import { uuidv7 } from "uuidv7";
 import { encodeKey, type KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
-import type { DeadMessage, Enqueue, LeasedMessage, QueueStats } from "../driver/contract.js";
+import type { DeadMessage, Enqueue, LeasedMessage, QueueStats } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import type { Database } from "./database.js";
 import type { Keyspace } from "./keyspace.js";

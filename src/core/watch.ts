@@ -8,7 +8,7 @@
  */
 import { keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
-import type { ChangeEvent, KvDriver } from "../driver/contract.js";
+import type { ChangeEvent, KvDriver } from "../contract/index.js";
 
 type Wake = () => void;
 

@@ -15,7 +15,7 @@ import {
   NAMESPACE_HEADER,
   type NamespaceSource,
   type TokenGrant,
-} from "../server/auth.js";
+} from "../http/auth.js";
 
 export interface ConnectCaller {
   /** The token as presented, handed back by the metadata exchange. */

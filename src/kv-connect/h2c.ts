@@ -10,7 +10,7 @@ import type { Server } from "node:http";
 import { createServer as createHttp2Server, type Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
-import { adapterError } from "../server/errors.js";
+import { adapterError } from "../http/errors.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 

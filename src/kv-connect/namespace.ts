@@ -6,9 +6,9 @@
  */
 import { createHash } from "node:crypto";
 import { concatBytes, decodeKey } from "../codec/key.js";
+import type { KeyRange } from "../contract/index.js";
 import { Keyspace } from "../core/keyspace.js";
 import type { KvLimits } from "../core/limits.js";
-import type { KeyRange } from "../driver/contract.js";
 import { KvError } from "../errors.js";
 
 /**

@@ -1,7 +1,7 @@
 /** KV Connect's `snapshot_read`: every range of the request, read from one snapshot. */
 import { create } from "@bufbuild/protobuf";
+import type { RawEntry, ReadRange } from "../contract/index.js";
 import type { Database } from "../core/database.js";
-import type { RawEntry, ReadRange } from "../driver/contract.js";
 import { KvError } from "../errors.js";
 import type { ConnectSpace } from "./namespace.js";
 import {

@@ -24,9 +24,9 @@ import {
   type NamespaceSource,
   type ServerEnv,
   type TokenGrant,
-} from "../server/auth.js";
-import { statusOf } from "../server/errors.js";
-import type { StreamRegistry } from "../server/routes/watch.js";
+} from "../http/auth.js";
+import { statusOf } from "../http/errors.js";
+import type { StreamRegistry } from "../http/streams.js";
 import {
   type AccessOptions,
   assertAccess,

@@ -6,9 +6,9 @@
  * A slow client skips intermediate states. An empty frame (length 0) is a keep-alive.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import type { RawEntry } from "../contract/index.js";
 import type { Database } from "../core/database.js";
 import { watchStream } from "../core/watch.js";
-import type { RawEntry } from "../driver/contract.js";
 import { KvError } from "../errors.js";
 import type { ConnectSpace } from "./namespace.js";
 import {

@@ -13,9 +13,9 @@
 import { create } from "@bufbuild/protobuf";
 import { uuidv7 } from "uuidv7";
 import { type RawValue, rawSize } from "../codec/value.js";
+import type { Check, CommitResult, Enqueue, Mutation } from "../contract/index.js";
 import type { Database } from "../core/database.js";
 import { DEFAULT_QUEUE, queueId } from "../core/queue.js";
-import type { Check, CommitResult, Enqueue, Mutation } from "../driver/contract.js";
 import { KvError } from "../errors.js";
 import type { ConnectSpace } from "./namespace.js";
 import {

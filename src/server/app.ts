@@ -9,10 +9,16 @@ import { TrieRouter } from "hono/router/trie-router";
 import type { Kv } from "../core/kv.js";
 import { databaseOf } from "../core/kv.js";
 import { KvError } from "../errors.js";
+import {
+  type AuthOptions,
+  authenticate,
+  createAuthenticator,
+  type ServerEnv,
+} from "../http/auth.js";
+import { errorBody, onError } from "../http/errors.js";
+import { StreamRegistry } from "../http/streams.js";
 import { kvConnectRoutes } from "../kv-connect/routes.js";
-import { type AuthOptions, authenticate, createAuthenticator, type ServerEnv } from "./auth.js";
 import { docsRoutes } from "./docs.js";
-import { errorBody, onError } from "./errors.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { atomicRoutes } from "./routes/atomic.js";
 import { driverRoutes } from "./routes/driver.js";
@@ -21,7 +27,7 @@ import { keysRoutes } from "./routes/keys.js";
 import { listRoutes } from "./routes/list.js";
 import { queueRoutes } from "./routes/queues.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
-import { StreamRegistry, watchRoutes } from "./routes/watch.js";
+import { watchRoutes } from "./routes/watch.js";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 

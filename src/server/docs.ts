@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import type { ServerEnv } from "./auth.js";
+import type { ServerEnv } from "../http/auth.js";
 
 const ASSETS = [
   "swagger-ui.css",

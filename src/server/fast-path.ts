@@ -7,8 +7,8 @@
  * through to Hono.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import { type Authenticator, type Credentials, NAMESPACE_HEADER } from "./auth.js";
-import { errorResponse } from "./errors.js";
+import { type Authenticator, type Credentials, NAMESPACE_HEADER } from "../http/auth.js";
+import { errorResponse } from "../http/errors.js";
 import { KEYS_ROUTE, readKey } from "./routes/keys.js";
 
 /** Answers `req` and returns true, or returns false and leaves it to the next listener. */

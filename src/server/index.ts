@@ -1,9 +1,9 @@
-export { type AppOptions, type CellarApp, createApp } from "./app.js";
 export {
   type Access,
   type AuthOptions,
   loadTokens,
   type NamespaceSource,
   type TokenGrant,
-} from "./auth.js";
+} from "../http/auth.js";
+export { type AppOptions, type CellarApp, createApp } from "./app.js";
 export { type RunningServer, type ServerOptions, startServer } from "./serve.js";

@@ -9,11 +9,11 @@ import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Kv } from "../core/kv.js";
 import { KvError } from "../errors.js";
+import { loadTokens } from "../http/auth.js";
+import { adapterError, errorBody } from "../http/errors.js";
 import { shareWithHttp2 } from "../kv-connect/h2c.js";
 import { type OpenKvOptions, openKv } from "../open.js";
 import { type AppOptions, createApp } from "./app.js";
-import { loadTokens } from "./auth.js";
-import { adapterError, errorBody } from "./errors.js";
 
 export interface ServerOptions extends AppOptions {
   /** A database file path, `:memory:`, or an open Kv (default `data/cellar.db`). */

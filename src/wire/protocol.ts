@@ -17,7 +17,7 @@ import type {
   RawRevision,
   ReadRange,
   WriteInfo,
-} from "../driver/contract.js";
+} from "../contract/index.js";
 import { fail } from "../errors.js";
 
 export const PROTOCOL_VERSION = 1;

@@ -1,4 +1,4 @@
 import { openKv } from "../../src/index.js";
-import { describeKvConformance } from "../conformance/index.js";
+import { describeKvConformance } from "../../src/testing/index.js";
 
 describeKvConformance({ name: "memory", open: (options) => openKv(":memory:", options) });

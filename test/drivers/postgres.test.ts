@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
-import { postgresDriver } from "../../src/drivers/postgres.js";
+import { postgresDriver } from "../../src/drivers/postgres/index.js";
 import { KvU64, openKv } from "../../src/index.js";
-import { describeKvConformance } from "../conformance/index.js";
+import { describeKvConformance } from "../../src/testing/index.js";
 
 /** The server the tests use; CI starts it (see .ci/run). */
 const POSTGRES = process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";

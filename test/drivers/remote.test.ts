@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from "vitest";
 import { assertPositiveInteger, resolveLimits } from "../../src/core/limits.js";
 import { openKv } from "../../src/index.js";
-import { describeKvConformance } from "../conformance/index.js";
+import { describeKvConformance } from "../../src/testing/index.js";
 import { startSpawner } from "../remote/spawn.js";
 
 let spawner: Awaited<ReturnType<typeof startSpawner>>;

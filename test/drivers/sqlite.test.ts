@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
 import { openKv } from "../../src/index.js";
-import { describeKvConformance } from "../conformance/index.js";
+import { describeKvConformance } from "../../src/testing/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cellar-sqlite-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

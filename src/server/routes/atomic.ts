@@ -4,8 +4,8 @@ import type { KvKeyPart } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
 import type { AtomicOperation, KvAtomicKey, KvUuid } from "../../core/atomic.js";
 import { bareMessage, describe, KvError } from "../../errors.js";
+import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import { keyFromJson, valueFromJson } from "../../wire/json.js";
-import { requireAccess, type ServerEnv } from "../auth.js";
 import { AtomicBody, CommitOk, ErrorBody } from "../schemas.js";
 import { body, errors, json } from "./keys.js";
 

@@ -9,10 +9,12 @@ import { decodeKey } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
 import { decodeValue, rawSize } from "../../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../../codec/versionstamp.js";
+import type { AtomicWrite, Check, Enqueue, Mutation, Settlement } from "../../contract/index.js";
 import type { Database } from "../../core/database.js";
 import { writeInfoFrom } from "../../core/limits.js";
-import type { AtomicWrite, Check, Enqueue, Mutation, Settlement } from "../../driver/contract.js";
 import { bareMessage, describe, KvError } from "../../errors.js";
+import { type RequestScope, requireAccess, type ServerEnv } from "../../http/auth.js";
+import type { StreamRegistry } from "../../http/streams.js";
 import {
   b64,
   changeToWire,
@@ -25,8 +27,6 @@ import {
   valueFromWire,
   type WireWriteResult,
 } from "../../wire/protocol.js";
-import { type RequestScope, requireAccess, type ServerEnv } from "../auth.js";
-import type { StreamRegistry } from "./watch.js";
 
 const MAX_WRITES_PER_REQUEST = 1000;
 const MAX_RANGES_PER_REQUEST = 1000;

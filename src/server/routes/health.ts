@@ -1,7 +1,7 @@
 /** Liveness and readiness, unauthenticated so orchestrators can probe them. */
 import type { Hono } from "hono";
 import type { Kv } from "../../core/kv.js";
-import { errorBody } from "../errors.js";
+import { errorBody } from "../../http/errors.js";
 
 export function healthRoutes(app: Hono, kv: Kv): void {
   app.get("/healthz", (c) => c.json({ ok: true }));

@@ -3,8 +3,13 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { KvKey } from "../../codec/key.js";
 import { KvError } from "../../errors.js";
+import {
+  type Authenticated,
+  assertAccess,
+  requireAccess,
+  type ServerEnv,
+} from "../../http/auth.js";
 import { keyFromJson, keyFromPath, valueFromJson, valueToJson } from "../../wire/json.js";
-import { type Authenticated, assertAccess, requireAccess, type ServerEnv } from "../auth.js";
 import {
   CommitOk,
   Entry,

@@ -4,8 +4,8 @@ import type { KvKey } from "../../codec/key.js";
 import type { Kv } from "../../core/kv.js";
 import type { KvListSelector } from "../../core/types.js";
 import { KvError } from "../../errors.js";
+import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import { keyFromJson, keyFromPath } from "../../wire/json.js";
-import { requireAccess, type ServerEnv } from "../auth.js";
 import { Entry, entryJson, isTrue, ListBody, ListQuery, PathSelectorQuery } from "../schemas.js";
 import { body, errors, json } from "./keys.js";
 

@@ -8,11 +8,11 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { KvQueue, KvQueueMessage } from "../../core/queue.js";
 import { KvError } from "../../errors.js";
+import { requireAccess, type ServerEnv } from "../../http/auth.js";
+import type { StreamRegistry } from "../../http/streams.js";
 import { keyFromJson, valueFromJson, valueToJson } from "../../wire/json.js";
-import { requireAccess, type ServerEnv } from "../auth.js";
 import { Key, Value, Versionstamp } from "../schemas.js";
 import { body, errors, json } from "./keys.js";
-import type { StreamRegistry } from "./watch.js";
 
 const Name = z.object({
   name: z

@@ -9,6 +9,8 @@ import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Kv } from "../../core/kv.js";
 import { KvError } from "../../errors.js";
+import { requireAccess, type ServerEnv } from "../../http/auth.js";
+import { errorBody } from "../../http/errors.js";
 import {
   assertDefinition,
   defineKv,
@@ -18,8 +20,6 @@ import {
 } from "../../typed/define-kv.js";
 import { type JsonSchema, ValidationError } from "../../typed/schemas.js";
 import type { AnyStore, StoreEntry, TypedStore } from "../../typed/store.js";
-import { requireAccess, type ServerEnv } from "../auth.js";
-import { errorBody } from "../errors.js";
 
 export interface TypedRouteOptions {
   /** Typed stores, served at `/api/stores/{name}` on the namespace of each request. */

@@ -20,8 +20,9 @@ import { assertVersionstamp } from "../../codec/versionstamp.js";
 import type { KvEntryMaybe } from "../../core/types.js";
 import type { ChangeBatch as Batch } from "../../core/watch.js";
 import { KvError } from "../../errors.js";
+import { requireAccess, type ServerEnv } from "../../http/auth.js";
+import type { StreamRegistry } from "../../http/streams.js";
 import { keyFromPath } from "../../wire/json.js";
-import { requireAccess, type ServerEnv } from "../auth.js";
 import { Entry, entryJson, Versionstamp } from "../schemas.js";
 import { errors, json } from "./keys.js";
 
@@ -32,33 +33,6 @@ export interface WatchLimits {
   readonly maxStreams: number;
   /** Milliseconds between keep-alive comments (default 15000). */
   readonly pingInterval: number;
-}
-
-/** Open streams, so shutdown can end them and limits can count them. */
-export class StreamRegistry {
-  readonly #open = new Set<() => void>();
-
-  constructor(private readonly max: number) {}
-
-  get size(): number {
-    return this.#open.size;
-  }
-
-  add(end: () => void): () => void {
-    if (this.#open.size >= this.max) {
-      throw new KvError(
-        "LIMIT_EXCEEDED",
-        `the server holds its maximum of ${this.max} open streams (watches, waiting polls and queue listens)`,
-      );
-    }
-    this.#open.add(end);
-    return () => this.#open.delete(end);
-  }
-
-  endAll(): void {
-    for (const end of this.#open) end();
-    this.#open.clear();
-  }
 }
 
 const signatureOf = (entries: readonly KvEntryMaybe[]) =>

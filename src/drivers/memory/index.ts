@@ -1,0 +1,309 @@
+/**
+ * The in-memory driver: a B+ tree of entries keyed by their encoded key. Keys are held as latin1
+ * strings, one character per byte, so JavaScript's string order is the byte order.
+ * Everything runs synchronously, which makes every read a snapshot and every write atomic.
+ */
+
+import { createRequire } from "node:module";
+import type * as BTreeModule from "sorted-btree";
+import { keyId } from "../../codec/key.js";
+import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
+import type {
+  AtomicWrite,
+  ChangeEvent,
+  CommitResult,
+  DriverOptions,
+  KeyRange,
+  KvDriver,
+  Mutation,
+  RawEntry,
+  RawRevision,
+  ReadOptions,
+  ReadRange,
+} from "../../contract/index.js";
+import { KvError } from "../../errors.js";
+import {
+  type Applied,
+  applyMutation,
+  DEFAULT_CHANGE_LOG_SIZE,
+  DEFAULT_HISTORY_DEPTH,
+  isLive,
+  revisionOf,
+  type StoredEntry,
+  sha256,
+  writtenKey,
+} from "../shared/apply.js";
+import { isPoint } from "../shared/range.js";
+import { MemoryQueues } from "./queues.js";
+
+// sorted-btree is CommonJS with an ES-style default export, which ESM loaders unwrap differently.
+const BTree = (
+  createRequire(import.meta.url)("sorted-btree") as { default: typeof BTreeModule.default.default }
+).default;
+
+const fromId = (id: string): Uint8Array => Buffer.from(id, "latin1");
+
+/**
+ * Opens a database that lives in this process's memory and ends with it.
+ *
+ * @example
+ * const kv = await openKv(":memory:"); // uses memoryDriver()
+ */
+export function memoryDriver(options: DriverOptions = {}): KvDriver {
+  const entries = new BTree<string, StoredEntry>();
+  // The same entries by id: point lookups in a hash map are several times faster than in the tree.
+  const byId = new Map<string, StoredEntry>();
+  const histories = new Map<string, RawRevision[]>();
+  // Entries with an expiry, ordered by it, so the sweeper never scans the whole tree.
+  const expiries = new BTree<[number, string], undefined>(undefined, (a, b) =>
+    a[0] !== b[0] ? a[0] - b[0] : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0,
+  );
+  const listeners = new Set<(change: ChangeEvent) => void>();
+  const depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
+  const logSize = options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE;
+  // The change log, oldest first; `pruned` is the highest version no longer in it.
+  const log: ChangeEvent[] = [];
+  let pruned = 0;
+  const hash = options.hash ?? sha256;
+  let version = 0;
+  let closed = false;
+
+  const assertOpen = () => {
+    if (closed) throw new KvError("DATABASE_CLOSED", "the database is closed");
+  };
+
+  const toRaw = (key: Uint8Array, entry: StoredEntry, withMeta: boolean | undefined): RawEntry => ({
+    key,
+    value: entry.value,
+    versionstamp: entry.versionstamp,
+    expiresAt: entry.expiresAt,
+    ...(withMeta ? { meta: entry.meta } : {}),
+  });
+
+  const live = (id: string, now: number): StoredEntry | null => {
+    const entry = byId.get(id);
+    return entry && isLive(entry.expiresAt, now) ? entry : null;
+  };
+
+  const readRange = (range: ReadRange, options: ReadOptions): RawEntry[] => {
+    const out: RawEntry[] = [];
+    if (range.limit <= 0) return out;
+    const start = keyId(range.start);
+    if (isPoint(range.start, range.end)) {
+      const entry = byId.get(start);
+      if (entry && isLive(entry.expiresAt, options.now))
+        out.push(toRaw(range.start, entry, options.metadata));
+      return out;
+    }
+    const end = keyId(range.end);
+    if (start >= end) return out;
+    const visit = (id: string, entry: StoredEntry): { break: true } | undefined => {
+      if (isLive(entry.expiresAt, options.now))
+        out.push(toRaw(fromId(id), entry, options.metadata));
+      return out.length >= range.limit ? { break: true } : undefined;
+    };
+    if (!range.reverse) {
+      entries.forRange(start, end, false, visit);
+    } else {
+      for (const [id, entry] of entries.entriesReversed(end, undefined, true)) {
+        if (id < start) break;
+        if (visit(id, entry)) break;
+      }
+    }
+    return out;
+  };
+
+  const store = (id: string, entry: StoredEntry | null) => {
+    const previous = byId.get(id);
+    if (previous?.expiresAt != null) expiries.delete([previous.expiresAt, id]);
+    if (entry === null) {
+      entries.delete(id);
+      byId.delete(id);
+      return;
+    }
+    entries.set(id, entry);
+    byId.set(id, entry);
+    if (entry.expiresAt !== null) expiries.set([entry.expiresAt, id], undefined);
+  };
+
+  const record = (id: string, applied: Applied) => {
+    store(id, applied.entry);
+    if (applied.dropHistory) histories.delete(id);
+    if (applied.archive.length > 0) {
+      const list = histories.get(id) ?? [];
+      list.push(...applied.archive);
+      if (list.length > depth) list.splice(0, list.length - depth);
+      histories.set(id, list);
+    }
+  };
+
+  const notify = (change: ChangeEvent) => {
+    for (const listener of listeners) listener(change);
+  };
+
+  const emit = (change: ChangeEvent) => {
+    log.push(change);
+    if (log.length > logSize * 2) {
+      const dropped = log.splice(0, log.length - logSize);
+      pruned = parseVersionstamp(dropped.at(-1)!.versionstamp);
+    }
+    notify(change);
+  };
+
+  /** Applies checks and mutations as one commit; null when a check fails. */
+  const commit = (checks: AtomicWrite["checks"], mutations: readonly Mutation[], now: number) => {
+    for (const check of checks) {
+      const current = live(keyId(check.key), now);
+      if ((current?.versionstamp ?? null) !== check.versionstamp) return null;
+    }
+    const versionstamp = formatVersionstamp(version + 1);
+    const context = {
+      now,
+      versionstamp,
+      hash,
+      ...(options.maxValueSize && { maxValueSize: options.maxValueSize }),
+    };
+    // Compute every mutation before touching the tree, so a throwing mutation changes nothing.
+    const staged = new Map<string, StoredEntry | null>();
+    const applied: [string, Applied][] = [];
+    for (const mutation of mutations) {
+      const id = keyId(writtenKey(mutation, versionstamp));
+      const current = staged.has(id) ? staged.get(id)! : (byId.get(id) ?? null);
+      const result = applyMutation(current, mutation, context);
+      staged.set(id, result.entry);
+      applied.push([id, result]);
+    }
+    version++;
+    for (const [id, result] of applied) record(id, result);
+    return { versionstamp, keys: [...staged.keys()].map(fromId) };
+  };
+
+  const queues = new MemoryQueues(
+    (mutations, now) => {
+      const done = commit([], mutations, now)!;
+      emit({ versionstamp: done.versionstamp, keys: done.keys });
+    },
+    (queue) =>
+      notify({ versionstamp: formatVersionstamp(version), keys: [], queues: [fromId(queue)] }),
+  );
+
+  return {
+    snapshotReadSync(ranges, options) {
+      assertOpen();
+      return ranges.map((range) => readRange(range, options));
+    },
+
+    async snapshotRead(ranges, options) {
+      return this.snapshotReadSync!(ranges, options);
+    },
+
+    async count(range: KeyRange, options) {
+      assertOpen();
+      let n = 0;
+      entries.forRange(keyId(range.start), keyId(range.end), false, (_id, entry) => {
+        if (isLive(entry.expiresAt, options.now)) n++;
+      });
+      return n;
+    },
+
+    async atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
+      assertOpen();
+      const done = commit(write.checks, write.mutations, write.now);
+      if (!done) return null;
+      const enqueued = (write.enqueues ?? []).map((e) =>
+        queues.enqueue(keyId(e.queue), e, write.now),
+      );
+      if (done.keys.length > 0) emit({ versionstamp: done.versionstamp, keys: done.keys });
+      return { versionstamp: done.versionstamp, ...(enqueued.length > 0 && { enqueued }) };
+    },
+
+    async dequeue(queue, { now, visibilityTimeout, limit }) {
+      assertOpen();
+      return queues.dequeue(keyId(queue), now, visibilityTimeout, limit);
+    },
+
+    async settle(queue, token, settlement, now) {
+      assertOpen();
+      return queues.settle(keyId(queue), token, settlement, now);
+    },
+
+    async queueStats(queue, now) {
+      assertOpen();
+      return queues.stats(keyId(queue), now);
+    },
+
+    async listDead(queue, { limit, after }) {
+      assertOpen();
+      return queues.listDead(keyId(queue), limit, after);
+    },
+
+    async getDead(queue, id) {
+      assertOpen();
+      return queues.getDead(keyId(queue), id);
+    },
+
+    async requeueDead(queue, ids, now) {
+      assertOpen();
+      return queues.requeueDead(keyId(queue), ids, now);
+    },
+
+    async deleteDead(queue, ids) {
+      assertOpen();
+      return queues.deleteDead(keyId(queue), ids);
+    },
+
+    async history(key, { limit, now, withValues }) {
+      assertOpen();
+      const id = keyId(key);
+      const current = live(id, now);
+      const archived = [...(histories.get(id) ?? [])].reverse();
+      const all = current ? [revisionOf(current, withValues), ...archived] : archived;
+      return all.slice(0, Math.min(limit, depth));
+    },
+
+    async deleteExpired(now, limit) {
+      assertOpen();
+      queues.pruneDedup(now);
+      const expired: string[] = [];
+      for (const [[expiresAt, id]] of expiries.entries()) {
+        if (expiresAt > now || expired.length >= limit) break;
+        expired.push(id);
+      }
+      if (expired.length === 0) return 0;
+      for (const id of expired) {
+        store(id, null);
+        histories.delete(id);
+      }
+      version++;
+      emit({ versionstamp: formatVersionstamp(version), keys: expired.map(fromId) });
+      return expired.length;
+    },
+
+    async readChanges(after, limit) {
+      assertOpen();
+      const from = parseVersionstamp(after);
+      let lo = 0;
+      let hi = log.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (parseVersionstamp(log[mid]!.versionstamp) <= from) lo = mid + 1;
+        else hi = mid;
+      }
+      return {
+        changes: log.slice(lo, lo + limit),
+        truncated: from < pruned,
+        head: formatVersionstamp(version),
+      };
+    },
+
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    async close() {
+      closed = true;
+      listeners.clear();
+    },
+  };
+}

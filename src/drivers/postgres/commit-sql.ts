@@ -1,0 +1,301 @@
+/**
+ * The SQL of the PostgreSQL driver's commits: the statements a {@link CommitBatch} reads with
+ * under the commit lock, and the one statement that stores all it committed.
+ */
+import type pg from "pg";
+import { parseVersionstamp } from "../../codec/versionstamp.js";
+import type { Enqueue, RawRevision } from "../../contract/index.js";
+import type { StoredEntry } from "../shared/apply.js";
+import { newMessage } from "../shared/queue-states.js";
+import { binaryArray, type ElementType, statement, valueColumns } from "./rows.js";
+
+/** A message a batch enqueues, stored with its commit. */
+export interface MessageRow {
+  readonly queue: Uint8Array;
+  readonly enqueue: Enqueue;
+  readonly now: number;
+}
+
+const STORED_COLUMNS = [
+  "key",
+  "vs",
+  "expires_at",
+  "revision",
+  "created_at",
+  "updated_at",
+  "tags",
+  "modified_by",
+  "comment",
+  "data_hash",
+  "encoding",
+];
+
+export type CommitSql = ReturnType<typeof commitSql>;
+
+/** The statements of a commit, for the quoted schema `s`. */
+export function commitSql(s: string) {
+  const kv = `${s}.cellar_kv`;
+  const dedup = `${s}.cellar_queue_dedup`;
+  return {
+    lock: statement(
+      "cellar_lock",
+      `SELECT value FROM ${s}.cellar_meta WHERE name = 'version' FOR UPDATE`,
+    ),
+    stored: statement(
+      "cellar_stored",
+      `SELECT ${STORED_COLUMNS.map((c) => `k.${c}`).join(", ")},
+        CASE WHEN k.key = ANY($2::bytea[]) THEN k.value_json END AS value_json,
+        CASE WHEN k.key = ANY($2::bytea[]) THEN k.value_bin END AS value_bin
+      FROM unnest($1::bytea[]) AS u(key) JOIN ${kv} k ON k.key = u.key`,
+    ),
+    expired: statement(
+      "cellar_expired",
+      `SELECT ${STORED_COLUMNS.join(", ")}, NULL::json AS value_json, NULL::bytea AS value_bin
+      FROM ${kv} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    ),
+    dedup: statement(
+      "cellar_dedup",
+      `SELECT d.queue, d.key, d.id, d.until FROM ${dedup} d
+      JOIN unnest($1::bytea[], $2::text[]) AS u(queue, key) ON d.queue = u.queue AND d.key = u.key`,
+    ),
+    commit: new CommitStatements(s),
+    notify: statement("cellar_notify", "SELECT pg_notify($1, $2)"),
+    forgetDedup: statement("cellar_forget_dedup", `DELETE FROM ${dedup} WHERE until <= $1`),
+  };
+}
+
+/** The parts of a commit statement, in the order they appear and take their parameters. */
+const PARTS = [
+  "deleted",
+  "upserted",
+  "dropped",
+  "archived",
+  "pruned",
+  "logged",
+  "enqueued",
+  "deduped",
+  "trimmed",
+  "notified",
+] as const;
+export type Part = (typeof PARTS)[number];
+
+/**
+ * The column types of each part's rows: a part takes one array parameter per column (one
+ * element per row), then its plain parameters.
+ */
+const ROWS: Record<Part, readonly ElementType[]> = {
+  deleted: ["bytea"],
+  upserted: [
+    "bytea",
+    "json",
+    "bytea",
+    "int2",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "text",
+  ],
+  dropped: ["bytea"],
+  archived: ["bytea", "int8", "int8", "int8", "text", "text", "text", "json", "bytea", "int2"],
+  pruned: ["bytea"],
+  logged: ["int8", "bytea"],
+  enqueued: ["bytea", "text", "int8", "int8", "jsonb", "jsonb", "json", "bytea", "int2", "int8"],
+  deduped: ["bytea", "text", "text", "int8"],
+  trimmed: [],
+  notified: [],
+};
+
+/**
+ * The commit statement of the quoted schema `s`: everything a batch writes, as one statement,
+ * so that run alone it is a whole transaction. Its guard moves the version from the one the
+ * batch was computed on ($1) to the batch's latest ($2), and fails (division by zero, SQLSTATE
+ * 22012) when the version was no longer $1: a batch built on cached state never commits after
+ * a commit it did not see. Every write refers to the guard, which makes it run first, taking
+ * the commit lock before any row is written; inside a transaction that already holds the lock
+ * it simply passes. Only the parts a batch uses are in its statement (each combination is named
+ * and prepared on its own), since every part costs the server time even with nothing to do.
+ * All parts share one snapshot, so history pruning counts the revisions stored before this
+ * statement: the archive keeps at least its depth, which is all it must.
+ *
+ * A batch whose every part has one row (a lone write of one key, the common case) takes each
+ * column as a plain parameter instead of an array: decoding arrays and planning `unnest` cost
+ * the server more than the rest of such a statement.
+ */
+function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): string {
+  const kv = `${s}.cellar_kv`;
+  const history = `${s}.cellar_history`;
+  const ok = "(SELECT ok FROM guard) = 1";
+  let n = 2;
+  const params = (count: number) => Array.from({ length: count }, () => `$${++n}`);
+  /**
+   * The part's rows as a table: its column parameters unnested, or the one row they make;
+   * `ordinal` adds a last column numbering the rows.
+   */
+  const rows = (part: Part, ordinal = false): string => {
+    const columns = params(ROWS[part].length).map(
+      (p, i) => `${p}::${ROWS[part][i]}${single ? "" : "[]"}`,
+    );
+    if (single) return `(VALUES (${columns.join(", ")}${ordinal ? ", 1" : ""}))`;
+    return `unnest(${columns.join(", ")})${ordinal ? " WITH ORDINALITY" : ""}`;
+  };
+  const sql: Record<Part, () => string> = {
+    deleted: () =>
+      `deleted AS (DELETE FROM ${kv} k USING ${rows("deleted")} AS u(key) WHERE k.key = u.key AND ${ok})`,
+    upserted: () => `upserted AS (INSERT INTO ${kv}
+          (key, value_json, value_bin, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash)
+        SELECT * FROM ${rows("upserted")} AS r
+        WHERE ${ok}
+        ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json, value_bin = excluded.value_bin,
+          encoding = excluded.encoding, vs = excluded.vs, expires_at = excluded.expires_at, revision = excluded.revision,
+          created_at = excluded.created_at, updated_at = excluded.updated_at, tags = excluded.tags,
+          modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash)`,
+    dropped: () =>
+      `dropped AS (DELETE FROM ${history} h USING ${rows("dropped")} AS u(key) WHERE h.key = u.key AND ${ok})`,
+    archived: () => `archived AS (INSERT INTO ${history}
+          (key, vs, revision, timestamp, modified_by, comment, data_hash, value_json, value_bin, encoding)
+        SELECT * FROM ${rows("archived")} AS r
+        WHERE ${ok}
+        ON CONFLICT (key, vs) DO UPDATE SET revision = excluded.revision, timestamp = excluded.timestamp,
+          modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash,
+          value_json = excluded.value_json, value_bin = excluded.value_bin, encoding = excluded.encoding)`,
+    pruned: () => {
+      const keys = rows("pruned");
+      const [depth] = params(1);
+      return `pruned AS (DELETE FROM ${history} h USING ${keys} AS p(key)
+        WHERE h.key = p.key AND ${ok}
+          AND h.vs <= (SELECT x.vs FROM ${history} x WHERE x.key = p.key ORDER BY x.vs DESC OFFSET ${depth} LIMIT 1))`;
+    },
+    logged: () => `logged AS (INSERT INTO ${s}.cellar_changes (vs, key)
+        SELECT * FROM ${rows("logged")} AS r WHERE ${ok} ON CONFLICT DO NOTHING)`,
+    enqueued: () => `enqueued AS (INSERT INTO ${s}.cellar_queue
+          (queue, id, state, priority, available_at, attempts, backoff, undelivered, value_json, value_bin, encoding, enqueued_at)
+        SELECT queue, id, 0, priority, available_at, 0, backoff, undelivered, value_json, value_bin, encoding, enqueued_at
+        FROM ${rows("enqueued", true)}
+          AS m(queue, id, priority, available_at, backoff, undelivered, value_json, value_bin, encoding, enqueued_at, n)
+        WHERE ${ok} ORDER BY n)`,
+    deduped: () => `deduped AS (INSERT INTO ${s}.cellar_queue_dedup (queue, key, id, until)
+        SELECT * FROM ${rows("deduped")} AS r WHERE ${ok}
+        ON CONFLICT (queue, key) DO UPDATE SET id = excluded.id, until = excluded.until)`,
+    trimmed: () => {
+      const [horizon] = params(1);
+      return `trimmed AS (DELETE FROM ${s}.cellar_changes WHERE vs <= ${horizon} AND ${ok}),
+        horizon AS (UPDATE ${s}.cellar_meta SET value = greatest(value, ${horizon}) WHERE name = 'pruned' AND ${ok})`;
+    },
+    notified: () => {
+      const [channel, payload, origin] = params(3);
+      return `notified AS (SELECT pg_notify(${channel}, ${payload}) FROM guard
+        WHERE EXISTS (SELECT 1 FROM ${s}.cellar_listeners WHERE origin <> ${origin}))`;
+    },
+  };
+  const ctes = PARTS.filter((part) => parts.has(part)).map((part) => sql[part]());
+  // Under READ COMMITTED an UPDATE that waited for the lock evaluates SET on the newest row, so
+  // the division by zero (not constant, hence not folded at planning) fires on a moved version.
+  return `WITH guard AS (UPDATE ${s}.cellar_meta SET value = CASE WHEN value = $1 THEN $2 ELSE value / (value - value) END
+      WHERE name = 'version' RETURNING 1 AS ok)${ctes.map((cte) => `,\n    ${cte}`).join("")}
+  SELECT (SELECT ok FROM guard) AS ok${parts.has("notified") ? ", (SELECT count(*) FROM notified) AS notified" : ""}`;
+}
+
+/** Builds commit statements by their parts, each text built once. */
+class CommitStatements {
+  readonly #schema: string;
+  readonly #texts = new Map<string, string>();
+
+  constructor(schema: string) {
+    this.#schema = schema;
+  }
+
+  /**
+   * The statement for these parts, each given with its parameters (see {@link ROWS}), after the
+   * guard's two.
+   */
+  build(
+    base: number,
+    version: number,
+    parts: readonly (readonly [Part, readonly unknown[]])[],
+  ): pg.QueryConfig {
+    const byPart = new Map(parts);
+    const single = parts.every(([part, values]) =>
+      ROWS[part].every((_, i) => (values[i] as readonly unknown[]).length === 1),
+    );
+    let mask = 0;
+    const values: unknown[] = [base, version];
+    PARTS.forEach((part, bit) => {
+      const given = byPart.get(part);
+      if (!given) return;
+      mask |= 1 << bit;
+      const columns = ROWS[part].length;
+      for (let i = 0; i < given.length; i++) {
+        if (i >= columns) values.push(given[i]);
+        else if (single) values.push((given[i] as readonly unknown[])[0]);
+        else values.push(binaryArray(ROWS[part][i]!, given[i] as readonly unknown[]));
+      }
+    });
+    const name = `cellar_commit_${mask}${single ? "_1" : ""}`;
+    let text = this.#texts.get(name);
+    if (text === undefined) {
+      text = commitText(this.#schema, new Set(byPart.keys()), single);
+      this.#texts.set(name, text);
+    }
+    return { name, text, values };
+  }
+}
+
+export function upsertColumns(rows: readonly { key: Uint8Array; entry: StoredEntry }[]): unknown[] {
+  const columns = rows.map(({ entry }) => valueColumns(entry.value));
+  const meta = rows.map(({ entry }) => entry.meta);
+  return [
+    rows.map((r) => r.key),
+    columns.map((c) => c.json),
+    columns.map((c) => c.bin),
+    columns.map((c) => c.encoding),
+    rows.map((r) => parseVersionstamp(r.entry.versionstamp)),
+    rows.map((r) => r.entry.expiresAt),
+    meta.map((m) => m.version),
+    meta.map((m) => m.createdAt),
+    meta.map((m) => m.updatedAt),
+    meta.map((m) => (m.tags.length > 0 ? JSON.stringify(m.tags) : null)),
+    meta.map((m) => m.modifiedBy),
+    meta.map((m) => m.comment),
+    meta.map((m) => m.dataHash),
+  ];
+}
+
+export function historyColumns(rows: readonly (readonly [Uint8Array, RawRevision])[]): unknown[] {
+  const values = rows.map(([, r]) => (r.value ? valueColumns(r.value) : null));
+  return [
+    rows.map(([key]) => key),
+    rows.map(([, r]) => parseVersionstamp(r.versionstamp)),
+    rows.map(([, r]) => r.version),
+    rows.map(([, r]) => r.timestamp),
+    rows.map(([, r]) => r.modifiedBy),
+    rows.map(([, r]) => r.comment),
+    rows.map(([, r]) => r.dataHash),
+    values.map((v) => v?.json ?? null),
+    values.map((v) => v?.bin ?? null),
+    values.map((v) => v?.encoding ?? null),
+  ];
+}
+
+export function messageColumns(rows: readonly MessageRow[]): unknown[] {
+  const messages = rows.map((r) => newMessage(r.enqueue, 0, r.now));
+  const values = messages.map((m) => valueColumns(m.value));
+  return [
+    rows.map((r) => r.queue),
+    messages.map((m) => m.id),
+    messages.map((m) => m.priority),
+    messages.map((m) => m.availableAt),
+    messages.map((m) => JSON.stringify(m.backoffSchedule)),
+    messages.map((m) =>
+      JSON.stringify(m.keysIfUndelivered.map((k) => Buffer.from(k).toString("base64url"))),
+    ),
+    values.map((v) => v.json),
+    values.map((v) => v.bin),
+    values.map((v) => v.encoding),
+    messages.map((m) => m.enqueuedAt),
+  ];
+}

@@ -1,0 +1,396 @@
+/**
+ * KV commits on PostgreSQL. A {@link CommitBatch} takes the commit lock (the `version` row of
+ * `cellar_meta`, locked `FOR UPDATE`) inside an open transaction and reads the stored state of
+ * every key its commits touch in the same round trip, or starts from state already known (see
+ * `postgres-cache.ts`); it applies the commits in memory with the shared `applyMutation`
+ * semantics, each under the next version, and hands back one statement that stores the net
+ * result (see `postgres-commit-sql.ts`).
+ *
+ * Holding the commit lock from the first read to `COMMIT` makes every commit of every process
+ * run in one total order, the order of their versions: each reads (under READ COMMITTED, with a
+ * fresh snapshot per statement) everything the commits before it wrote.
+ */
+
+import type pg from "pg";
+import { keyId } from "../../codec/key.js";
+import { formatVersionstamp } from "../../codec/versionstamp.js";
+import type {
+  ChangeEvent,
+  Check,
+  Enqueue,
+  EnqueueResult,
+  Mutation,
+  RawRevision,
+} from "../../contract/index.js";
+import {
+  type Applied,
+  applyMutation,
+  isLive,
+  needsValue,
+  type StoredEntry,
+  writtenKey,
+} from "../shared/apply.js";
+import {
+  type CommitSql,
+  historyColumns,
+  type MessageRow,
+  messageColumns,
+  type Part,
+  upsertColumns,
+} from "./commit-sql.js";
+import { assertStorableText, type KvRow, pipeline, storedOf, UNREAD } from "./rows.js";
+
+/** What a batch reads in its first round trip besides the commit lock. */
+export interface CommitPlan {
+  /** Send `BEGIN` first (false when the caller's transaction is already open). */
+  readonly begin: boolean;
+  /** Keys the commits check or mutate. */
+  readonly keys: readonly Uint8Array[];
+  /** Those of `keys` whose stored value a mutation needs (see `needsValue`). */
+  readonly valueKeys: readonly Uint8Array[];
+  /** Dedup keys of the enqueues. */
+  readonly dedup: readonly { readonly queue: Uint8Array; readonly key: string }[];
+  /** More queries to run after the lock in the same round trip; their results come back in order. */
+  readonly extra?: readonly pg.QueryConfig[];
+}
+
+export interface BatchOptions {
+  readonly depth: number;
+  readonly hash: (bytes: Uint8Array) => string;
+  /** Largest value an `append`/`prepend` may build. */
+  readonly maxValueSize?: number;
+}
+
+interface KeyHistory {
+  readonly key: Uint8Array;
+  drop: boolean;
+  prune: boolean;
+  readonly rows: Map<string, RawRevision>;
+}
+
+interface Dedup {
+  readonly queue: Uint8Array;
+  readonly key: string;
+  readonly id: string;
+  readonly until: number;
+}
+
+/** The keys and value keys a list of checks and mutations needs read. */
+export function keysOf(
+  checks: readonly Check[],
+  mutations: readonly Mutation[],
+): {
+  keys: Uint8Array[];
+  valueKeys: Uint8Array[];
+} {
+  return {
+    keys: [...checks.map((c) => c.key), ...mutations.map((m) => m.key)],
+    valueKeys: mutations.filter(needsValue).map((m) => m.key),
+  };
+}
+
+/** Uniques by bytes, keeping first occurrences. */
+export function uniqueKeys(keys: Iterable<Uint8Array>): Uint8Array[] {
+  const seen = new Map<string, Uint8Array>();
+  for (const key of keys) {
+    const id = keyId(key);
+    if (!seen.has(id)) seen.set(id, key);
+  }
+  return [...seen.values()];
+}
+
+export class CommitBatch {
+  readonly base: number;
+  #version: number;
+  readonly #sql: CommitSql;
+  readonly #options: BatchOptions;
+  readonly #loaded = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
+  readonly #staged = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
+  readonly #history = new Map<string, KeyHistory>();
+  readonly #log: [number, Uint8Array][] = [];
+  readonly #events: ChangeEvent[] = [];
+  readonly #messages: MessageRow[] = [];
+  readonly #dedupLoaded = new Map<string, Dedup>();
+  readonly #dedupStaged = new Map<string, Dedup>();
+  readonly #ready = new Map<string, Uint8Array>();
+
+  private constructor(sql: CommitSql, options: BatchOptions, version: number) {
+    this.#sql = sql;
+    this.#options = options;
+    this.base = version;
+    this.#version = version;
+  }
+
+  /** Takes the commit lock and reads what `plan` names, in one round trip. */
+  static async open(
+    client: pg.ClientBase,
+    sql: CommitSql,
+    options: BatchOptions,
+    plan: CommitPlan,
+  ): Promise<{ batch: CommitBatch; extra: pg.QueryResult[] }> {
+    const keys = uniqueKeys(plan.keys);
+    const queries: pg.QueryConfig[] = [
+      ...(plan.begin ? [{ text: "BEGIN" }] : []),
+      sql.lock(),
+      ...(keys.length > 0 ? [sql.stored(keys, uniqueKeys(plan.valueKeys))] : []),
+      ...(plan.dedup.length > 0
+        ? [
+            sql.dedup(
+              plan.dedup.map((d) => d.queue),
+              plan.dedup.map((d) => d.key),
+            ),
+          ]
+        : []),
+      ...(plan.extra ?? []),
+    ];
+    const results = await pipeline(client, queries);
+    let at = plan.begin ? 1 : 0;
+    const version = (results[at++]!.rows[0] as { value: number } | undefined)?.value;
+    if (version === undefined)
+      throw new Error("the commit counter row is missing from cellar_meta");
+    const batch = new CommitBatch(sql, options, version);
+    for (const key of keys) batch.#loaded.set(keyId(key), { key, entry: null });
+    if (keys.length > 0) batch.load(results[at++]!.rows as KvRow[]);
+    if (plan.dedup.length > 0) {
+      for (const row of results[at++]!.rows as Dedup[])
+        batch.#dedupLoaded.set(dedupId(row.queue, row.key), row);
+    }
+    return { batch, extra: results.slice(at) };
+  }
+
+  /**
+   * A batch on stored state already known as of `version` (see `EntryCache`): it reads nothing,
+   * and its commit must check, under the commit lock, that `version` is still the latest.
+   */
+  static fromKnown(
+    sql: CommitSql,
+    options: BatchOptions,
+    version: number,
+    keys: readonly Uint8Array[],
+    known: ReadonlyMap<string, StoredEntry | null>,
+  ): CommitBatch {
+    const batch = new CommitBatch(sql, options, version);
+    for (const key of keys) {
+      const id = keyId(key);
+      batch.#loaded.set(id, { key, entry: known.get(id) ?? null });
+    }
+    return batch;
+  }
+
+  /** Every key the batch read or wrote, with its stored state once the batch is committed. */
+  *known(): Iterable<readonly [Uint8Array, StoredEntry | null]> {
+    for (const [id, { key, entry }] of this.#loaded) if (!this.#staged.has(id)) yield [key, entry];
+    for (const { key, entry } of this.#staged.values()) yield [key, entry];
+  }
+
+  /** The latest version this batch assigned (its base when it committed nothing). */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** The change events of this batch's commits, oldest first. */
+  get events(): readonly ChangeEvent[] {
+    return this.#events;
+  }
+
+  /** Queues that got a message ready for delivery. */
+  get readyQueues(): Uint8Array[] {
+    return [...this.#ready.values()];
+  }
+
+  /** Registers stored rows read by an extra query. */
+  load(rows: readonly KvRow[]): void {
+    for (const row of rows) {
+      const id = keyId(row.key);
+      if (!this.#loaded.get(id)?.entry)
+        this.#loaded.set(id, { key: row.key, entry: storedOf(row) });
+    }
+  }
+
+  /** Marks a queue as having a message ready, for the wake-ups sent after commit. */
+  ready(queue: Uint8Array): void {
+    this.#ready.set(keyId(queue), queue);
+  }
+
+  /**
+   * Applies one atomic write under the next version: null (and nothing staged) when a check
+   * fails. A mutation that throws leaves the batch as it was.
+   */
+  commit(
+    checks: readonly Check[],
+    mutations: readonly Mutation[],
+    now: number,
+    enqueues: readonly Enqueue[] = [],
+  ): { versionstamp: string; enqueued: EnqueueResult[] } | null {
+    for (const check of checks) {
+      const current = this.#current(check.key, false);
+      const versionstamp = current && isLive(current.expiresAt, now) ? current.versionstamp : null;
+      if (versionstamp !== check.versionstamp) return null;
+    }
+    const version = this.#version + 1;
+    const { hash, maxValueSize } = this.#options;
+    const context = {
+      now,
+      versionstamp: formatVersionstamp(version),
+      hash,
+      ...(maxValueSize !== undefined && { maxValueSize }),
+    };
+    const local = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
+    const applied: [string, Applied][] = [];
+    for (const mutation of mutations) {
+      assertStorableText("modifiedBy", mutation.info?.modifiedBy);
+      assertStorableText("comment", mutation.info?.comment);
+      const key = writtenKey(mutation, context.versionstamp);
+      const id = keyId(key);
+      // A versionstamped key is named by this very commit, so no batch could have read it.
+      const current = local.has(id)
+        ? local.get(id)!.entry
+        : key === mutation.key
+          ? this.#current(key, needsValue(mutation))
+          : null;
+      const result = applyMutation(current, mutation, context);
+      local.set(id, { key, entry: result.entry });
+      applied.push([id, result]);
+    }
+    const { enqueued, dedups } = this.#enqueue(enqueues, now);
+    this.#version = version;
+    for (const [id, staged] of local) this.#staged.set(id, staged);
+    for (const [id, result] of applied) this.#archive(id, local.get(id)!.key, result);
+    for (const dedup of dedups) this.#dedupStaged.set(dedupId(dedup.queue, dedup.key), dedup);
+    const keys = [...local.values()].map((s) => s.key);
+    for (const key of keys) this.#log.push([version, key]);
+    if (keys.length > 0) this.#events.push({ versionstamp: context.versionstamp, keys });
+    return { versionstamp: context.versionstamp, enqueued };
+  }
+
+  /**
+   * Deletes those of `rows` (read by {@link CommitPlan.extra}) that are still expired at `now`
+   * after the batch's earlier commits, as one commit. Resolves to how many it deleted.
+   */
+  expire(rows: readonly KvRow[], now: number): number {
+    this.load(rows);
+    const keys = rows
+      .map((row) => row.key)
+      .filter((key) => {
+        const current = this.#current(key, false);
+        return current !== null && !isLive(current.expiresAt, now);
+      });
+    if (keys.length > 0)
+      this.commit(
+        [],
+        keys.map((key): Mutation => ({ type: "delete", key })),
+        now,
+      );
+    return keys.length;
+  }
+
+  /** Whether the batch assigned a version, and so has something to store. */
+  get committed(): boolean {
+    return this.#version > this.base;
+  }
+
+  /**
+   * The statement that stores everything the batch committed (see `commitText`); it also trims
+   * the change log up to `horizon` (0: not now) and, when `notify` is given, sends it if a
+   * process other than `notify.origin` listens.
+   */
+  write(
+    notify: { channel: string; payload: string; origin: string } | null,
+    horizon: number,
+  ): pg.QueryConfig {
+    const staged = [...this.#staged.values()];
+    const deleted = staged.filter((s) => s.entry === null).map((s) => s.key);
+    const upserts = staged.filter(
+      (s): s is { key: Uint8Array; entry: StoredEntry } => s.entry !== null,
+    );
+    const histories = [...this.#history.values()];
+    const dropped = histories.filter((h) => h.drop).map((h) => h.key);
+    const revisions = histories.flatMap((h) =>
+      [...h.rows.values()].map((r) => [h.key, r] as const),
+    );
+    const pruned = histories.filter((h) => h.prune && !h.drop).map((h) => h.key);
+    const dedups = [...this.#dedupStaged.values()];
+    const parts: [Part, unknown[]][] = [];
+    if (deleted.length > 0) parts.push(["deleted", [deleted]]);
+    if (upserts.length > 0) parts.push(["upserted", upsertColumns(upserts)]);
+    if (dropped.length > 0) parts.push(["dropped", [dropped]]);
+    if (revisions.length > 0) parts.push(["archived", historyColumns(revisions)]);
+    if (pruned.length > 0) parts.push(["pruned", [pruned, this.#options.depth]]);
+    if (this.#log.length > 0)
+      parts.push(["logged", [this.#log.map(([v]) => v), this.#log.map(([, k]) => k)]]);
+    if (this.#messages.length > 0) parts.push(["enqueued", messageColumns(this.#messages)]);
+    if (dedups.length > 0) {
+      parts.push([
+        "deduped",
+        [
+          dedups.map((d) => d.queue),
+          dedups.map((d) => d.key),
+          dedups.map((d) => d.id),
+          dedups.map((d) => d.until),
+        ],
+      ]);
+    }
+    if (horizon > 0) parts.push(["trimmed", [horizon]]);
+    if (notify) parts.push(["notified", [notify.channel, notify.payload, notify.origin]]);
+    return this.#sql.commit.build(this.base, this.#version, parts);
+  }
+
+  #current(key: Uint8Array, withValue: boolean): StoredEntry | null {
+    const id = keyId(key);
+    const staged = this.#staged.get(id);
+    if (staged) return staged.entry;
+    const loaded = this.#loaded.get(id);
+    if (loaded === undefined) throw new Error("a commit touched a key its batch did not read");
+    if (withValue && loaded.entry !== null && loaded.entry.value === UNREAD) {
+      throw new Error("a commit needs a stored value its batch did not read");
+    }
+    return loaded.entry;
+  }
+
+  #enqueue(
+    enqueues: readonly Enqueue[],
+    now: number,
+  ): { enqueued: EnqueueResult[]; dedups: Dedup[] } {
+    const local = new Map<string, Dedup>();
+    const enqueued: EnqueueResult[] = [];
+    const messages: MessageRow[] = [];
+    for (const enqueue of enqueues) {
+      if (enqueue.dedup) {
+        assertStorableText("dedupKey", enqueue.dedup.key);
+        const id = dedupId(enqueue.queue, enqueue.dedup.key);
+        const seen = local.get(id) ?? this.#dedupStaged.get(id) ?? this.#dedupLoaded.get(id);
+        if (seen && seen.until > now) {
+          enqueued.push({ id: seen.id, deduplicated: true });
+          continue;
+        }
+        local.set(id, {
+          queue: enqueue.queue,
+          key: enqueue.dedup.key,
+          id: enqueue.id,
+          until: enqueue.dedup.until,
+        });
+      }
+      messages.push({ queue: enqueue.queue, enqueue, now });
+      enqueued.push({ id: enqueue.id, deduplicated: false });
+    }
+    this.#messages.push(...messages);
+    for (const message of messages) this.ready(message.queue);
+    return { enqueued, dedups: [...local.values()] };
+  }
+
+  #archive(id: string, key: Uint8Array, result: Applied): void {
+    if (!result.dropHistory && result.archive.length === 0) return;
+    const history = this.#history.get(id) ?? { key, drop: false, prune: false, rows: new Map() };
+    this.#history.set(id, history);
+    if (result.dropHistory) {
+      history.drop = true;
+      history.rows.clear();
+    }
+    for (const revision of result.archive) history.rows.set(revision.versionstamp, revision);
+    // Pruning every few revisions keeps the archive within twice its depth at a fraction of the cost.
+    const last = result.archive.at(-1);
+    if (last && (last.dataHash === null || last.version % 8 === 0)) history.prune = true;
+  }
+}
+
+const dedupId = (queue: Uint8Array, key: string) => `${keyId(queue)}\u0000${key}`;

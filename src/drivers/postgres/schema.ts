@@ -1,0 +1,145 @@
+/**
+ * The PostgreSQL driver's tables, and the migrations that create and upgrade them.
+ *
+ * Every table lives in one schema (default `public`), so several databases can share one
+ * PostgreSQL database. Migrations run under a transaction-scoped advisory lock, so processes
+ * opening the same schema at once never race; each applied step is recorded in
+ * `cellar_migrations`, and a schema newer than this Cellar is refused.
+ */
+import type pg from "pg";
+import { KvError } from "../../errors.js";
+
+// NOTIFY channels are identifiers of at most 63 bytes; the schema's channel is `cellar:<name>`.
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,55}$/;
+
+/** The schema name as a quoted identifier, after checking it is a plain identifier. */
+export function quoteSchema(name: string): string {
+  if (!IDENTIFIER.test(name)) {
+    throw new KvError(
+      "INVALID_ARGUMENT",
+      `a PostgreSQL schema name is 1–56 letters, digits or underscores, not starting with a digit; got ${JSON.stringify(name)}`,
+    );
+  }
+  return `"${name}"`;
+}
+
+/** The NOTIFY channel of a schema: commits and queue wake-ups are announced there. */
+export const channelOf = (schema: string): string => `cellar:${schema}`;
+
+/**
+ * Migration steps, oldest first; step `i` brings the schema to version `i + 1`. `s` is the
+ * quoted schema name. Values are stored as `json` when their encoding is JSON (so SQL can look
+ * inside them) and as `bytea` otherwise; times are epoch milliseconds.
+ */
+function migrations(s: string): readonly (readonly string[])[] {
+  return [
+    [
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_meta (name text PRIMARY KEY, value bigint NOT NULL)`,
+      `INSERT INTO ${s}.cellar_meta (name, value) VALUES ('version', 0), ('pruned', 0) ON CONFLICT (name) DO NOTHING`,
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_kv (
+        key bytea PRIMARY KEY,
+        value_json json,
+        value_bin bytea,
+        encoding smallint NOT NULL,
+        vs bigint NOT NULL,
+        expires_at bigint,
+        revision bigint NOT NULL,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        tags text,
+        modified_by text,
+        comment text,
+        data_hash text NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS cellar_kv_expiry ON ${s}.cellar_kv (expires_at) WHERE expires_at IS NOT NULL`,
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_history (
+        key bytea NOT NULL,
+        vs bigint NOT NULL,
+        revision bigint NOT NULL,
+        timestamp bigint NOT NULL,
+        modified_by text,
+        comment text,
+        data_hash text,
+        value_json json,
+        value_bin bytea,
+        encoding smallint,
+        PRIMARY KEY (key, vs)
+      )`,
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_changes (vs bigint NOT NULL, key bytea NOT NULL, PRIMARY KEY (vs, key))`,
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_queue (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        queue bytea NOT NULL,
+        id text NOT NULL,
+        state smallint NOT NULL,
+        priority bigint NOT NULL,
+        available_at bigint NOT NULL,
+        attempts integer NOT NULL,
+        backoff jsonb NOT NULL,
+        undelivered jsonb NOT NULL,
+        value_json json,
+        value_bin bytea,
+        encoding smallint NOT NULL,
+        token text,
+        locked_until bigint,
+        enqueued_at bigint NOT NULL,
+        failed_at bigint,
+        error text
+      )`,
+      `CREATE UNIQUE INDEX IF NOT EXISTS cellar_queue_id ON ${s}.cellar_queue (queue, id)`,
+      `CREATE INDEX IF NOT EXISTS cellar_queue_ready ON ${s}.cellar_queue (queue, priority DESC, seq) WHERE state = 0`,
+      `CREATE INDEX IF NOT EXISTS cellar_queue_lease ON ${s}.cellar_queue (queue, locked_until) WHERE state = 1`,
+      `CREATE INDEX IF NOT EXISTS cellar_queue_dead ON ${s}.cellar_queue (queue, failed_at, seq) WHERE state = 2`,
+      `CREATE UNIQUE INDEX IF NOT EXISTS cellar_queue_token ON ${s}.cellar_queue (token) WHERE token IS NOT NULL`,
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_queue_dedup (
+        queue bytea NOT NULL,
+        key text NOT NULL,
+        id text NOT NULL,
+        until bigint NOT NULL,
+        PRIMARY KEY (queue, key)
+      )`,
+      `CREATE INDEX IF NOT EXISTS cellar_queue_dedup_until ON ${s}.cellar_queue_dedup (until)`,
+    ],
+    [
+      // The processes listening for commits, so that a commit announces itself only when some
+      // other process may be listening (see `postgres-feed.ts`).
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_listeners (origin text PRIMARY KEY, pid integer NOT NULL)`,
+    ],
+  ];
+}
+
+/**
+ * Creates the schema and its tables if missing and applies pending migrations, in one
+ * transaction under an advisory lock keyed by the schema name.
+ */
+export async function migrate(client: pg.ClientBase, schema: string): Promise<void> {
+  const s = quoteSchema(schema);
+  const steps = migrations(s);
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`cellar:${schema}`]);
+    const exists = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+    // Only when missing: CREATE SCHEMA checks the CREATE privilege even when the schema exists.
+    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${s}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.cellar_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const { rows } = await client.query<{ version: number | null }>(
+      `SELECT max(version) AS version FROM ${s}.cellar_migrations`,
+    );
+    const current = rows[0]?.version ?? 0;
+    if (current > steps.length) {
+      throw new KvError(
+        "STORAGE_ERROR",
+        `schema ${schema} is at version ${current}, newer than this Cellar's ${steps.length}`,
+      );
+    }
+    for (let version = current + 1; version <= steps.length; version++) {
+      for (const sql of steps[version - 1]!) await client.query(sql);
+      await client.query(`INSERT INTO ${s}.cellar_migrations (version) VALUES ($1)`, [version]);
+    }
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Queue semantics shared by the storage drivers: how a message is leased, retried and
+ * dead-lettered. Drivers store {@link StoredMessage}s and call these inside their write
+ * transaction, so every driver moves messages through the same states:
+ *
+ *   ready ──dequeue──▶ leased ──ack──▶ (deleted)
+ *     ▲                  │
+ *     └──nack / lease expired, deliveries left──┘
+ *                        └──nack / lease expired, none left──▶ dead (value written to keysIfUndelivered)
+ */
+import { randomUUID } from "node:crypto";
+import type { DeadMessage, Enqueue, LeasedMessage, Mutation } from "../../contract/index.js";
+
+export interface StoredMessage {
+  readonly id: string;
+  /** Enqueue order within the database; FIFO within a priority. */
+  readonly seq: number;
+  readonly state: "ready" | "leased" | "dead";
+  readonly value: Enqueue["value"];
+  readonly priority: number;
+  readonly availableAt: number;
+  readonly attempts: number;
+  readonly backoffSchedule: readonly number[];
+  readonly keysIfUndelivered: readonly Uint8Array[];
+  readonly token: string | null;
+  readonly lockedUntil: number | null;
+  readonly enqueuedAt: number;
+  readonly failedAt: number | null;
+  readonly error: string | null;
+}
+
+export const LOCK_EXPIRED = "lock expired";
+
+/** How SQL drivers store a message's state. */
+export const STATE_CODE = { ready: 0, leased: 1, dead: 2 } as const;
+export const STATE_OF_CODE = ["ready", "leased", "dead"] as const;
+
+export function newMessage(enqueue: Enqueue, seq: number, now: number): StoredMessage {
+  return {
+    id: enqueue.id,
+    seq,
+    state: "ready",
+    value: enqueue.value,
+    priority: enqueue.priority,
+    availableAt: enqueue.availableAt,
+    attempts: 0,
+    backoffSchedule: enqueue.backoffSchedule,
+    keysIfUndelivered: enqueue.keysIfUndelivered,
+    token: null,
+    lockedUntil: null,
+    enqueuedAt: now,
+    failedAt: null,
+    error: null,
+  };
+}
+
+export const maxAttempts = (message: StoredMessage): number => message.backoffSchedule.length + 1;
+
+export function lease(
+  message: StoredMessage,
+  now: number,
+  visibilityTimeout: number,
+): StoredMessage {
+  return {
+    ...message,
+    state: "leased",
+    attempts: message.attempts + 1,
+    token: randomUUID(),
+    lockedUntil: now + visibilityTimeout,
+  };
+}
+
+/** The state after a failed delivery: ready again after its backoff, or dead. */
+export function afterFailure(
+  message: StoredMessage,
+  now: number,
+  error: string,
+  delay?: number,
+): StoredMessage {
+  const cleared = { ...message, token: null, lockedUntil: null, error };
+  if (message.attempts >= maxAttempts(message)) return { ...cleared, state: "dead", failedAt: now };
+  const backoff = delay ?? message.backoffSchedule[message.attempts - 1] ?? 0;
+  return { ...cleared, state: "ready", availableAt: now + backoff };
+}
+
+/** A dead message back on its queue, ready now, with its deliveries restored. */
+export function revive(message: StoredMessage, now: number): StoredMessage {
+  return { ...message, state: "ready", attempts: 0, availableAt: now, failedAt: null, error: null };
+}
+
+/** The mutations that record an undelivered message's value under its keys. */
+export function undeliveredMutations(message: StoredMessage): Mutation[] {
+  return message.keysIfUndelivered.map((key) => ({
+    type: "set",
+    key,
+    value: message.value,
+    expiresAt: null,
+  }));
+}
+
+export function toLeased(message: StoredMessage): LeasedMessage {
+  return {
+    id: message.id,
+    value: message.value,
+    priority: message.priority,
+    attempts: message.attempts,
+    maxAttempts: maxAttempts(message),
+    enqueuedAt: message.enqueuedAt,
+    token: message.token!,
+    lockedUntil: message.lockedUntil!,
+  };
+}
+
+export function toDead(message: StoredMessage): DeadMessage {
+  return {
+    id: message.id,
+    value: message.value,
+    priority: message.priority,
+    attempts: message.attempts,
+    enqueuedAt: message.enqueuedAt,
+    failedAt: message.failedAt ?? message.enqueuedAt,
+    error: message.error,
+  };
+}

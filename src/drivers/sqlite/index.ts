@@ -1,0 +1,597 @@
+/**
+ * The SQLite driver (better-sqlite3, WAL). The durable default for embedded use.
+ *
+ * Group commit: atomic writes that arrive in the same turn of the event loop are applied in
+ * one `BEGIN IMMEDIATE … COMMIT`, each with its own versionstamp, so a burst of N concurrent
+ * writes costs one fsync instead of N. A write whose checks fail or whose mutation throws is
+ * computed before anything is stored, so it changes nothing and the rest of the group commits.
+ *
+ * Several processes may open one file: `BEGIN IMMEDIATE` serialises writers and the commit
+ * counter lives in the file, so versionstamps stay strictly increasing across processes.
+ */
+
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { keyId } from "../../codec/key.js";
+import { ENCODING_TAG } from "../../codec/value.js";
+import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
+import type {
+  AtomicWrite,
+  ChangeEvent,
+  ChangePage,
+  CommitResult,
+  DriverOptions,
+  KvDriver,
+  Mutation,
+  RawEntry,
+  RawRevision,
+  ReadOptions,
+  ReadRange,
+  Settlement,
+} from "../../contract/index.js";
+import { KvError } from "../../errors.js";
+import {
+  type Applied,
+  applyMutation,
+  DEFAULT_CHANGE_LOG_SIZE,
+  DEFAULT_HISTORY_DEPTH,
+  needsValue,
+  revisionOf,
+  type StoredEntry,
+  sha256,
+  writtenKey,
+} from "../shared/apply.js";
+import { isPoint } from "../shared/range.js";
+import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
+import {
+  groupChanges,
+  metaOf,
+  migrate,
+  prepareStatements,
+  type Row,
+  SCHEMA,
+  storedOf,
+  toEntry,
+  toRawValue,
+  UNREAD,
+} from "./schema.js";
+
+export interface SqliteDriverOptions extends DriverOptions {
+  /**
+   * `"full"` (default): every commit group is fsynced before its writes resolve, so an
+   * acknowledged write survives power loss. `"normal"`: WAL is fsynced at checkpoints only; an
+   * acknowledged write survives a process crash but the last ones may be lost on power loss.
+   */
+  readonly durability?: "full" | "normal";
+  /** How long a writer waits for another process's write lock, in ms (default 5000). */
+  readonly busyTimeout?: number;
+  /** How often, in ms, to look for other processes' commits to the file (default 50). */
+  readonly crossProcessInterval?: number;
+}
+
+/** What a job sees inside its group's write transaction. */
+export interface Tx {
+  /** Applies checks then mutations under the next versionstamp; null when a check fails. */
+  commit(
+    checks: AtomicWrite["checks"],
+    mutations: readonly Mutation[],
+    now: number,
+  ): { versionstamp: string } | null;
+  /** Reports a queue with a message ready for delivery, once the group is durable. */
+  ready(queue: Uint8Array): void;
+}
+
+interface Job {
+  readonly run: (tx: Tx) => unknown;
+  readonly resolve: (result: never) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Opens (creating if missing) a SQLite database file.
+ *
+ * @example
+ * const kv = await openKv("data/app.db", { durability: "normal" });
+ */
+export function sqliteDriver(path: string, options: SqliteDriverOptions = {}): KvDriver {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const timeout = options.busyTimeout ?? 5000;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { timeout });
+    const opened = db;
+    retryWhileBusy(timeout, () => prepareFile(opened, options));
+  } catch (cause) {
+    db?.close();
+    throw new KvError(
+      "STORAGE_ERROR",
+      `cannot open SQLite database ${path}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  return new SqliteDriver(db, options);
+}
+
+/** Switches the file to WAL and creates or migrates its schema. */
+function prepareFile(db: Database.Database, options: SqliteDriverOptions): void {
+  db.pragma("journal_mode = WAL");
+  db.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
+  // Group commits dirty many pages at once: checkpoint the WAL less often (every ~40 MB) and
+  // keep more pages in cache (64 MB), which measured 1.6× faster bursts of concurrent writes.
+  db.pragma("wal_autocheckpoint = 10000");
+  db.pragma("cache_size = -65536");
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    db.exec(SCHEMA);
+    db.exec(QUEUE_SCHEMA);
+    migrate(db);
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.inTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
+/**
+ * Runs `fn` again while SQLite reports the file busy, for up to `timeout` ms. SQLite skips the
+ * busy handler where waiting could deadlock — two processes switching a new file to WAL at
+ * once — and returns SQLITE_BUSY at once; backing off and retrying resolves it.
+ */
+function retryWhileBusy(timeout: number, fn: () => void): void {
+  const deadline = Date.now() + timeout;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fn();
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const busy = typeof code === "string" && code.startsWith("SQLITE_BUSY");
+      if (!busy || Date.now() >= deadline) throw error;
+      const pause = Math.min(100, 2 ** attempt) * (0.5 + Math.random());
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+    }
+  }
+}
+
+class SqliteDriver implements KvDriver {
+  readonly #db: Database.Database;
+  readonly #depth: number;
+  readonly #logSize: number;
+  readonly #maxValueSize: number | undefined;
+  readonly #crossProcessInterval: number;
+  #prunedAt = 0;
+  readonly #hash: (bytes: Uint8Array) => string;
+  readonly #listeners = new Set<(change: ChangeEvent) => void>();
+  /** Highest commit version reported to listeners, ours or another process's. */
+  #reported = 0;
+  #dataVersion = 0;
+  #watcher: NodeJS.Timeout | null = null;
+  #jobs: Job[] = [];
+  #scheduled = false;
+  #closed = false;
+  readonly #stmt: ReturnType<typeof prepareStatements>;
+  readonly #queues: SqliteQueues;
+
+  constructor(db: Database.Database, options: SqliteDriverOptions) {
+    this.#db = db;
+    this.#depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
+    this.#logSize = options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE;
+    this.#maxValueSize = options.maxValueSize;
+    this.#crossProcessInterval = options.crossProcessInterval ?? 50;
+    this.#hash = options.hash ?? sha256;
+    this.#queues = new SqliteQueues(db);
+    this.#stmt = prepareStatements(db);
+  }
+
+  snapshotReadSync(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
+    this.#assertOpen();
+    if (ranges.length === 1) return [this.#readRange(ranges[0]!, options)];
+    return this.#db.transaction(() => ranges.map((range) => this.#readRange(range, options)))();
+  }
+
+  async snapshotRead(ranges: readonly ReadRange[], options: ReadOptions): Promise<RawEntry[][]> {
+    return this.snapshotReadSync(ranges, options);
+  }
+
+  async count(
+    range: { start: Uint8Array; end: Uint8Array },
+    options: ReadOptions,
+  ): Promise<number> {
+    this.#assertOpen();
+    return this.#stmt.count.get({ start: range.start, end: range.end, now: options.now }) as number;
+  }
+
+  atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
+    return this.#write((tx): CommitResult | null => {
+      const done = tx.commit(write.checks, write.mutations, write.now);
+      if (!done) return null;
+      const enqueued = (write.enqueues ?? []).map((e) => this.#queues.enqueue(tx, e, write.now));
+      return { versionstamp: done.versionstamp, ...(enqueued.length > 0 && { enqueued }) };
+    });
+  }
+
+  dequeue(queue: Uint8Array, options: { now: number; visibilityTimeout: number; limit: number }) {
+    return this.#write((tx) =>
+      this.#queues.dequeue(tx, queue, options.now, options.visibilityTimeout, options.limit),
+    );
+  }
+
+  settle(queue: Uint8Array, token: string, settlement: Settlement, now: number) {
+    return this.#write((tx) => this.#queues.settle(tx, queue, token, settlement, now));
+  }
+
+  async queueStats(queue: Uint8Array, now: number) {
+    this.#assertOpen();
+    return this.#queues.stats(queue, now);
+  }
+
+  async listDead(queue: Uint8Array, options: { limit: number; after?: string }) {
+    this.#assertOpen();
+    return this.#queues.listDead(queue, options.limit, options.after);
+  }
+
+  async getDead(queue: Uint8Array, id: string) {
+    this.#assertOpen();
+    return this.#queues.getDead(queue, id);
+  }
+
+  requeueDead(queue: Uint8Array, ids: readonly string[] | null, now: number) {
+    return this.#write((tx) => this.#queues.requeueDead(tx, queue, ids, now));
+  }
+
+  deleteDead(queue: Uint8Array, ids: readonly string[] | null) {
+    return this.#write(() => this.#queues.deleteDead(queue, ids));
+  }
+
+  /** Queues `run` for the next group commit. */
+  #write<T>(run: (tx: Tx) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.#closed) {
+        reject(new KvError("DATABASE_CLOSED", "the database is closed"));
+        return;
+      }
+      this.#jobs.push({ run, resolve: resolve as (result: never) => void, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  async history(
+    key: Uint8Array,
+    { limit, now, withValues }: { limit: number; now: number; withValues: boolean },
+  ): Promise<RawRevision[]> {
+    this.#assertOpen();
+    const max = Math.min(limit, this.#depth);
+    const { current, rows } = this.#db.transaction(() => ({
+      current: this.#stmt.pointMeta.get({ key, now }) as Row | undefined,
+      rows: this.#stmt.history.all(key, max) as {
+        revision: number;
+        vs: number;
+        timestamp: number;
+        modified_by: string | null;
+        comment: string | null;
+        data_hash: string | null;
+        value: string | Buffer | null;
+        encoding: number | null;
+      }[],
+    }))();
+    const archived = rows.map(
+      (row): RawRevision => ({
+        version: row.revision,
+        versionstamp: formatVersionstamp(row.vs),
+        timestamp: row.timestamp,
+        modifiedBy: row.modified_by,
+        comment: row.comment,
+        dataHash: row.data_hash,
+        ...(row.value !== null &&
+          row.encoding !== null && { value: toRawValue(row.value, row.encoding) }),
+      }),
+    );
+    if (!current) return archived;
+    return [revisionOf(storedOf(toEntry(current, true)), withValues), ...archived].slice(0, max);
+  }
+
+  deleteExpired(now: number, limit: number): Promise<number> {
+    return this.#write((tx) => {
+      this.#queues.pruneDedup(now);
+      const expired = this.#stmt.expired.all(now, limit) as Buffer[];
+      if (expired.length > 0) {
+        tx.commit(
+          [],
+          expired.map((key) => ({ type: "delete", key })),
+          now,
+        );
+      }
+      return expired.length;
+    });
+  }
+
+  async readChanges(after: string, limit: number): Promise<ChangePage> {
+    this.#assertOpen();
+    const from = parseVersionstamp(after);
+    const { rows, pruned, head } = this.#db.transaction(() => ({
+      rows: this.#stmt.changes.all({ after: from, limit }) as [number, Buffer][],
+      pruned: this.#stmt.getPruned.get() as number,
+      head: this.#stmt.getVersion.get() as number,
+    }))();
+    return {
+      changes: groupChanges(rows),
+      truncated: from < pruned,
+      head: formatVersionstamp(head),
+    };
+  }
+
+  onChange(listener: (change: ChangeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    if (!this.#watcher) {
+      this.#reported = this.#stmt.getVersion.get() as number;
+      this.#dataVersion = this.#stmt.dataVersion.get() as number;
+      this.#watcher = setInterval(() => this.#checkOtherProcesses(), this.#crossProcessInterval);
+      this.#watcher.unref();
+    }
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0 && this.#watcher) {
+        clearInterval(this.#watcher);
+        this.#watcher = null;
+      }
+    };
+  }
+
+  /**
+   * Other processes' commits: SQLite's data version changes when another connection commits;
+   * then the change log says which keys changed, and any queue with ready messages is woken.
+   */
+  #checkOtherProcesses(): void {
+    if (this.#closed) return;
+    const dataVersion = this.#stmt.dataVersion.get() as number;
+    if (dataVersion === this.#dataVersion) return;
+    this.#dataVersion = dataVersion;
+    const { changes, queues } = this.#db.transaction(() => ({
+      changes: this.#foreignChanges(this.#stmt.getVersion.get() as number),
+      queues: this.#queues.readyQueues(),
+    }))();
+    for (const change of changes) this.#emit(change);
+    if (queues.length > 0)
+      this.#emit({ versionstamp: formatVersionstamp(this.#reported), keys: [], queues });
+  }
+
+  /** Commits in the log after the last reported one, up to `head`, as change events. */
+  #foreignChanges(head: number): ChangeEvent[] {
+    if (head <= this.#reported) return [];
+    const rows = this.#stmt.changesUpTo.all(this.#reported, head) as [number, Buffer][];
+    this.#reported = head;
+    return groupChanges(rows);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    if (this.#watcher) clearInterval(this.#watcher);
+    this.#listeners.clear();
+    this.#db.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new KvError("DATABASE_CLOSED", "the database is closed");
+  }
+
+  #readRange(range: ReadRange, options: ReadOptions): RawEntry[] {
+    const meta = options.metadata === true;
+    const { start, end, limit } = range;
+    if (limit === 1 && isPoint(start, end)) {
+      const row = (
+        meta
+          ? this.#stmt.pointMeta.get({ key: start, now: options.now })
+          : this.#stmt.point.get(start, options.now)
+      ) as Row | undefined;
+      if (!row) return [];
+      row[0] = start as Buffer;
+      return [toEntry(row, meta)];
+    }
+    if (limit <= 0 || Buffer.compare(start, end) >= 0) return [];
+    const stmt = range.reverse
+      ? meta
+        ? this.#stmt.rangeDescMeta
+        : this.#stmt.rangeDesc
+      : meta
+        ? this.#stmt.rangeMeta
+        : this.#stmt.range;
+    const rows = stmt.all({ start, end, limit, now: options.now }) as Row[];
+    return rows.map((row) => toEntry(row, meta));
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const batch = this.#jobs;
+    if (batch.length === 0) return;
+    this.#jobs = [];
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    const changes: ChangeEvent[] = [];
+    const ready = new Map<string, Uint8Array>();
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        let version = this.#stmt.getVersion.get() as number;
+        // Commits of other processes since the last report come first, in order.
+        if (this.#listeners.size > 0) changes.push(...this.#foreignChanges(version));
+        const tx: Tx = {
+          commit: (checks, mutations, now) => {
+            const keys = this.#apply(checks, mutations, now, version + 1);
+            if (keys === null) return null;
+            version++;
+            const versionstamp = formatVersionstamp(version);
+            for (const key of keys) this.#stmt.logChange.run(version, key);
+            if (keys.length > 0) changes.push({ versionstamp, keys });
+            return { versionstamp };
+          },
+          ready: (queue) => ready.set(keyId(queue), queue),
+        };
+        for (const job of batch) {
+          // Each job runs under its own savepoint: one that fails (its input refused, or a
+          // constraint of the file) is undone alone and the rest of the group commits.
+          const mark = { version, changes: changes.length };
+          this.#stmt.savepoint.run();
+          try {
+            outcomes.push({ ok: true, value: job.run(tx) });
+            this.#stmt.release.run();
+          } catch (cause) {
+            this.#stmt.rollbackTo.run();
+            this.#stmt.release.run();
+            version = mark.version;
+            changes.length = mark.changes;
+            const error =
+              cause instanceof KvError
+                ? cause
+                : new KvError(
+                    "STORAGE_ERROR",
+                    `write refused by SQLite: ${(cause as Error).message}`,
+                    { cause },
+                  );
+            outcomes.push({ ok: false, error });
+          }
+        }
+        this.#stmt.setVersion.run(version);
+        this.#pruneLog(version);
+        this.#db.exec("COMMIT");
+        this.#reported = Math.max(this.#reported, version);
+        if (ready.size > 0) {
+          changes.push({
+            versionstamp: formatVersionstamp(version),
+            keys: [],
+            queues: [...ready.values()],
+          });
+        }
+      } catch (error) {
+        if (this.#db.inTransaction) this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } catch (cause) {
+      const error = new KvError("STORAGE_ERROR", `commit failed: ${(cause as Error).message}`, {
+        cause,
+      });
+      for (const job of batch) job.reject(error);
+      return;
+    }
+    batch.forEach((job, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) job.resolve(outcome.value as never);
+      else job.reject(outcome.error);
+    });
+    for (const change of changes) this.#emit(change);
+  }
+
+  /** Applies checks then mutations inside the open transaction; null when a check fails. */
+  #apply(
+    checks: AtomicWrite["checks"],
+    mutations: readonly Mutation[],
+    now: number,
+    version: number,
+  ): Uint8Array[] | null {
+    for (const check of checks) {
+      const vs = this.#stmt.checkVs.get({ key: check.key, now }) as number | undefined;
+      const current = vs === undefined ? null : formatVersionstamp(vs);
+      if (current !== check.versionstamp) return null;
+    }
+    const context = {
+      now,
+      versionstamp: formatVersionstamp(version),
+      hash: this.#hash,
+      maxValueSize: this.#maxValueSize,
+    };
+    // Compute every mutation before storing any, so a throwing one leaves the file untouched.
+    const staged = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
+    const applied: [Uint8Array, Applied][] = [];
+    for (const mutation of mutations) {
+      const key = writtenKey(mutation, context.versionstamp);
+      const id = keyId(key);
+      const current = staged.has(id)
+        ? staged.get(id)!.entry
+        : this.#current(key, needsValue(mutation));
+      const result = applyMutation(current, mutation, context);
+      staged.set(id, { key, entry: result.entry });
+      applied.push([key, result]);
+    }
+    for (const [key, result] of applied) this.#store(key, result, version);
+    return [...staged.values()].map((s) => s.key);
+  }
+
+  /**
+   * The stored entry of `key`, expired or not (`applyMutation` decides what expiry means);
+   * without its value unless `withValue`, since most writes need only its metadata.
+   */
+  #current(key: Uint8Array, withValue: boolean): StoredEntry | null {
+    if (withValue) {
+      const row = this.#stmt.stored.get(key) as Row | undefined;
+      return row ? storedOf(toEntry(row, true)) : null;
+    }
+    const row = this.#stmt.storedMeta.get(key) as unknown[] | undefined;
+    if (!row) return null;
+    const [vs, expiresAt, revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash] =
+      row;
+    return {
+      value: UNREAD,
+      versionstamp: formatVersionstamp(vs as number),
+      expiresAt: expiresAt as number | null,
+      meta: metaOf(revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash),
+    };
+  }
+
+  #store(key: Uint8Array, applied: Applied, version: number): void {
+    const { entry, archive } = applied;
+    if (entry) {
+      const m = entry.meta;
+      this.#stmt.upsert.run(
+        key,
+        entry.value.data,
+        ENCODING_TAG[entry.value.encoding],
+        version,
+        entry.expiresAt,
+        m.version,
+        m.createdAt,
+        m.updatedAt,
+        m.tags.length > 0 ? JSON.stringify(m.tags) : null,
+        m.modifiedBy,
+        m.comment,
+        m.dataHash,
+      );
+    } else {
+      this.#stmt.remove.run(key);
+    }
+    if (applied.dropHistory) this.#stmt.dropHistory.run(key);
+    for (const revision of archive) {
+      this.#stmt.addRevision.run(
+        key,
+        parseVersionstamp(revision.versionstamp),
+        revision.version,
+        revision.timestamp,
+        revision.modifiedBy,
+        revision.comment,
+        revision.dataHash,
+        revision.value?.data ?? null,
+        revision.value ? ENCODING_TAG[revision.value.encoding] : null,
+      );
+    }
+    // Pruning every few revisions keeps the archive within twice its depth at a fraction of the cost.
+    const last = archive.at(-1);
+    if (last && (last.dataHash === null || last.version % 8 === 0))
+      this.#stmt.pruneHistory.run({ key, keep: this.#depth });
+  }
+
+  /** Trims the change log in steps of a tenth of its size, inside the write transaction. */
+  #pruneLog(version: number): void {
+    const horizon = version - this.#logSize;
+    if (horizon <= 0 || horizon - this.#prunedAt < this.#logSize / 10) return;
+    this.#stmt.prune.run(horizon);
+    this.#stmt.setPruned.run(horizon);
+    this.#prunedAt = horizon;
+  }
+
+  #emit(change: ChangeEvent): void {
+    for (const listener of this.#listeners) listener(change);
+  }
+}

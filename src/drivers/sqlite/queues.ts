@@ -1,0 +1,277 @@
+/**
+ * The SQLite driver's queues: one table of messages (ready, leased or dead) and one of dedup
+ * keys. Every state change runs inside the driver's group-commit transaction, so a lease is
+ * taken under SQLite's write lock: two processes on one file never hold the same message.
+ */
+import type Database from "better-sqlite3";
+import { ENCODING_TAG } from "../../codec/value.js";
+import type {
+  DeadMessage,
+  Enqueue,
+  EnqueueResult,
+  LeasedMessage,
+  QueueStats,
+  Settlement,
+} from "../../contract/index.js";
+import {
+  afterFailure,
+  LOCK_EXPIRED,
+  lease,
+  newMessage,
+  revive,
+  STATE_CODE,
+  STATE_OF_CODE,
+  type StoredMessage,
+  toDead,
+  toLeased,
+  undeliveredMutations,
+} from "../shared/queue-states.js";
+import type { Tx } from "./index.js";
+import { toRawValue } from "./schema.js";
+
+export const QUEUE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS cellar_queue (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue BLOB NOT NULL,
+  id TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  backoff TEXT NOT NULL,
+  undelivered TEXT NOT NULL,
+  value NOT NULL,
+  encoding INTEGER NOT NULL,
+  token TEXT,
+  locked_until INTEGER,
+  enqueued_at INTEGER NOT NULL,
+  failed_at INTEGER,
+  error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cellar_queue_id ON cellar_queue (queue, id);
+CREATE INDEX IF NOT EXISTS cellar_queue_order ON cellar_queue (queue, state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS cellar_queue_lease ON cellar_queue (queue, state, locked_until);
+CREATE UNIQUE INDEX IF NOT EXISTS cellar_queue_token ON cellar_queue (token) WHERE token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cellar_queue_dedup (
+  queue BLOB NOT NULL,
+  key TEXT NOT NULL,
+  id TEXT NOT NULL,
+  until INTEGER NOT NULL,
+  PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+`;
+
+interface Row {
+  seq: number;
+  id: string;
+  state: number;
+  priority: number;
+  available_at: number;
+  attempts: number;
+  backoff: string;
+  undelivered: string;
+  value: string | Buffer;
+  encoding: number;
+  token: string | null;
+  locked_until: number | null;
+  enqueued_at: number;
+  failed_at: number | null;
+  error: string | null;
+}
+
+function toMessage(row: Row): StoredMessage {
+  const value = toRawValue(row.value, row.encoding);
+  return {
+    id: row.id,
+    seq: row.seq,
+    state: STATE_OF_CODE[row.state]!,
+    value,
+    priority: row.priority,
+    availableAt: row.available_at,
+    attempts: row.attempts,
+    backoffSchedule: JSON.parse(row.backoff) as number[],
+    keysIfUndelivered: (JSON.parse(row.undelivered) as string[]).map((k) =>
+      Buffer.from(k, "base64url"),
+    ),
+    token: row.token,
+    lockedUntil: row.locked_until,
+    enqueuedAt: row.enqueued_at,
+    failedAt: row.failed_at,
+    error: row.error,
+  };
+}
+
+export class SqliteQueues {
+  readonly #stmt;
+
+  constructor(db: Database.Database) {
+    const p = (sql: string) => db.prepare(sql);
+    this.#stmt = {
+      insert: p(`INSERT INTO cellar_queue
+        (queue, id, state, priority, available_at, attempts, backoff, undelivered, value, encoding, enqueued_at)
+        VALUES (@queue, @id, 0, @priority, @availableAt, 0, @backoff, @undelivered, @value, @encoding, @enqueuedAt)`),
+      dedupGet: p("SELECT id, until FROM cellar_queue_dedup WHERE queue = ? AND key = ?"),
+      dedupSet: p(
+        "INSERT OR REPLACE INTO cellar_queue_dedup (queue, key, id, until) VALUES (?, ?, ?, ?)",
+      ),
+      expiredLeases: p(
+        "SELECT * FROM cellar_queue WHERE queue = ? AND state = 1 AND locked_until <= ?",
+      ),
+      ready: p(`SELECT * FROM cellar_queue WHERE queue = ? AND state = 0 AND available_at <= ?
+        ORDER BY priority DESC, seq LIMIT ?`),
+      byToken: p("SELECT * FROM cellar_queue WHERE token = ? AND queue = ?"),
+      update:
+        p(`UPDATE cellar_queue SET state = @state, available_at = @availableAt, attempts = @attempts,
+        token = @token, locked_until = @lockedUntil, failed_at = @failedAt, error = @error WHERE seq = @seq`),
+      remove: p("DELETE FROM cellar_queue WHERE seq = ?"),
+      stats: p(`SELECT
+          coalesce(sum(state = 0 AND available_at <= @now), 0) AS pending,
+          coalesce(sum(state = 0 AND available_at > @now), 0) AS delayed,
+          coalesce(sum(state = 1), 0) AS inFlight,
+          coalesce(sum(state = 2), 0) AS dead,
+          min(CASE WHEN state = 0 AND available_at > @now THEN available_at WHEN state = 1 THEN locked_until END) AS nextAt
+        FROM cellar_queue WHERE queue = @queue`),
+      dead: p(`SELECT * FROM cellar_queue WHERE queue = @queue AND state = 2
+        AND (NOT EXISTS (SELECT 1 FROM cellar_queue WHERE queue = @queue AND id = @after AND state = 2)
+          OR (failed_at, seq) > (SELECT failed_at, seq FROM cellar_queue WHERE queue = @queue AND id = @after AND state = 2))
+        ORDER BY failed_at, seq LIMIT @limit`),
+      pruneDedup: p("DELETE FROM cellar_queue_dedup WHERE until <= ?"),
+      deadOne: p("SELECT * FROM cellar_queue WHERE queue = ? AND id = ? AND state = 2"),
+      deadAll: p("SELECT * FROM cellar_queue WHERE queue = ? AND state = 2"),
+      deleteDeadOne: p("DELETE FROM cellar_queue WHERE queue = ? AND id = ? AND state = 2"),
+      deleteDeadAll: p("DELETE FROM cellar_queue WHERE queue = ? AND state = 2"),
+      readyQueues: p("SELECT DISTINCT queue FROM cellar_queue WHERE state = 0").pluck(),
+    };
+  }
+
+  enqueue(tx: Tx, enqueue: Enqueue, now: number): EnqueueResult {
+    if (enqueue.dedup) {
+      const seen = this.#stmt.dedupGet.get(enqueue.queue, enqueue.dedup.key) as
+        | { id: string; until: number }
+        | undefined;
+      if (seen && seen.until > now) return { id: seen.id, deduplicated: true };
+      this.#stmt.dedupSet.run(enqueue.queue, enqueue.dedup.key, enqueue.id, enqueue.dedup.until);
+    }
+    const message = newMessage(enqueue, 0, now);
+    this.#stmt.insert.run({
+      queue: enqueue.queue,
+      id: message.id,
+      priority: message.priority,
+      availableAt: message.availableAt,
+      backoff: JSON.stringify(message.backoffSchedule),
+      undelivered: JSON.stringify(
+        message.keysIfUndelivered.map((k) => Buffer.from(k).toString("base64url")),
+      ),
+      value: message.value.data,
+      encoding: ENCODING_TAG[message.value.encoding],
+      enqueuedAt: now,
+    });
+    tx.ready(enqueue.queue);
+    return { id: message.id, deduplicated: false };
+  }
+
+  dequeue(
+    tx: Tx,
+    queue: Uint8Array,
+    now: number,
+    visibilityTimeout: number,
+    limit: number,
+  ): LeasedMessage[] {
+    for (const row of this.#stmt.expiredLeases.all(queue, now) as Row[]) {
+      this.#fail(tx, queue, toMessage(row), now, LOCK_EXPIRED);
+    }
+    return (this.#stmt.ready.all(queue, now, limit) as Row[]).map((row) => {
+      const leased = lease(toMessage(row), now, visibilityTimeout);
+      this.#save(leased);
+      return toLeased(leased);
+    });
+  }
+
+  settle(tx: Tx, queue: Uint8Array, token: string, settlement: Settlement, now: number): boolean {
+    const row = this.#stmt.byToken.get(token, queue) as Row | undefined;
+    if (!row || row.state !== STATE_CODE.leased || row.locked_until! <= now) return false;
+    const message = toMessage(row);
+    switch (settlement.type) {
+      case "ack":
+        this.#stmt.remove.run(message.seq);
+        return true;
+      case "extend":
+        this.#save({ ...message, lockedUntil: now + settlement.ms });
+        return true;
+      case "nack":
+        this.#fail(tx, queue, message, now, settlement.error ?? "nack", settlement.delay);
+        return true;
+    }
+  }
+
+  stats(queue: Uint8Array, now: number): QueueStats {
+    return this.#stmt.stats.get({ queue, now }) as QueueStats;
+  }
+
+  /** Forgets dedup keys whose window has passed. */
+  pruneDedup(now: number): void {
+    this.#stmt.pruneDedup.run(now);
+  }
+
+  /** Queues that have messages waiting (ready now or after a delay): their consumers look again. */
+  readyQueues(): Uint8Array[] {
+    return this.#stmt.readyQueues.all() as Buffer[];
+  }
+
+  listDead(queue: Uint8Array, limit: number, after?: string): DeadMessage[] {
+    return (this.#stmt.dead.all({ queue, limit, after: after ?? null }) as Row[]).map((row) =>
+      toDead(toMessage(row)),
+    );
+  }
+
+  getDead(queue: Uint8Array, id: string): DeadMessage | null {
+    const row = this.#stmt.deadOne.get(queue, id) as Row | undefined;
+    return row ? toDead(toMessage(row)) : null;
+  }
+
+  requeueDead(tx: Tx, queue: Uint8Array, ids: readonly string[] | null, now: number): number {
+    const rows =
+      ids === null
+        ? (this.#stmt.deadAll.all(queue) as Row[])
+        : ids.flatMap((id) => (this.#stmt.deadOne.get(queue, id) as Row | undefined) ?? []);
+    for (const row of rows) this.#save(revive(toMessage(row), now));
+    if (rows.length > 0) tx.ready(queue);
+    return rows.length;
+  }
+
+  deleteDead(queue: Uint8Array, ids: readonly string[] | null): number {
+    if (ids === null) return this.#stmt.deleteDeadAll.run(queue).changes;
+    return ids.reduce((n, id) => n + this.#stmt.deleteDeadOne.run(queue, id).changes, 0);
+  }
+
+  #fail(
+    tx: Tx,
+    queue: Uint8Array,
+    message: StoredMessage,
+    now: number,
+    error: string,
+    delay?: number,
+  ): void {
+    const next = afterFailure(message, now, error, delay);
+    this.#save(next);
+    if (next.state === "dead") {
+      const mutations = undeliveredMutations(next);
+      if (mutations.length > 0) tx.commit([], mutations, now);
+    } else {
+      tx.ready(queue);
+    }
+  }
+
+  #save(message: StoredMessage): void {
+    this.#stmt.update.run({
+      seq: message.seq,
+      state: STATE_CODE[message.state],
+      availableAt: message.availableAt,
+      attempts: message.attempts,
+      token: message.token,
+      lockedUntil: message.lockedUntil,
+      failedAt: message.failedAt,
+      error: message.error,
+    });
+  }
+}

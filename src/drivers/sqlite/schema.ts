@@ -1,0 +1,226 @@
+/**
+ * The SQLite driver's tables and statements, and the conversions between rows and the driver
+ * contract's entries.
+ */
+import type Database from "better-sqlite3";
+import { type RawValue, TAG_ENCODING } from "../../codec/value.js";
+import { formatVersionstamp } from "../../codec/versionstamp.js";
+import type { ChangeEvent, EntryMeta, RawEntry } from "../../contract/index.js";
+import { KvError } from "../../errors.js";
+import type { StoredEntry } from "../shared/apply.js";
+
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS cellar_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cellar_kv (
+  key BLOB PRIMARY KEY,
+  value NOT NULL,
+  encoding INTEGER NOT NULL,
+  vs INTEGER NOT NULL,
+  expires_at INTEGER,
+  revision INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  tags TEXT,
+  modified_by TEXT,
+  comment TEXT,
+  data_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cellar_kv_expiry ON cellar_kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cellar_history (
+  key BLOB NOT NULL,
+  vs INTEGER NOT NULL,
+  revision INTEGER NOT NULL,
+  timestamp INTEGER NOT NULL,
+  modified_by TEXT,
+  comment TEXT,
+  data_hash TEXT,
+  value,
+  encoding INTEGER,
+  PRIMARY KEY (key, vs)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cellar_changes (
+  vs INTEGER NOT NULL,
+  key BLOB NOT NULL,
+  PRIMARY KEY (vs, key)
+) WITHOUT ROWID;
+`;
+
+const LIVE = "(expires_at IS NULL OR expires_at > @now)";
+const BASE_COLUMNS = "key, value, encoding, vs, expires_at";
+const META_COLUMNS = `${BASE_COLUMNS}, revision, created_at, updated_at, tags, modified_by, comment, data_hash`;
+
+export type Row = [Buffer, string | Buffer, number, number, number | null, ...unknown[]];
+
+export function migrate(db: Database.Database): void {
+  const row = db.prepare("SELECT value FROM cellar_meta WHERE name = 'schema'").get() as
+    | { value: number }
+    | undefined;
+  if (row && row.value > SCHEMA_VERSION) {
+    throw new Error(`the file has schema ${row.value}, newer than this Cellar's ${SCHEMA_VERSION}`);
+  }
+  db.prepare("INSERT OR REPLACE INTO cellar_meta (name, value) VALUES ('schema', ?)").run(
+    SCHEMA_VERSION,
+  );
+  db.prepare("INSERT OR IGNORE INTO cellar_meta (name, value) VALUES ('version', 0)").run();
+  db.prepare("INSERT OR IGNORE INTO cellar_meta (name, value) VALUES ('pruned', 0)").run();
+}
+
+/** Every statement the driver runs, prepared once per connection. */
+export type StatementName =
+  | "point"
+  | "pointMeta"
+  | "range"
+  | "rangeMeta"
+  | "rangeDesc"
+  | "rangeDescMeta"
+  | "count"
+  | "stored"
+  | "storedMeta"
+  | "checkVs"
+  | "upsert"
+  | "remove"
+  | "addRevision"
+  | "pruneHistory"
+  | "dropHistory"
+  | "history"
+  | "expired"
+  | "getVersion"
+  | "logChange"
+  | "changes"
+  | "dataVersion"
+  | "changesUpTo"
+  | "getPruned"
+  | "setPruned"
+  | "prune"
+  | "setVersion"
+  | "savepoint"
+  | "release"
+  | "rollbackTo";
+
+export function prepareStatements(
+  db: Database.Database,
+): Record<StatementName, Database.Statement> {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    // Positional and without the key the caller already has: the hottest statement.
+    point: p(
+      "SELECT NULL, value, encoding, vs, expires_at FROM cellar_kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+    ).raw(),
+    pointMeta: p(`SELECT ${META_COLUMNS} FROM cellar_kv WHERE key = @key AND ${LIVE}`).raw(),
+    range: p(
+      `SELECT ${BASE_COLUMNS} FROM cellar_kv WHERE key >= @start AND key < @end AND ${LIVE} ORDER BY key LIMIT @limit`,
+    ).raw(),
+    rangeMeta: p(
+      `SELECT ${META_COLUMNS} FROM cellar_kv WHERE key >= @start AND key < @end AND ${LIVE} ORDER BY key LIMIT @limit`,
+    ).raw(),
+    rangeDesc: p(
+      `SELECT ${BASE_COLUMNS} FROM cellar_kv WHERE key >= @start AND key < @end AND ${LIVE} ORDER BY key DESC LIMIT @limit`,
+    ).raw(),
+    rangeDescMeta: p(
+      `SELECT ${META_COLUMNS} FROM cellar_kv WHERE key >= @start AND key < @end AND ${LIVE} ORDER BY key DESC LIMIT @limit`,
+    ).raw(),
+    count: p(
+      `SELECT count(*) FROM cellar_kv WHERE key >= @start AND key < @end AND ${LIVE}`,
+    ).pluck(),
+    stored: p(`SELECT ${META_COLUMNS} FROM cellar_kv WHERE key = ?`).raw(),
+    storedMeta:
+      p(`SELECT vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash
+      FROM cellar_kv WHERE key = ?`).raw(),
+    checkVs: p(`SELECT vs FROM cellar_kv WHERE key = @key AND ${LIVE}`).pluck(),
+    upsert: p(`INSERT OR REPLACE INTO cellar_kv
+      (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    remove: p("DELETE FROM cellar_kv WHERE key = ?"),
+    addRevision: p(`INSERT OR REPLACE INTO cellar_history
+      (key, vs, revision, timestamp, modified_by, comment, data_hash, value, encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    pruneHistory: p(`DELETE FROM cellar_history WHERE key = @key AND vs <=
+      (SELECT vs FROM cellar_history WHERE key = @key ORDER BY vs DESC LIMIT 1 OFFSET @keep)`),
+    dropHistory: p("DELETE FROM cellar_history WHERE key = ?"),
+    history: p(`SELECT revision, vs, timestamp, modified_by, comment, data_hash, value, encoding
+      FROM cellar_history WHERE key = ? ORDER BY vs DESC LIMIT ?`),
+    expired: p(
+      "SELECT key FROM cellar_kv WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+    ).pluck(),
+    getVersion: p("SELECT value FROM cellar_meta WHERE name = 'version'").pluck(),
+    logChange: p("INSERT OR IGNORE INTO cellar_changes (vs, key) VALUES (?, ?)"),
+    changes: p(`SELECT vs, key FROM cellar_changes WHERE vs > @after AND vs <= coalesce(
+        (SELECT max(vs) FROM (SELECT DISTINCT vs FROM cellar_changes WHERE vs > @after ORDER BY vs LIMIT @limit)), @after)
+      ORDER BY vs, key`).raw(),
+    dataVersion: p("PRAGMA data_version").pluck(),
+    changesUpTo: p(
+      "SELECT vs, key FROM cellar_changes WHERE vs > ? AND vs <= ? ORDER BY vs, key",
+    ).raw(),
+    getPruned: p("SELECT value FROM cellar_meta WHERE name = 'pruned'").pluck(),
+    setPruned: p("UPDATE cellar_meta SET value = max(value, ?) WHERE name = 'pruned'"),
+    prune: p("DELETE FROM cellar_changes WHERE vs <= ?"),
+    setVersion: p("UPDATE cellar_meta SET value = ? WHERE name = 'version'"),
+    savepoint: p("SAVEPOINT job"),
+    release: p("RELEASE job"),
+    rollbackTo: p("ROLLBACK TO job"),
+  };
+}
+
+export function toRawValue(value: string | Buffer, encoding: number): RawValue {
+  const name = TAG_ENCODING[encoding];
+  if (name === undefined)
+    throw new KvError("STORAGE_ERROR", `unknown value encoding ${encoding} in the file`);
+  if (name === "json")
+    return { encoding: name, data: typeof value === "string" ? value : value.toString("utf8") };
+  return { encoding: name, data: typeof value === "string" ? Buffer.from(value) : value };
+}
+
+export function toEntry(row: Row, withMeta: boolean): RawEntry {
+  const [key, value, encoding, vs, expiresAt] = row;
+  const entry = {
+    key,
+    value: toRawValue(value, encoding),
+    versionstamp: formatVersionstamp(vs),
+    expiresAt,
+  };
+  if (!withMeta) return entry;
+  const [, , , , , revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash] = row;
+  return {
+    ...entry,
+    meta: metaOf(revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash),
+  };
+}
+
+export function metaOf(
+  ...[revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash]: unknown[]
+): EntryMeta {
+  return {
+    version: revision as number,
+    createdAt: createdAt as number,
+    updatedAt: updatedAt as number,
+    tags: tags ? (JSON.parse(tags as string) as string[]) : [],
+    modifiedBy: modifiedBy as string | null,
+    comment: comment as string | null,
+    dataHash: dataHash as string,
+  };
+}
+
+export function storedOf(entry: RawEntry): StoredEntry {
+  return {
+    value: entry.value,
+    versionstamp: entry.versionstamp,
+    expiresAt: entry.expiresAt,
+    meta: entry.meta!,
+  };
+}
+
+/** Stands for a value a write did not need to read (see `needsValue`). */
+export const UNREAD: RawValue = { encoding: "bytes", data: new Uint8Array(0) };
+
+/** Change-log rows `(vs, key)`, ordered by vs, as one change event per commit. */
+export function groupChanges(rows: readonly [number, Buffer][]): ChangeEvent[] {
+  const changes: { versionstamp: string; keys: Uint8Array[] }[] = [];
+  for (const [vs, key] of rows) {
+    const versionstamp = formatVersionstamp(vs);
+    const last = changes.at(-1);
+    if (last?.versionstamp === versionstamp) last.keys.push(key);
+    else changes.push({ versionstamp, keys: [key] });
+  }
+  return changes;
+}

@@ -1,0 +1,27 @@
+import type { Kv, OpenKvOptions } from "../index.js";
+
+/** How a conformance suite reaches one implementation of the Kv contract. */
+export interface KvTarget {
+  readonly name: string;
+  /** Opens a fresh, empty database. */
+  open(options?: OpenKvOptions): Promise<Kv>;
+  /** Opens the same database again after `close()`, when the implementation persists. */
+  reopen?: (options?: OpenKvOptions) => Promise<Kv>;
+}
+
+/** A clock tests move by hand. */
+export function manualClock(start = 1_700_000_000_000) {
+  let now = start;
+  return {
+    now: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
