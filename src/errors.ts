@@ -17,6 +17,7 @@ export type KvErrorCode =
   | "CONFLICT"
   | "DATABASE_CLOSED"
   | "STORAGE_ERROR"
+  | "UNSUPPORTED"
   | "CHECK_FAILED"
   | "INVALID_TOKEN"
   | "INVALID_REQUEST"

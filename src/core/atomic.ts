@@ -9,6 +9,7 @@ import type { RawValue } from "../codec/value.js";
 import { assertVersionstamp } from "../codec/versionstamp.js";
 import type { Check, Enqueue, Mutation } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
+import { assertCounts } from "./commit.js";
 import { arrayOperand, type Database, u64Operand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
 import { expiryFrom, writeInfoFrom } from "./limits.js";
@@ -103,7 +104,10 @@ export class AtomicOperation {
         fail("INVALID_ARGUMENT", `a check is { key, versionstamp }, got ${describe(check)}`);
       }
       assertVersionstamp(check.versionstamp);
-      this.#checks.push({ key: this.keyspace.encode(check.key), versionstamp: check.versionstamp });
+      this.#checks.push({
+        key: this.keyspace.encodeRead(check.key),
+        versionstamp: check.versionstamp,
+      });
     }
     this.#assertCounts();
     return this;
@@ -212,12 +216,15 @@ export class AtomicOperation {
     const uuids = Array.from({ length: this.#placeholders }, () => uuidv7());
     const now = this.db.now();
     const mutations = this.#pending.map((p) => this.#resolve(p, uuids, now));
-    const result = await this.db.driver.atomicWrite({
-      checks: this.#checks,
-      mutations,
-      ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
+    const result = await this.db.commit(
+      {
+        checks: this.#checks,
+        mutations,
+        ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
+      },
+      this.keyspace,
       now,
-    });
+    );
     if (!result) return { ok: false };
     return {
       ok: true,
@@ -265,13 +272,7 @@ export class AtomicOperation {
   }
 
   #assertCounts(): void {
-    const { maxChecks, maxMutations } = this.db.limits;
-    if (this.#checks.length > maxChecks) {
-      fail("TOO_MANY_CHECKS", `an atomic operation takes at most ${maxChecks} checks`);
-    }
-    if (this.#pending.length + this.#enqueues.length > maxMutations) {
-      fail("TOO_MANY_MUTATIONS", `an atomic operation takes at most ${maxMutations} mutations`);
-    }
+    assertCounts(this.db.limits, this.#checks.length, this.#pending.length + this.#enqueues.length);
   }
 
   #validateKey(key: KvAtomicKey, allowVersionstamp = false): void {
@@ -299,8 +300,7 @@ export class AtomicOperation {
     const key = this.keyspace.encode(
       parts.map((part) => (part instanceof KvUuid ? uuids[part.index]! : (part as KvKeyPart))),
     );
-    const keepValue = this.db.keepsValues(key.subarray(this.keyspace.prefix.length));
-    const base = { key, keepValue, ...(pending.info && { info: pending.info }) };
+    const base = { key, ...(pending.info && { info: pending.info }) };
     // Expiry was validated relative to 0 when queued; make it absolute now.
     const expiresAt =
       "expiresAt" in pending && pending.expiresAt !== null ? pending.expiresAt + now : null;

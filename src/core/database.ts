@@ -1,14 +1,32 @@
 /**
  * The state every view of one database shares: its driver, limits, clock, watch hub and expiry
  * sweeper. `Kv` objects (the root and each namespace) are thin views over one `Database`.
+ *
+ * Its methods are the core's internal surface (see `surface.ts`): the one commit pipeline
+ * (`commit`) and the one scoped read path (`read`, `count`, `history`), the change feed and
+ * queue access. The driver is private: nothing outside the core calls it.
  */
 import { encodeKey, type KvKey, startsWith } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
-import { encodeValue, type RawValue, rawSize } from "../codec/value.js";
-import type { KvDriver } from "../contract/index.js";
+import { encodeValue, type RawValue } from "../codec/value.js";
+import {
+  type ChangeEvent,
+  type ChangePage,
+  type CommitResult,
+  hasQueues,
+  type KeyRange,
+  type KvDriver,
+  type KvQueueStore,
+  type RawEntry,
+  type RawRevision,
+  type ReadRange,
+} from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
+import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } from "./commit.js";
 import type { KvLimits } from "./limits.js";
-import { WatchHub } from "./watch.js";
+import { QueueHandle } from "./queue-handle.js";
+import type { Scope } from "./scope.js";
+import { WatchHub, watchStream } from "./watch.js";
 
 export interface HistoryOptions {
   /** Revisions kept per key (default 10). */
@@ -36,10 +54,10 @@ export class Database {
   #sweeper: NodeJS.Timeout | null = null;
   readonly #keepValues: Uint8Array[];
 
-  constructor(
-    readonly driver: KvDriver,
-    options: DatabaseOptions,
-  ) {
+  readonly #driver: KvDriver;
+
+  constructor(driver: KvDriver, options: DatabaseOptions) {
+    this.#driver = driver;
     this.limits = options.limits;
     this.now = options.clock;
     this.hub = new WatchHub(driver);
@@ -79,7 +97,7 @@ export class Database {
     try {
       for (;;) {
         if (this.#closed) return total;
-        const n = await this.driver.deleteExpired(this.now(), SWEEP_BATCH);
+        const n = await this.#driver.deleteExpired(this.now(), SWEEP_BATCH);
         total += n;
         if (n < SWEEP_BATCH) return total;
       }
@@ -89,17 +107,142 @@ export class Database {
     }
   }
 
+  /** Deletes up to `limit` entries expired at `now` (a caller's clock, for tests that move time). */
+  deleteExpired(now: number, limit: number): Promise<number> {
+    this.assertOpen();
+    return this.#driver.deleteExpired(now, limit);
+  }
+
   /** Encodes a value and enforces the size limit. */
   encodeValue(value: unknown): RawValue {
     const raw = encodeValue(value);
-    const size = rawSize(raw);
-    if (size > this.limits.maxValueSize) {
-      fail(
-        "VALUE_TOO_LARGE",
-        `value is ${size} bytes encoded; the limit is ${this.limits.maxValueSize}`,
-      );
-    }
+    assertValueSize(this.limits, raw);
     return raw;
+  }
+
+  /**
+   * The commit pipeline: every write of every face goes through here. Checks the write against
+   * the limits and `scope` (see `commit.ts`), then commits it all or nothing. Resolves `null`
+   * when a check failed.
+   */
+  commit(write: WriteRequest, scope: Scope, now = this.now()): Promise<CommitResult | null> {
+    this.assertOpen();
+    if (write.enqueues && write.enqueues.length > 0) this.#queues();
+    return this.#driver.atomicWrite(planCommit(this, write, scope, now));
+  }
+
+  /** Reads every range from one snapshot, each checked against `scope`. */
+  read(
+    ranges: readonly ReadRange[],
+    scope: Scope,
+    options: { now?: number; metadata?: boolean } = {},
+  ): Promise<RawEntry[][]> {
+    this.assertOpen();
+    this.#assertRanges(ranges, scope);
+    return this.#driver.snapshotRead(ranges, {
+      now: options.now ?? this.now(),
+      metadata: options.metadata === true,
+    });
+  }
+
+  /** {@link read}, answered at once by drivers that read in this process; `null` from others. */
+  readSync(
+    ranges: readonly ReadRange[],
+    scope: Scope,
+    options: { metadata?: boolean } = {},
+  ): RawEntry[][] | null {
+    if (!this.#driver.snapshotReadSync) return null;
+    this.assertOpen();
+    this.#assertRanges(ranges, scope);
+    return this.#driver.snapshotReadSync(ranges, {
+      now: this.now(),
+      metadata: options.metadata === true,
+    });
+  }
+
+  /** Live entries in `range`, checked against `scope`. */
+  count(range: KeyRange, scope: Scope, now = this.now()): Promise<number> {
+    this.assertOpen();
+    this.#assertRanges([range], scope);
+    return this.#driver.count(range, { now });
+  }
+
+  /** Revisions of `key`, newest first; values only where this database keeps them. */
+  history(
+    key: Uint8Array,
+    scope: Scope,
+    options: { limit: number; now?: number },
+  ): Promise<RawRevision[]> {
+    this.assertOpen();
+    const prefixLength = scope.prefixLength(key);
+    assertReadKeySize(this.limits, key.length - prefixLength);
+    return this.#driver.history(key, {
+      limit: options.limit,
+      now: options.now ?? this.now(),
+      withValues: this.keepsValues(key.subarray(prefixLength)),
+    });
+  }
+
+  /**
+   * The entries of the keys `ranges` read (point ranges, checked against `scope`): at once, then
+   * again after every commit or expiry that changes any of them. `null` for an absent key.
+   */
+  watch(
+    ranges: readonly ReadRange[],
+    scope: Scope,
+    options: { metadata?: boolean } = {},
+  ): ReadableStream<(RawEntry | null)[]> {
+    this.assertOpen();
+    this.#assertRanges(ranges, scope);
+    for (const { start } of ranges)
+      assertReadKeySize(this.limits, start.length - scope.prefixLength(start));
+    const keys = ranges.map((range) => range.start);
+    return watchStream(
+      this.hub,
+      {
+        subscribe: (wake) => this.hub.subscribe(keys, wake),
+        read: async () => {
+          const results = await this.read(ranges, scope, { metadata: options.metadata === true });
+          let nextExpiry: number | null = null;
+          const value = ranges.map((_, i) => {
+            const raw = results[i]?.[0] ?? null;
+            if (raw?.expiresAt != null && (nextExpiry === null || raw.expiresAt < nextExpiry))
+              nextExpiry = raw.expiresAt;
+            return raw;
+          });
+          const signature = value.map((raw) => raw?.versionstamp ?? "-").join(",");
+          return { value, signature, nextExpiry };
+        },
+      },
+      this.now,
+    );
+  }
+
+  /** Commits after `after`, oldest first, from the change log (every namespace: filter by scope). */
+  changes(after: string, limit: number): Promise<ChangePage> {
+    this.assertOpen();
+    return this.#driver.readChanges(after, limit);
+  }
+
+  /** Calls `listener` after every commit. Returns the unsubscribe function. */
+  onChange(listener: (change: ChangeEvent) => void): () => void {
+    return this.#driver.onChange(listener);
+  }
+
+  /** A queue of this database (`queue` is its stored name), checked against `scope`. */
+  queue(queue: Uint8Array, scope: Scope): QueueHandle {
+    scope.prefixLength(queue);
+    return new QueueHandle(this, this.#queues(), queue);
+  }
+
+  #queues(): KvQueueStore {
+    if (!hasQueues(this.#driver))
+      throw new KvError("UNSUPPORTED", "this database's driver has no queues");
+    return this.#driver;
+  }
+
+  #assertRanges(ranges: readonly KeyRange[], scope: Scope): void {
+    for (const range of ranges) scope.assertRange(range.start, range.end);
   }
 
   /** Whether writes to this key (its bytes without the namespace) keep values in history. */
@@ -113,7 +256,7 @@ export class Database {
       this.#closed = true;
       if (this.#sweeper) clearInterval(this.#sweeper);
       this.hub.close();
-      await this.driver.close();
+      await this.#driver.close();
     })();
     return this.#closing;
   }

@@ -3,14 +3,16 @@
  * encoded namespace name, and every range it reads is clamped inside that prefix. Because the
  * name is a terminated tuple part, no key or range of one namespace can reach another's.
  */
-import { decodeKey, encodeKey, type KvKey } from "../codec/key.js";
+import { compareBytes, decodeKey, encodeKey, type KvKey, startsWith } from "../codec/key.js";
 import type { ReadRange } from "../contract/index.js";
-import { describe, fail } from "../errors.js";
+import { describe, fail, KvError } from "../errors.js";
+import { assertKeySize, assertReadKeySize } from "./commit.js";
 import type { KvLimits } from "./limits.js";
+import type { Scope } from "./scope.js";
 
 const NAME = /^[^\0]{1,256}$/;
 
-export class Keyspace {
+export class Keyspace implements Scope {
   readonly prefix: Uint8Array;
   /** Exclusive upper bound of every key in this keyspace. */
   readonly end: Uint8Array;
@@ -27,21 +29,26 @@ export class Keyspace {
   encode(key: KvKey): Uint8Array {
     assertNotEmpty(key);
     const bytes = encodeKey(key, this.prefix);
-    const size = bytes.length - this.prefix.length;
-    if (size > this.limits.maxKeySize) {
-      fail("KEY_TOO_LARGE", `key is ${size} bytes encoded; the limit is ${this.limits.maxKeySize}`);
-    }
+    assertKeySize(this.limits, bytes.length - this.prefix.length);
     return bytes;
   }
 
-  /** The one-key range `[key, key + 0x00)` that reads `key`, from a single allocation. */
+  /** The stored form of a key only read (a check): one byte over the key limit is allowed. */
+  encodeRead(key: KvKey): Uint8Array {
+    assertNotEmpty(key);
+    const bytes = encodeKey(key, this.prefix);
+    assertReadKeySize(this.limits, bytes.length - this.prefix.length);
+    return bytes;
+  }
+
+  /**
+   * The one-key range `[key, key + 0x00)` that reads `key`, from a single allocation; like every
+   * key only read, it may be one byte over the key limit.
+   */
   encodePoint(key: KvKey): ReadRange {
     assertNotEmpty(key);
     const end = encodeKey(key, this.prefix, true);
-    const size = end.length - 1 - this.prefix.length;
-    if (size > this.limits.maxKeySize) {
-      fail("KEY_TOO_LARGE", `key is ${size} bytes encoded; the limit is ${this.limits.maxKeySize}`);
-    }
+    assertReadKeySize(this.limits, end.length - 1 - this.prefix.length);
     return { start: end.subarray(0, end.length - 1), end, limit: 1, reverse: false };
   }
 
@@ -50,10 +57,23 @@ export class Keyspace {
     return encodeKey(key, this.prefix);
   }
 
+  prefixLength(key: Uint8Array): number {
+    if (!startsWith(key, this.prefix)) throw outside(this.namespace);
+    return this.prefix.length;
+  }
+
+  assertRange(start: Uint8Array, end: Uint8Array): void {
+    if (!startsWith(start, this.prefix) || compareBytes(end, this.end) > 0)
+      throw outside(this.namespace);
+  }
+
   decode(stored: Uint8Array): KvKey {
     return decodeKey(stored.subarray(this.prefix.length));
   }
 }
+
+const outside = (namespace: string) =>
+  new KvError("FORBIDDEN", `the key or range lies outside namespace ${JSON.stringify(namespace)}`);
 
 /** An entry's key has at least one part, as in Deno KV; only selectors may be empty. */
 function assertNotEmpty(key: KvKey): void {

@@ -39,22 +39,19 @@ import type {
   KvSetOptions,
   KvWriteInfo,
 } from "./types.js";
-import { type ChangeBatch, changeStream, watchStream } from "./watch.js";
+import { type ChangeBatch, changeStream } from "./watch.js";
 
 const DEFAULT_BATCH = 100;
 const MAX_BATCH = 1000;
 const DELETE_BATCH = 500;
 
-const databases = new WeakMap<Kv, Database>();
+const views = new WeakMap<Kv, { db: Database; keyspace: Keyspace }>();
 
-/** @internal The database behind a view, for the server's driver-level routes. */
-export function databaseOf(kv: Kv): Database {
-  return databases.get(kv)!;
-}
-
-/** @internal A view of one of Cellar's own namespaces (named `$…`), which `namespace()` refuses. */
-export function reservedNamespace(kv: Kv, name: `$${string}`): Kv {
-  return new Kv(databaseOf(kv), name);
+/** @internal The database and keyspace behind a view; faces reach them through `surface.ts`. */
+export function viewOf(kv: Kv): { db: Database; keyspace: Keyspace } {
+  const view = views.get(kv);
+  if (!view) fail("INVALID_ARGUMENT", `expected a Kv from openKv(), got ${describe(kv)}`);
+  return view;
 }
 
 export class Kv implements AsyncDisposable {
@@ -65,7 +62,7 @@ export class Kv implements AsyncDisposable {
   constructor(db: Database, namespace = "") {
     this.#db = db;
     this.#keyspace = new Keyspace(namespace, db.limits);
-    databases.set(this, db);
+    views.set(this, { db, keyspace: this.#keyspace });
   }
 
   /** The namespace this view reads and writes; `""` for the default one. */
@@ -83,13 +80,13 @@ export class Kv implements AsyncDisposable {
     try {
       this.#db.assertOpen();
       const ranges = [this.#keyspace.encodePoint(key)];
-      const read = { now: this.#db.now(), metadata: options.metadata === true };
-      const { driver } = this.#db;
+      const read = { metadata: options.metadata === true };
       // In-process drivers answer at once: one promise per get instead of three.
-      if (driver.snapshotReadSync) {
-        return Promise.resolve(this.#point<T>(driver.snapshotReadSync(ranges, read), key));
-      }
-      return driver.snapshotRead(ranges, read).then((result) => this.#point<T>(result, key));
+      const answered = this.#db.readSync(ranges, this.#keyspace, read);
+      if (answered) return Promise.resolve(this.#point<T>(answered, key));
+      return this.#db
+        .read(ranges, this.#keyspace, read)
+        .then((result) => this.#point<T>(result, key));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -120,8 +117,7 @@ export class Kv implements AsyncDisposable {
       );
     }
     const ranges = keys.map((key) => this.#keyspace.encodePoint(key));
-    const results = await this.#db.driver.snapshotRead(ranges, {
-      now: this.#db.now(),
+    const results = await this.#db.read(ranges, this.#keyspace, {
       metadata: options.metadata === true,
     });
     return keys.map((key, i) => {
@@ -144,20 +140,14 @@ export class Kv implements AsyncDisposable {
     const now = this.#db.now();
     const expiresAt = expiryFrom(options.expireIn, now);
     const info = writeInfoFrom(options);
-    const result = await this.#db.driver.atomicWrite({
-      checks: [],
-      mutations: [
-        {
-          type: "set",
-          key: bytes,
-          value: raw,
-          expiresAt,
-          keepValue: this.#keepsValues(bytes),
-          ...(info && { info }),
-        },
-      ],
+    const result = await this.#db.commit(
+      {
+        checks: [],
+        mutations: [{ type: "set", key: bytes, value: raw, expiresAt, ...(info && { info }) }],
+      },
+      this.#keyspace,
       now,
-    });
+    );
     return { ok: true, versionstamp: result!.versionstamp, uuids: [] };
   }
 
@@ -166,18 +156,13 @@ export class Kv implements AsyncDisposable {
     this.#db.assertOpen();
     const bytes = this.#keyspace.encode(key);
     const checked = writeInfoFrom(info);
-    await this.#db.driver.atomicWrite({
-      checks: [],
-      mutations: [
-        {
-          type: "delete",
-          key: bytes,
-          keepValue: this.#keepsValues(bytes),
-          ...(checked && { info: checked }),
-        },
-      ],
-      now: this.#db.now(),
-    });
+    await this.#db.commit(
+      {
+        checks: [],
+        mutations: [{ type: "delete", key: bytes, ...(checked && { info: checked }) }],
+      },
+      this.#keyspace,
+    );
   }
 
   /**
@@ -199,8 +184,7 @@ export class Kv implements AsyncDisposable {
       resolved,
       async (range, limit, reverse) => {
         this.#db.assertOpen();
-        const [entries = []] = await this.#db.driver.snapshotRead([{ ...range, limit, reverse }], {
-          now: this.#db.now(),
+        const [entries = []] = await this.#db.read([{ ...range, limit, reverse }], this.#keyspace, {
           metadata,
         });
         return entries.map((raw) => ({ entry: this.#entry<T>(raw), key: raw.key }));
@@ -232,12 +216,10 @@ export class Kv implements AsyncDisposable {
     const resolved = resolveSelector(selector, this.#keyspace);
     const reverse = options.reverse === true;
     const range = rangeAfterCursor(resolved, options.cursor, reverse);
-    const [raws = []] = await this.#db.driver.snapshotRead(
+    const [raws = []] = await this.#db.read(
       [{ ...range, limit: limit + 1, reverse }],
-      {
-        now: this.#db.now(),
-        metadata: options.metadata === true,
-      },
+      this.#keyspace,
+      { metadata: options.metadata === true },
     );
     const hasMore = raws.length > limit;
     const page = raws.slice(0, limit);
@@ -253,7 +235,7 @@ export class Kv implements AsyncDisposable {
   async count(selector: KvListSelector): Promise<number> {
     this.#db.assertOpen();
     const { start, end } = resolveSelector(selector, this.#keyspace);
-    return this.#db.driver.count({ start, end }, { now: this.#db.now() });
+    return this.#db.count({ start, end }, this.#keyspace);
   }
 
   /**
@@ -347,35 +329,18 @@ export class Kv implements AsyncDisposable {
       fail("INVALID_ARGUMENT", `watch takes at most ${this.#db.limits.maxReadKeys} keys`);
     }
     const ranges = keys.map((key) => this.#keyspace.encodePoint(key));
-    const db = this.#db;
-    return watchStream(
-      db.hub,
-      {
-        subscribe: (wake) =>
-          db.hub.subscribe(
-            ranges.map((range) => range.start),
-            wake,
-          ),
-        read: async () => {
-          const now = db.now();
-          const results = await db.driver.snapshotRead(ranges, {
-            now,
-            metadata: options.metadata === true,
-          });
-          let nextExpiry: number | null = null;
-          const value = keys.map((key, i) => {
-            const raw = results[i]?.[0];
-            if (!raw) return { key, value: null, versionstamp: null };
-            if (raw.expiresAt !== null && (nextExpiry === null || raw.expiresAt < nextExpiry)) {
-              nextExpiry = raw.expiresAt;
-            }
-            return this.#entry(raw, key);
-          }) as { [K in keyof T]: KvEntryMaybe<T[K]> };
-          const signature = value.map((entry) => entry.versionstamp ?? "-").join(",");
-          return { value, signature, nextExpiry };
+    type Entries = { [K in keyof T]: KvEntryMaybe<T[K]> };
+    return this.#db.watch(ranges, this.#keyspace, options).pipeThrough(
+      new TransformStream<(RawEntry | null)[], Entries>({
+        transform: (raws, controller) => {
+          controller.enqueue(
+            keys.map((key, i) => {
+              const raw = raws[i];
+              return raw ? this.#entry(raw, key) : { key, value: null, versionstamp: null };
+            }) as Entries,
+          );
         },
-      },
-      db.now,
+      }),
     );
   }
 
@@ -397,13 +362,12 @@ export class Kv implements AsyncDisposable {
     const stored = this.#keyspace.encodeBound(prefix);
     const db = this.#db;
     return changeStream(db.hub, {
-      driver: db.driver,
+      changes: (after, limit) => db.changes(after, limit),
       prefix: stored,
       after: options.after ?? undefined,
       subscribe: (wake) => db.hub.subscribePrefixes([stored], wake),
       read: async (keys) => {
-        const results = await db.driver.snapshotRead(keys.map(pointRange), {
-          now: db.now(),
+        const results = await db.read(keys.map(pointRange), this.#keyspace, {
           metadata: options.metadata === true,
         });
         return keys.map((key, i): KvEntryMaybe<T> => {
@@ -419,7 +383,7 @@ export class Kv implements AsyncDisposable {
   /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
   async currentVersionstamp(): Promise<string> {
     this.#db.assertOpen();
-    return (await this.#db.driver.readChanges(NEWEST_VERSIONSTAMP, 0)).head;
+    return (await this.#db.changes(NEWEST_VERSIONSTAMP, 0)).head;
   }
 
   /** Past revisions of `key`, newest first (the current one included). */
@@ -430,10 +394,8 @@ export class Kv implements AsyncDisposable {
     this.#db.assertOpen();
     assertPositiveInteger("limit", options.limit, 10_000);
     const stored = this.#keyspace.encode(key);
-    const revisions = await this.#db.driver.history(stored, {
+    const revisions = await this.#db.history(stored, this.#keyspace, {
       limit: options.limit ?? 100,
-      now: this.#db.now(),
-      withValues: this.#keepsValues(stored),
     });
     return revisions.map((r) => ({
       version: r.version,
@@ -499,30 +461,25 @@ export class Kv implements AsyncDisposable {
   ): Promise<number> {
     let deleted = 0;
     for (;;) {
-      const [batch = []] = await this.#db.driver.snapshotRead(
+      const [batch = []] = await this.#db.read(
         [{ start, end, limit: DELETE_BATCH, reverse: false }],
-        {
-          now: this.#db.now(),
-        },
+        keyspace,
       );
       if (batch.length === 0) return deleted;
-      await this.#db.driver.atomicWrite({
-        checks: [],
-        mutations: batch.map((raw) => ({
-          type: "delete" as const,
-          key: raw.key,
-          keepValue: this.#db.keepsValues(raw.key.subarray(keyspace.prefix.length)),
-          ...(info && { info }),
-        })),
-        now: this.#db.now(),
-      });
+      await this.#db.commit(
+        {
+          checks: [],
+          mutations: batch.map((raw) => ({
+            type: "delete" as const,
+            key: raw.key,
+            ...(info && { info }),
+          })),
+        },
+        keyspace,
+      );
       deleted += batch.length;
       if (batch.length < DELETE_BATCH) return deleted;
     }
-  }
-
-  #keepsValues(stored: Uint8Array): boolean {
-    return this.#db.keepsValues(stored.subarray(this.#keyspace.prefix.length));
   }
 
   #entry<T>(raw: RawEntry, key?: KvKey): KvEntry<T> {

@@ -7,14 +7,21 @@
 import { uuidv7 } from "uuidv7";
 import { encodeKey, type KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
-import type { DeadMessage, Enqueue, LeasedMessage, QueueStats } from "../contract/index.js";
+import type {
+  DeadMessage,
+  Enqueue,
+  LeasedMessage,
+  QueueStats,
+  Settlement,
+} from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
+import { assertEnqueue, MAX_DELAY } from "./commit.js";
 import type { Database } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
+import type { QueueHandle } from "./queue-handle.js";
 
 export const DEFAULT_QUEUE = "default";
 const DEFAULT_BACKOFF = [100, 1000, 5000, 30_000, 60_000];
-const MAX_DELAY = 30 * 24 * 60 * 60 * 1000;
 const DEFAULT_DEDUP_WINDOW = 60 * 60 * 1000;
 const DEFAULT_VISIBILITY = 30_000;
 const IDLE_RECHECK = 1000;
@@ -93,23 +100,7 @@ export function buildEnqueue(
     );
   }
   const schedule = options.backoffSchedule ?? DEFAULT_BACKOFF;
-  if (
-    !Array.isArray(schedule) ||
-    schedule.length > 20 ||
-    !schedule.every((ms) => Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_DELAY)
-  ) {
-    fail(
-      "INVALID_ARGUMENT",
-      "backoffSchedule must be at most 20 integers of milliseconds, each at most 30 days",
-    );
-  }
-  const priority = options.priority ?? 0;
-  if (!Number.isSafeInteger(priority) || Math.abs(priority) > 2 ** 31) {
-    fail(
-      "INVALID_ARGUMENT",
-      `priority must be an integer in [-2^31, 2^31], got ${describe(options.priority)}`,
-    );
-  }
+  if (!Array.isArray(schedule)) fail("INVALID_ARGUMENT", "backoffSchedule must be an array");
   const keys = options.keysIfUndelivered ?? [];
   if (!Array.isArray(keys)) fail("INVALID_ARGUMENT", "keysIfUndelivered must be an array of keys");
   let dedup: Enqueue["dedup"];
@@ -130,16 +121,19 @@ export function buildEnqueue(
     }
     dedup = { key: options.dedupKey, until: now + window };
   }
-  return {
+  const enqueue: Enqueue = {
     queue,
     id: uuidv7(),
     value: db.encodeValue(value),
     availableAt: now + delay,
-    priority,
+    priority: options.priority ?? 0,
     backoffSchedule: [...schedule],
     keysIfUndelivered: keys.map((key) => keyspace.encode(key)),
     ...(dedup && { dedup }),
   };
+  // The pipeline checks it again at commit; checking now makes a bad option throw where it is passed.
+  assertEnqueue(db, keyspace, enqueue, now);
+  return enqueue;
 }
 
 /** An enqueue of an atomic operation or transaction: the default queue unless `queue` names one. */
@@ -180,6 +174,7 @@ const decodeDead = <T>(m: DeadMessage): KvDeadMessage<T> => ({
  */
 export class KvQueue<T = unknown> {
   readonly #id: Uint8Array;
+  readonly #queue: QueueHandle;
 
   /** @internal */
   constructor(
@@ -188,17 +183,16 @@ export class KvQueue<T = unknown> {
     readonly name: string,
   ) {
     this.#id = queueId(keyspace, name);
+    this.#queue = db.queue(this.#id, keyspace);
   }
 
   async enqueue(value: T, options: KvEnqueueOptions = {}): Promise<KvEnqueueResult> {
     this.db.assertOpen();
     const enqueue = buildEnqueue(this.db, this.keyspace, this.#id, value, options);
-    const result = await this.db.driver.atomicWrite({
-      checks: [],
-      mutations: [],
-      enqueues: [enqueue],
-      now: this.db.now(),
-    });
+    const result = await this.db.commit(
+      { checks: [], mutations: [], enqueues: [enqueue] },
+      this.keyspace,
+    );
     const [enqueued] = result!.enqueued!;
     return {
       ok: true,
@@ -218,20 +212,8 @@ export class KvQueue<T = unknown> {
     limit: number,
     options: { visibilityTimeout?: number } = {},
   ): Promise<KvQueueMessage<T>[]> {
-    this.db.assertOpen();
-    const visibilityTimeout = options.visibilityTimeout ?? DEFAULT_VISIBILITY;
-    if (
-      !Number.isSafeInteger(visibilityTimeout) ||
-      visibilityTimeout < 1 ||
-      visibilityTimeout > MAX_DELAY
-    ) {
-      fail("INVALID_ARGUMENT", "visibilityTimeout must be a positive integer of milliseconds");
-    }
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000)
-      fail("INVALID_ARGUMENT", "limit must be in [1, 1000]");
-    const leased = await this.db.driver.dequeue(this.#id, {
-      now: this.db.now(),
-      visibilityTimeout,
+    const leased = await this.#queue.dequeue({
+      visibilityTimeout: options.visibilityTimeout ?? DEFAULT_VISIBILITY,
       limit,
     });
     return leased.map((m) => decodeLeased<T>(m));
@@ -244,23 +226,15 @@ export class KvQueue<T = unknown> {
 
   /** Fails a delivery: retried after `delay` (default its backoff schedule) or dead-lettered. */
   async nack(token: string, options: { delay?: number; error?: string } = {}): Promise<void> {
-    if (
-      options.delay !== undefined &&
-      (!Number.isSafeInteger(options.delay) || options.delay < 0 || options.delay > MAX_DELAY)
-    ) {
-      fail("INVALID_ARGUMENT", "delay must be a non-negative integer of milliseconds");
-    }
     await this.#settle(token, {
       type: "nack",
       ...(options.delay !== undefined && { delay: options.delay }),
-      error: String(options.error ?? "nack").slice(0, 1000),
+      error: String(options.error ?? "nack"),
     });
   }
 
   /** Keeps the lease for `ms` more from now. */
   async extend(token: string, ms: number): Promise<void> {
-    if (!Number.isSafeInteger(ms) || ms < 1 || ms > MAX_DELAY)
-      fail("INVALID_ARGUMENT", "ms must be a positive integer");
     await this.#settle(token, { type: "extend", ms });
   }
 
@@ -283,48 +257,35 @@ export class KvQueue<T = unknown> {
   }
 
   stats(): Promise<QueueStats> {
-    this.db.assertOpen();
-    return this.db.driver.queueStats(this.#id, this.db.now());
+    return this.#queue.stats();
   }
 
   /** The dead-letter queue. */
   get dlq() {
-    const { db } = this;
-    const id = this.#id;
+    const handle = this.#queue;
     return {
       list: async (
         options: { limit?: number; after?: string } = {},
       ): Promise<KvDeadMessage<T>[]> => {
-        db.assertOpen();
-        const limit = options.limit ?? 100;
-        if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000)
-          fail("INVALID_ARGUMENT", "limit must be in [1, 1000]");
-        const dead = await db.driver.listDead(id, {
-          limit,
+        const dead = await handle.listDead({
+          limit: options.limit ?? 100,
           ...(options.after !== undefined && { after: options.after }),
         });
         return dead.map((m) => decodeDead<T>(m));
       },
       get: async (messageId: string): Promise<KvDeadMessage<T> | null> => {
-        db.assertOpen();
-        const dead = await db.driver.getDead(id, messageId);
+        const dead = await handle.getDead(messageId);
         return dead ? decodeDead<T>(dead) : null;
       },
       /** Puts dead messages back with fresh deliveries; all of them without ids. */
-      requeue: async (...ids: string[]): Promise<number> => {
-        db.assertOpen();
-        return db.driver.requeueDead(id, ids.length > 0 ? ids : null, db.now());
-      },
+      requeue: (...ids: string[]): Promise<number> =>
+        handle.requeueDead(ids.length > 0 ? ids : null),
       delete: async (...ids: string[]): Promise<number> => {
-        db.assertOpen();
         if (ids.length === 0)
           fail("INVALID_ARGUMENT", "dlq.delete takes message ids; use dlq.purge() to delete all");
-        return db.driver.deleteDead(id, ids);
+        return handle.deleteDead(ids);
       },
-      purge: async (): Promise<number> => {
-        db.assertOpen();
-        return db.driver.deleteDead(id, null);
-      },
+      purge: (): Promise<number> => handle.deleteDead(null),
     };
   }
 
@@ -433,18 +394,8 @@ export class KvQueue<T = unknown> {
     }
   }
 
-  async #settle(
-    token: string,
-    settlement: Parameters<Database["driver"]["settle"]>[2],
-  ): Promise<void> {
-    this.db.assertOpen();
-    if (typeof token !== "string" || token.length === 0 || token.length > 128) {
-      fail(
-        "INVALID_TOKEN",
-        `a lock token is the string a dequeue returned, got ${describe(token)}`,
-      );
-    }
-    const ok = await this.db.driver.settle(this.#id, token, settlement, this.db.now());
+  async #settle(token: string, settlement: Settlement): Promise<void> {
+    const ok = await this.#queue.settle(token, settlement);
     if (!ok) throw new KvError("INVALID_TOKEN", "the lock token is unknown or its lease expired");
   }
 }

@@ -71,13 +71,14 @@ export class KvTransaction {
     const missing = encoded.filter((bytes) => this.#keys.get(keyId(bytes))?.base === undefined);
     if (missing.length > 0) {
       const now = this.db.now();
-      const results = await this.db.driver.snapshotRead(
+      const results = await this.db.read(
         missing.map((start) => ({
           start,
           end: Buffer.concat([start, Buffer.of(0)]),
           limit: 1,
           reverse: false,
         })),
+        this.keyspace,
         { now, metadata: true },
       );
       missing.forEach((bytes, i) => {
@@ -158,7 +159,7 @@ export class KvTransaction {
   /** Adds an explicit versionstamp check to the commit. */
   check(...checks: { key: KvKey; versionstamp: string | null }[]): this {
     for (const check of checks) {
-      const bytes = this.keyspace.encode(check.key);
+      const bytes = this.keyspace.encodeRead(check.key);
       this.#checks.set(keyId(bytes), { key: bytes, versionstamp: check.versionstamp });
     }
     return this;
@@ -166,18 +167,14 @@ export class KvTransaction {
 
   /** @internal Commits the buffered writes under the recorded checks; null on conflict. */
   async commit(): Promise<{ versionstamp: string } | null> {
-    const { maxChecks, maxMutations } = this.db.limits;
-    if (this.#checks.size > maxChecks)
-      fail("TOO_MANY_CHECKS", `a transaction may read at most ${maxChecks} keys`);
-    if (this.#mutations.length + this.#enqueues.length > maxMutations) {
-      fail("TOO_MANY_MUTATIONS", `a transaction may write at most ${maxMutations} times`);
-    }
-    return this.db.driver.atomicWrite({
-      checks: [...this.#checks.values()],
-      mutations: this.#mutations,
-      ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
-      now: this.db.now(),
-    });
+    return this.db.commit(
+      {
+        checks: [...this.#checks.values()],
+        mutations: this.#mutations,
+        ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
+      },
+      this.keyspace,
+    );
   }
 
   #numeric(type: "sum" | "min" | "max", key: KvKey, n: unknown, options: KvSetOptions): this {
@@ -203,18 +200,16 @@ export class KvTransaction {
   }
 
   #write(mutation: Mutation): this {
-    const userKey = mutation.key.subarray(this.keyspace.prefix.length);
-    const withHistory = { ...mutation, keepValue: this.db.keepsValues(userKey) };
-    this.#mutations.push(withHistory);
+    this.#mutations.push(mutation);
     const state = this.#state(keyId(mutation.key));
     state.written = true;
     if (mutation.type === "set" || mutation.type === "delete") {
       state.pending = [];
-      state.current = mutation.type === "set" ? this.#applied(null, withHistory) : null;
+      state.current = mutation.type === "set" ? this.#applied(null, mutation) : null;
     } else if (state.current !== undefined) {
-      state.current = this.#applied(state.current, withHistory);
+      state.current = this.#applied(state.current, mutation);
     } else {
-      state.pending.push(withHistory);
+      state.pending.push(mutation);
     }
     return this;
   }

@@ -8,7 +8,7 @@
  */
 import { keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
-import type { ChangeEvent, KvDriver } from "../contract/index.js";
+import type { ChangeEvent, ChangePage, KvDriver } from "../contract/index.js";
 
 type Wake = () => void;
 
@@ -252,7 +252,8 @@ export interface ChangeBatch<T> {
 }
 
 export interface ChangeSource<T> {
-  readonly driver: KvDriver;
+  /** Reads the change log: commits after `after`, at most `limit`. */
+  changes(after: string, limit: number): Promise<ChangePage>;
   readonly prefix: Uint8Array;
   readonly after: string | undefined;
   subscribe(wake: Wake): () => void;
@@ -274,7 +275,7 @@ export function changeStream<T>(
     hub,
     source.subscribe,
     async (controller, signal) => {
-      const page = await source.driver.readChanges(after!, PAGE);
+      const page = await source.changes(after!, PAGE);
       if (page.truncated) {
         after = page.head;
         controller.enqueue({ versionstamp: page.head, entries: [], reset: true });
@@ -294,7 +295,7 @@ export function changeStream<T>(
     },
     {
       start: async () => {
-        after ??= (await source.driver.readChanges(NEWEST_VERSIONSTAMP, 0)).head;
+        after ??= (await source.changes(NEWEST_VERSIONSTAMP, 0)).head;
       },
     },
   );

@@ -7,8 +7,8 @@ import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { assertNamespaceName } from "../core/keyspace.js";
 import type { Kv } from "../core/kv.js";
+import { assertNamespaceName } from "../core/surface.js";
 import { KvError } from "../errors.js";
 
 export type Access = "read" | "write" | "admin";

@@ -34,6 +34,7 @@ const STATUS: Record<KvErrorCode, ContentfulStatusCode> = {
   DATABASE_CLOSED: 503,
   UNAVAILABLE: 503,
   STORAGE_ERROR: 500,
+  UNSUPPORTED: 501,
 };
 
 export function statusOf(code: KvErrorCode): ContentfulStatusCode {

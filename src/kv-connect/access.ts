@@ -5,7 +5,7 @@
  * token back for the data path, so each data-path request is authenticated the same way.
  */
 import type { Context } from "hono";
-import { assertNamespaceName } from "../core/keyspace.js";
+import { assertNamespaceName } from "../core/surface.js";
 import { KvError } from "../errors.js";
 import {
   type Access,

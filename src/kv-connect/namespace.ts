@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import { concatBytes, decodeKey } from "../codec/key.js";
 import type { KeyRange } from "../contract/index.js";
-import { Keyspace } from "../core/keyspace.js";
 import type { KvLimits } from "../core/limits.js";
+import { Keyspace } from "../core/surface.js";
 import { KvError } from "../errors.js";
 
 /**
@@ -43,29 +43,11 @@ export class ConnectSpace {
   }
 
   /**
-   * The stored form of a key a client writes: it must decode as a key of at least one part and
-   * fit the key limit (`extra` bytes are added later, as a versionstamp suffix is).
+   * The stored form of a key a client sends: it must decode as a key. Its size, and whether it
+   * may be empty, are the commit pipeline's to check, as for every face.
    */
-  writeKey(key: Uint8Array, extra = 0): Uint8Array {
-    if (key.length === 0) throw new KvError("INVALID_KEY", "a key must have at least one part");
-    if (key.length + extra > this.limits.maxKeySize) {
-      throw new KvError(
-        "KEY_TOO_LARGE",
-        `key is ${key.length + extra} bytes encoded; the limit is ${this.limits.maxKeySize}`,
-      );
-    }
+  storedKey(key: Uint8Array): Uint8Array {
     decodeKey(key);
-    return concatBytes(this.prefix, key);
-  }
-
-  /** The stored form of a key a client only reads (a check): one byte over the limit is allowed, as in Deno KV. */
-  readKey(key: Uint8Array): Uint8Array {
-    if (key.length > this.limits.maxKeySize + 1) {
-      throw new KvError(
-        "KEY_TOO_LARGE",
-        `key is ${key.length} bytes encoded; the limit is ${this.limits.maxKeySize}`,
-      );
-    }
     return concatBytes(this.prefix, key);
   }
 

@@ -1,7 +1,7 @@
 /** KV Connect's `snapshot_read`: every range of the request, read from one snapshot. */
 import { create } from "@bufbuild/protobuf";
 import type { RawEntry, ReadRange } from "../contract/index.js";
-import type { Database } from "../core/database.js";
+import type { KvCore } from "../core/surface.js";
 import { KvError } from "../errors.js";
 import type { ConnectSpace } from "./namespace.js";
 import {
@@ -31,7 +31,7 @@ export function entryToConnect(space: ConnectSpace, raw: RawEntry): KvEntry {
  * database's `maxReadKeys`, as Deno KV bounds one read.
  */
 export async function snapshotRead(
-  db: Database,
+  core: KvCore,
   space: ConnectSpace,
   request: SnapshotRead,
 ): Promise<SnapshotReadOutput> {
@@ -43,14 +43,14 @@ export async function snapshotRead(
     const range = space.range(r.start, r.end);
     return range && { ...range, limit: r.limit, reverse: r.reverse };
   });
-  if (total > db.limits.maxReadKeys) {
+  if (total > core.limits.maxReadKeys) {
     throw new KvError(
       "INVALID_REQUEST",
-      `one read returns at most ${db.limits.maxReadKeys} entries; the ranges ask for ${total}`,
+      `one read returns at most ${core.limits.maxReadKeys} entries; the ranges ask for ${total}`,
     );
   }
   const reads = planned.filter((range): range is ReadRange => range !== null);
-  const results = reads.length > 0 ? await db.driver.snapshotRead(reads, { now: db.now() }) : [];
+  const results = reads.length > 0 ? await core.read(reads, space.keyspace) : [];
   let next = 0;
   const ranges = planned.map((range) =>
     create(ReadRangeOutputSchema, {

@@ -16,8 +16,8 @@ import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufb
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import type { Database } from "../core/database.js";
-import { databaseOf, type Kv } from "../core/kv.js";
+import type { Kv } from "../core/kv.js";
+import { coreOf, type KvCore } from "../core/surface.js";
 import { bareMessage, KvError } from "../errors.js";
 import {
   grantFinder,
@@ -105,7 +105,7 @@ function endpointPath(namespace: string): string {
  */
 function dataPathScope(
   c: Context,
-  db: Database,
+  core: KvCore,
   access: AccessOptions,
 ): { caller: ConnectCaller; space: ConnectSpace } {
   const caller = callerOf(c, access);
@@ -118,7 +118,7 @@ function dataPathScope(
       `protocol version ${version} is not served here; this server speaks 1, 2 and 3`,
     );
   }
-  const space = new ConnectSpace(namespace, db.limits);
+  const space = new ConnectSpace(namespace, core.limits);
   const id = c.req.header("x-denokv-database-id") ?? c.req.header("x-transaction-domain-id");
   if (id !== space.databaseId) {
     throw new KvError(
@@ -131,7 +131,7 @@ function dataPathScope(
 
 /** Registers the KV Connect routes under `/kv`. */
 export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnectOptions): void {
-  const db = databaseOf(kv);
+  const { core } = coreOf(kv);
   const tokens = options.tokens ?? [];
   const access: AccessOptions = {
     tokens,
@@ -160,7 +160,7 @@ export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnect
     assertMayOpen(c, caller, namespace, access);
     const body = databaseMetadata({
       version,
-      databaseId: new ConnectSpace(namespace, db.limits).databaseId,
+      databaseId: new ConnectSpace(namespace, core.limits).databaseId,
       endpointPath: endpointPath(namespace),
       requestUrl: c.req.url,
       token: caller.token,
@@ -173,32 +173,32 @@ export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnect
 
   for (const path of [`/${DATA}`, `/${DATA}/:namespace`]) {
     connect.post(`${path}/snapshot_read`, async (c) => {
-      const { caller, space } = dataPathScope(c, db, access);
+      const { caller, space } = dataPathScope(c, core, access);
       assertAccess(caller, "read");
-      db.assertOpen();
+      core.assertOpen();
       return protobuf(
         SnapshotReadOutputSchema,
-        await snapshotRead(db, space, await decodeBody(c, SnapshotReadSchema)),
+        await snapshotRead(core, space, await decodeBody(c, SnapshotReadSchema)),
       );
     });
     connect.post(`${path}/atomic_write`, async (c) => {
-      const { caller, space } = dataPathScope(c, db, access);
+      const { caller, space } = dataPathScope(c, core, access);
       assertAccess(caller, "write");
-      db.assertOpen();
+      core.assertOpen();
       return protobuf(
         AtomicWriteOutputSchema,
-        await atomicWrite(db, space, await decodeBody(c, AtomicWriteSchema)),
+        await atomicWrite(core, space, await decodeBody(c, AtomicWriteSchema)),
       );
     });
     connect.post(`${path}/watch`, async (c) => {
-      const { caller, space } = dataPathScope(c, db, access);
+      const { caller, space } = dataPathScope(c, core, access);
       assertAccess(caller, "read");
-      db.assertOpen();
+      core.assertOpen();
       const request = await decodeBody(c, WatchSchema);
       let end = () => {};
       const release = options.streams.add(() => end());
       try {
-        const watch = watchBody(db, space, request, {
+        const watch = watchBody(core, space, request, {
           maxKeys: options.maxWatchKeys,
           pingInterval: options.pingInterval,
           onClose: release,

@@ -6,9 +6,8 @@
  * A slow client skips intermediate states. An empty frame (length 0) is a keep-alive.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { RawEntry } from "../contract/index.js";
-import type { Database } from "../core/database.js";
-import { watchStream } from "../core/watch.js";
+import { concatBytes } from "../codec/key.js";
+import type { KvCore } from "../core/surface.js";
 import { KvError } from "../errors.js";
 import type { ConnectSpace } from "./namespace.js";
 import {
@@ -22,42 +21,11 @@ import { entryToConnect } from "./read.js";
 
 const KEEP_ALIVE = new Uint8Array(4);
 
-type Snapshot = (RawEntry | null)[];
-
 function frame(message: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafe(4 + message.length);
   out.writeUInt32LE(message.length, 0);
   out.set(message, 4);
   return out;
-}
-
-/** The states of the watched keys: the current one first, then one per change. */
-function snapshots(db: Database, keys: readonly Uint8Array[]): ReadableStream<Snapshot> {
-  const ranges = keys.map((key) => ({
-    start: key,
-    end: Buffer.concat([key, Buffer.of(0)]),
-    limit: 1,
-    reverse: false,
-  }));
-  return watchStream(
-    db.hub,
-    {
-      subscribe: (wake) => db.hub.subscribe(keys, wake),
-      read: async () => {
-        const results = await db.driver.snapshotRead(ranges, { now: db.now() });
-        const value = keys.map((_, i) => results[i]?.[0] ?? null);
-        const expiries = value.flatMap((entry) =>
-          entry?.expiresAt == null ? [] : [entry.expiresAt],
-        );
-        return {
-          value,
-          signature: value.map((entry) => entry?.versionstamp ?? "-").join(","),
-          nextExpiry: expiries.length > 0 ? Math.min(...expiries) : null,
-        };
-      },
-    },
-    db.now,
-  );
 }
 
 export interface WatchBody {
@@ -68,7 +36,7 @@ export interface WatchBody {
 
 /** Opens a watch of the request's keys (at most `maxKeys`) as a framed response body. */
 export function watchBody(
-  db: Database,
+  core: KvCore,
   space: ConnectSpace,
   request: Watch,
   options: { maxKeys: number; pingInterval: number; onClose: () => void },
@@ -79,8 +47,11 @@ export function watchBody(
       `a watch names at most ${options.maxKeys} keys, got ${request.keys.length}`,
     );
   }
-  const keys = request.keys.map((k) => space.writeKey(k.key));
-  const reader = snapshots(db, keys).getReader();
+  const ranges = request.keys.map((k) => {
+    const start = space.storedKey(k.key);
+    return { start, end: concatBytes(start, 0x00), limit: 1, reverse: false };
+  });
+  const reader = core.watch(ranges, space.keyspace).getReader();
   let ping: NodeJS.Timeout | null = null;
   let done = false;
   let controller: ReadableStreamDefaultController<Uint8Array> | null = null;

@@ -12,10 +12,9 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { uuidv7 } from "uuidv7";
-import { type RawValue, rawSize } from "../codec/value.js";
 import type { Check, CommitResult, Enqueue, Mutation } from "../contract/index.js";
-import type { Database } from "../core/database.js";
 import { DEFAULT_QUEUE, queueId } from "../core/queue.js";
+import { assertCounts, type KvCore } from "../core/surface.js";
 import { KvError } from "../errors.js";
 import type { ConnectSpace } from "./namespace.js";
 import {
@@ -37,11 +36,6 @@ import {
 
 /** Deno KV's retry delays when an enqueue names none. */
 const DENO_DEFAULT_BACKOFF = [100, 1000, 5000, 30_000, 60_000];
-const MAX_DELAY = 30 * 24 * 60 * 60 * 1000;
-const MAX_BACKOFF_INTERVALS = 20;
-const MAX_UNDELIVERED_KEYS = 100;
-/** `encodeKey([versionstamp])`: a string tag, 20 hex characters, a terminator. */
-const VERSIONSTAMP_PART_SIZE = 22;
 
 function expiryOf(m: ConnectMutation): number | null {
   if (m.expireAtMs === 0n || m.expireAtMs === -1n) return null;
@@ -54,50 +48,24 @@ function expiryOf(m: ConnectMutation): number | null {
   return Number(m.expireAtMs);
 }
 
-function mutationValue(db: Database, m: ConnectMutation, what: string): RawValue {
-  const raw = rawFromConnect(m.value, what);
-  const size = rawSize(raw);
-  if (size > db.limits.maxValueSize) {
-    throw new KvError(
-      "VALUE_TOO_LARGE",
-      `value is ${size} bytes encoded; the limit is ${db.limits.maxValueSize}`,
-    );
-  }
-  return raw;
-}
-
-function planMutation(
-  db: Database,
-  space: ConnectSpace,
-  m: ConnectMutation,
-  index: number,
-): Mutation {
+function planMutation(space: ConnectSpace, m: ConnectMutation, index: number): Mutation {
   const what = `mutation ${index}`;
   const type = m.mutationType;
-  if (type === MutationType.M_SET_SUFFIX_VERSIONSTAMPED_KEY) {
-    // The driver appends the commit's own versionstamp to the key.
-    return {
-      type: "set",
-      key: space.writeKey(m.key, VERSIONSTAMP_PART_SIZE),
-      value: mutationValue(db, m, what),
-      expiresAt: expiryOf(m),
-      keepValue: db.keepsValues(m.key),
-      versionstampSuffix: true,
-    };
-  }
-  const key = space.writeKey(m.key);
-  const keepValue = db.keepsValues(m.key);
+  const key = space.storedKey(m.key);
   switch (type) {
-    case MutationType.M_SET:
+    case MutationType.M_SET_SUFFIX_VERSIONSTAMPED_KEY:
+      // The driver appends the commit's own versionstamp to the key.
       return {
         type: "set",
         key,
-        value: mutationValue(db, m, what),
+        value: rawFromConnect(m.value, what),
         expiresAt: expiryOf(m),
-        keepValue,
+        versionstampSuffix: true,
       };
+    case MutationType.M_SET:
+      return { type: "set", key, value: rawFromConnect(m.value, what), expiresAt: expiryOf(m) };
     case MutationType.M_DELETE:
-      return { type: "delete", key, keepValue };
+      return { type: "delete", key };
     case MutationType.M_SUM:
     case MutationType.M_MIN:
     case MutationType.M_MAX: {
@@ -109,57 +77,26 @@ function planMutation(
           "'sum' with bounds (sum_min, sum_max, sum_clamp) is not supported; sum a KvU64",
         );
       }
-      return {
-        type: name,
-        key,
-        operand: u64Operand(m.value, name),
-        expiresAt: expiryOf(m),
-        keepValue,
-      };
+      return { type: name, key, operand: u64Operand(m.value, name), expiresAt: expiryOf(m) };
     }
     default:
       throw new KvError("INVALID_MUTATION", `${what} has unknown mutation type ${type}`);
   }
 }
 
-function planEnqueue(db: Database, space: ConnectSpace, e: ConnectEnqueue, now: number): Enqueue {
-  const value: RawValue = { encoding: "v8", data: v8ForNode(e.payload) };
-  if (rawSize(value) > db.limits.maxValueSize) {
-    throw new KvError(
-      "VALUE_TOO_LARGE",
-      `message is ${rawSize(value)} bytes; the limit is ${db.limits.maxValueSize}`,
-    );
-  }
+function planEnqueue(space: ConnectSpace, e: ConnectEnqueue, now: number): Enqueue {
   const deadline = Number(e.deadlineMs);
-  if (!Number.isSafeInteger(deadline) || deadline < 0 || deadline - now > MAX_DELAY) {
-    throw new KvError(
-      "INVALID_ARGUMENT",
-      "an enqueue's deadline is epoch milliseconds at most 30 days ahead",
-    );
-  }
-  if (
-    e.backoffSchedule.length > MAX_BACKOFF_INTERVALS ||
-    e.backoffSchedule.some((ms) => ms > MAX_DELAY)
-  ) {
-    throw new KvError(
-      "INVALID_ARGUMENT",
-      `a backoff schedule has at most ${MAX_BACKOFF_INTERVALS} delays of at most 30 days`,
-    );
-  }
-  if (e.keysIfUndelivered.length > MAX_UNDELIVERED_KEYS) {
-    throw new KvError(
-      "INVALID_ARGUMENT",
-      `an enqueue names at most ${MAX_UNDELIVERED_KEYS} keys if undelivered`,
-    );
+  if (!Number.isSafeInteger(deadline) || deadline < 0) {
+    throw new KvError("INVALID_ARGUMENT", "an enqueue's deadline is epoch milliseconds");
   }
   return {
     queue: queueId(space.keyspace, DEFAULT_QUEUE),
     id: uuidv7(),
-    value,
+    value: { encoding: "v8", data: v8ForNode(e.payload) },
     availableAt: Math.max(deadline, now),
     priority: 0,
     backoffSchedule: e.backoffSchedule.length > 0 ? [...e.backoffSchedule] : DENO_DEFAULT_BACKOFF,
-    keysIfUndelivered: e.keysIfUndelivered.map((key) => space.writeKey(key)),
+    keysIfUndelivered: e.keysIfUndelivered.map((key) => space.storedKey(key)),
   };
 }
 
@@ -172,36 +109,28 @@ function output(result: CommitResult | null): AtomicWriteOutput {
   });
 }
 
-/** Applies one KV Connect atomic write; a failed check answers `AW_CHECK_FAILURE` and writes nothing. */
+/**
+ * Applies one KV Connect atomic write through the core's commit pipeline, scoped to the
+ * request's namespace; a failed check answers `AW_CHECK_FAILURE` and writes nothing.
+ */
 export async function atomicWrite(
-  db: Database,
+  core: KvCore,
   space: ConnectSpace,
   write: AtomicWrite,
 ): Promise<AtomicWriteOutput> {
-  if (write.checks.length > db.limits.maxChecks) {
-    throw new KvError(
-      "TOO_MANY_CHECKS",
-      `at most ${db.limits.maxChecks} checks, got ${write.checks.length}`,
-    );
-  }
-  if (write.mutations.length + write.enqueues.length > db.limits.maxMutations) {
-    throw new KvError(
-      "TOO_MANY_MUTATIONS",
-      `at most ${db.limits.maxMutations} mutations and enqueues together`,
-    );
-  }
-  const now = db.now();
+  // Counted before parsing, so an oversized write costs no decoding; the pipeline counts again.
+  assertCounts(core.limits, write.checks.length, write.mutations.length + write.enqueues.length);
+  const now = core.now();
   const checks: Check[] = write.checks.map((c) => ({
-    key: space.readKey(c.key),
+    key: space.storedKey(c.key),
     versionstamp: versionstampFromBytes(c.versionstamp),
   }));
-  const mutations = write.mutations.map((m, i) => planMutation(db, space, m, i));
-  const enqueues = write.enqueues.map((e) => planEnqueue(db, space, e, now));
-  const result = await db.driver.atomicWrite({
-    checks,
-    mutations,
-    ...(enqueues.length > 0 && { enqueues }),
+  const mutations = write.mutations.map((m, i) => planMutation(space, m, i));
+  const enqueues = write.enqueues.map((e) => planEnqueue(space, e, now));
+  const result = await core.commit(
+    { checks, mutations, ...(enqueues.length > 0 && { enqueues }) },
+    space.keyspace,
     now,
-  });
+  );
   return output(result);
 }

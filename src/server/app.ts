@@ -7,7 +7,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { TrieRouter } from "hono/router/trie-router";
 import type { Kv } from "../core/kv.js";
-import { databaseOf } from "../core/kv.js";
+import { coreOf } from "../core/surface.js";
 import { KvError } from "../errors.js";
 import {
   type AuthOptions,
@@ -66,7 +66,7 @@ export interface CellarApp {
  * const res = await app.request("/api/keys/greeting", { method: "PUT", body: JSON.stringify({ value: "hi" }) });
  */
 export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
-  const db = databaseOf(kv);
+  const { core } = coreOf(kv);
   const streams = new StreamRegistry(options.maxStreams ?? 1000);
   const pingInterval = options.pingInterval ?? 15_000;
   const app = new OpenAPIHono<ServerEnv>({
@@ -100,7 +100,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   healthRoutes(app as never, kv);
   docsRoutes(app);
 
-  const maxBody = options.maxBodySize ?? Math.max(1024 * 1024, 4 * db.limits.maxValueSize);
+  const maxBody = options.maxBodySize ?? Math.max(1024 * 1024, 4 * core.limits.maxValueSize);
   const limitBody = bodyLimit({
     maxSize: maxBody,
     onError: () => {
@@ -146,7 +146,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     },
     streams,
   );
-  driverRoutes(app as never, db, {
+  driverRoutes(app as never, core, {
     otherNamespaces: (options.namespaceFrom ?? "token") === "token",
     streams,
     pingInterval,

@@ -3,7 +3,8 @@
  * Typed values and store entries are `KeyRef`s; plain keys are read as they are stored.
  */
 import type { KvKey } from "../codec/key.js";
-import { databaseOf, type Kv } from "../core/kv.js";
+import type { Kv } from "../core/kv.js";
+import { type KvCore, sameDatabase } from "../core/surface.js";
 import { describe, fail } from "../errors.js";
 
 /** A key whose entries decode to `T`: a typed value, or a store entry from `store.ref(id)`. */
@@ -84,12 +85,12 @@ function refOf(kv: Kv, field: string, source: ComposeSource): KeyRef<unknown> {
  * sameView(kv.namespace("a"), kv.namespace("a")); // true
  */
 export function sameView(a: Kv, b: Kv): boolean {
-  return a === b || (a.namespaceName === b.namespaceName && databaseOf(a) === databaseOf(b));
+  return a === b || (a.namespaceName === b.namespaceName && sameDatabase(a, b));
 }
 
 /** The database and namespace an atomic operation or a transaction writes to. */
 interface Target {
-  readonly db: unknown;
+  readonly db: KvCore;
   readonly keyspace: { readonly namespace: string };
 }
 
@@ -102,7 +103,7 @@ interface Target {
  */
 export function assertSameTarget(kv: Kv, target: object, what: string): void {
   const { db, keyspace } = target as Target;
-  if (db !== databaseOf(kv) || keyspace?.namespace !== kv.namespaceName) {
+  if (!sameDatabase(kv, db) || keyspace?.namespace !== kv.namespaceName) {
     fail(
       "INVALID_ARGUMENT",
       `${what} lives in namespace ${JSON.stringify(kv.namespaceName)}: join it to an atomic operation or transaction of that namespace`,

@@ -8,7 +8,8 @@ import { createRequire } from "node:module";
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from "@standard-schema/spec";
 import { toJSONSchema } from "zod";
 import type { KvKey } from "../codec/key.js";
-import { type Kv, reservedNamespace } from "../core/kv.js";
+import type { Kv } from "../core/kv.js";
+import { reservedView } from "../core/surface.js";
 import { describe, fail, KvError } from "../errors.js";
 
 /** One reason a value was refused: where (object keys and array indexes) and why. */
@@ -298,7 +299,7 @@ export function identify(
 
 /** The reserved view that holds schemas; one per database, whatever namespace asks. */
 function registryOf(kv: Kv): Kv {
-  return reservedNamespace(kv, SCHEMAS);
+  return reservedView(kv, SCHEMAS);
 }
 
 /**

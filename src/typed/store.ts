@@ -9,7 +9,8 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { KvKey } from "../codec/key.js";
 import { AtomicOperation } from "../core/atomic.js";
-import { databaseOf, type Kv } from "../core/kv.js";
+import type { Kv } from "../core/kv.js";
+import { coreOf } from "../core/surface.js";
 import { KvTransaction } from "../core/transaction.js";
 import type { KvEntryMaybe, KvSetOptions, KvWriteInfo } from "../core/types.js";
 import { describe, fail, KvError } from "../errors.js";
@@ -159,7 +160,7 @@ class StoreDefinition<In, Out> {
 
   /** Records the schema in the `$schemas` registry, once per database; never fails a write. */
   register(kv: Kv): Promise<void> {
-    const db = databaseOf(kv);
+    const db = coreOf(kv).core;
     let pending = this.#registered.get(db);
     if (!pending) {
       pending = registerSchema(kv, this.name, this.identity).catch((error: unknown) => {
@@ -473,7 +474,7 @@ class TypedStoreImpl<In, Out> extends UnboundStore<In, Out> implements TypedStor
     if (entry.versionstamp === null) return;
     const expiresAt = entry.metadata?.expiresAt ?? null;
     const expireIn =
-      expiresAt === null ? undefined : Math.ceil(expiresAt - databaseOf(this.kv).now());
+      expiresAt === null ? undefined : Math.ceil(expiresAt - coreOf(this.kv).core.now());
     if (expireIn !== undefined && expireIn <= 0) return;
     await this.definition.register(this.kv);
     await this.kv

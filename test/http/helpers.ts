@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { vi } from "vitest";
-import { databaseOf } from "../../src/core/kv.js";
+import { coreOf, WHOLE_DATABASE } from "../../src/core/surface.js";
 import type { Kv } from "../../src/index.js";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/server/index.js";
 
@@ -186,10 +186,10 @@ export function tempDir(prefix: string): { path: string; cleanup(): void } {
  * mean nothing was written in between.
  */
 export async function snapshot(kv: Kv): Promise<unknown> {
-  const db = databaseOf(kv);
-  const [entries] = await db.driver.snapshotRead(
+  const [entries] = await coreOf(kv).core.read(
     [{ start: Uint8Array.of(0x00), end: Uint8Array.of(0xff), limit: 100_000, reverse: false }],
-    { now: db.now(), metadata: true },
+    WHOLE_DATABASE,
+    { metadata: true },
   );
   return { head: await kv.currentVersionstamp(), entries };
 }

@@ -5,7 +5,7 @@
 import { type Kv as DenoKv, KvU64 as DenoKvU64, openKv } from "@deno/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeKey } from "../../src/codec/key.js";
-import { databaseOf } from "../../src/core/kv.js";
+import { coreOf } from "../../src/core/surface.js";
 import { KvU64 } from "../../src/index.js";
 import { type RunningServer, startServer } from "../../src/server/index.js";
 import { denoSandbox, runDeno } from "./helpers.js";
@@ -21,9 +21,10 @@ describe("KV Connect and Cellar's own API share one database", () => {
   };
   const stored = async (key: string[]) => {
     const start = encodeKey(["", ...key]);
-    const [entries] = await databaseOf(server.kv).driver.snapshotRead(
+    const { core, keyspace } = coreOf(server.kv);
+    const [entries] = await core.read(
       [{ start, end: Buffer.concat([start, Buffer.of(0)]), limit: 1, reverse: false }],
-      { now: Date.now() },
+      keyspace,
     );
     return entries![0]!.value;
   };

@@ -1,17 +1,26 @@
 /**
  * The driver protocol's server side (`wire/protocol.ts`): what the remote driver calls. Keys
- * arrive as stored bytes, so every key and range is checked against the namespaces the request
- * may use before it reaches the driver, and every value is decoded once to refuse garbage.
+ * arrive as stored bytes; this face parses them (every key must decode, every value too) and
+ * hands them to the core's commit pipeline and read path with the request's scope, the
+ * namespaces its token may use, where limits and namespaces are checked as for every face.
  */
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { decodeKey } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
-import { decodeValue, rawSize } from "../../codec/value.js";
+import { decodeValue, type RawValue } from "../../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../../codec/versionstamp.js";
-import type { AtomicWrite, Check, Enqueue, Mutation, Settlement } from "../../contract/index.js";
-import type { Database } from "../../core/database.js";
+import type { Check, Enqueue, Mutation, Settlement } from "../../contract/index.js";
 import { writeInfoFrom } from "../../core/limits.js";
+import {
+  assertCounts,
+  assertValueSize,
+  type KvCore,
+  MAX_QUEUE_PAGE,
+  NamespaceScope,
+  namespaceOf,
+  type WriteRequest,
+} from "../../core/surface.js";
 import { bareMessage, describe, KvError } from "../../errors.js";
 import { type RequestScope, requireAccess, type ServerEnv } from "../../http/auth.js";
 import type { StreamRegistry } from "../../http/streams.js";
@@ -31,17 +40,11 @@ import {
 const MAX_WRITES_PER_REQUEST = 1000;
 const MAX_RANGES_PER_REQUEST = 1000;
 
-/** The namespace a stored key belongs to, and where the user's key starts. */
-function namespaceOf(key: Uint8Array): { name: string; prefixLength: number } {
-  if (key[0] !== 0x02) throw new KvError("INVALID_KEY", "a stored key starts with its namespace");
-  let i = 1;
-  while (i < key.length && !(key[i] === 0 && key[i + 1] !== 0xff)) i += key[i] === 0 ? 2 : 1;
-  if (i >= key.length) throw new KvError("INVALID_KEY", "a stored key starts with its namespace");
-  const name = decodeKey(key.subarray(0, i + 1))[0] as string;
-  return { name, prefixLength: i + 1 };
-}
-
-class Guard {
+/**
+ * Turns the driver protocol's JSON into stored keys, encoded values and the core's write
+ * request. It only parses: scope, limits and history are the core's commit pipeline's to check.
+ */
+class WireParser {
   /**
    * Milliseconds to add to the client's absolute times (expiry, delays, dedup windows) so they
    * mean the same on the server's clock: its clock minus the client's, as of the request.
@@ -49,46 +52,25 @@ class Guard {
   #shift = 0;
 
   constructor(
-    private readonly db: Database,
-    private readonly may: (namespace: string) => boolean,
+    private readonly core: KvCore,
     private readonly trustClientClock = false,
   ) {}
 
+  /** A stored key: its namespace, then a user key that decodes. */
   key(raw: unknown): Uint8Array {
     const key = unb64(raw, "key");
-    const { name, prefixLength } = namespaceOf(key);
-    if (!this.may(name))
-      throw new KvError("FORBIDDEN", `this token may not use namespace ${JSON.stringify(name)}`);
-    const size = key.length - prefixLength;
-    if (size > this.db.limits.maxKeySize) {
-      throw new KvError(
-        "KEY_TOO_LARGE",
-        `key is ${size} bytes encoded; the limit is ${this.db.limits.maxKeySize}`,
-      );
-    }
-    decodeKey(key.subarray(prefixLength));
+    decodeKey(key.subarray(namespaceOf(key).prefixLength));
     return key;
   }
 
   range(raw: { start?: unknown; end?: unknown }): { start: Uint8Array; end: Uint8Array } {
-    const start = unb64(raw.start, "start");
-    const end = unb64(raw.end, "end");
-    const { name, prefixLength } = namespaceOf(start);
-    if (!this.may(name))
-      throw new KvError("FORBIDDEN", `this token may not use namespace ${JSON.stringify(name)}`);
-    const ceiling = Buffer.concat([start.subarray(0, prefixLength), Buffer.of(0xff)]);
-    if (Buffer.compare(end, ceiling) > 0)
-      throw new KvError("FORBIDDEN", "a range may not leave its namespace");
-    return { start, end };
+    return { start: unb64(raw.start, "start"), end: unb64(raw.end, "end") };
   }
 
   /** A queue's stored name: namespace prefix, then the encoded queue name. */
   queue(raw: unknown): Uint8Array {
     const queue = unb64(raw, "queue");
-    const { name, prefixLength } = namespaceOf(queue);
-    if (!this.may(name))
-      throw new KvError("FORBIDDEN", `this token may not use namespace ${JSON.stringify(name)}`);
-    const parts = decodeKey(queue.subarray(prefixLength));
+    const parts = decodeKey(queue.subarray(namespaceOf(queue).prefixLength));
     if (parts.length !== 1 || typeof parts[0] !== "string")
       throw new KvError("INVALID_REQUEST", "a queue is named by one string");
     return queue;
@@ -98,44 +80,30 @@ class Guard {
     const e = (raw ?? {}) as Partial<
       Record<"q" | "id" | "v" | "at" | "p" | "b" | "u" | "d", unknown>
     >;
-    const int = (value: unknown, what: string) => {
-      if (!Number.isSafeInteger(value))
-        throw new KvError("INVALID_REQUEST", `${what} must be an integer`);
-      return value as number;
-    };
     if (typeof e.id !== "string" || !/^[0-9a-f-]{1,64}$/.test(e.id))
       throw new KvError("INVALID_REQUEST", "id must be a UUID");
-    if (!Array.isArray(e.b) || e.b.length > 20)
-      throw new KvError("INVALID_REQUEST", "b must be an array of at most 20 delays");
-    if (!Array.isArray(e.u) || e.u.length > 100)
-      throw new KvError("INVALID_REQUEST", "u must be an array of at most 100 keys");
+    if (!Array.isArray(e.b)) throw new KvError("INVALID_REQUEST", "b must be an array of delays");
+    if (!Array.isArray(e.u)) throw new KvError("INVALID_REQUEST", "u must be an array of keys");
     const dedup = e.d as { key?: unknown; until?: unknown } | undefined;
-    if (dedup !== undefined && (typeof dedup?.key !== "string" || dedup.key.length > 256)) {
-      throw new KvError("INVALID_REQUEST", "d.key must be a string of at most 256 characters");
-    }
+    if (dedup !== undefined && typeof dedup?.key !== "string")
+      throw new KvError("INVALID_REQUEST", "d.key must be a string");
     return {
       queue: this.queue(e.q),
       id: e.id,
       value: this.value(e.v),
-      availableAt: int(e.at, "at") + this.#shift,
-      priority: int(e.p, "p"),
-      backoffSchedule: e.b.map((ms) => int(ms, "b[]")),
+      availableAt: integer(e.at, "at") + this.#shift,
+      priority: integer(e.p, "p"),
+      backoffSchedule: e.b.map((ms) => integer(ms, "b[]")),
       keysIfUndelivered: e.u.map((k) => this.key(k)),
       ...(dedup && {
-        dedup: { key: dedup.key as string, until: int(dedup.until, "d.until") + this.#shift },
+        dedup: { key: dedup.key as string, until: integer(dedup.until, "d.until") + this.#shift },
       }),
     };
   }
 
-  value(raw: unknown) {
+  value(raw: unknown): RawValue {
     const value = valueFromWire(raw);
-    const size = rawSize(value);
-    if (size > this.db.limits.maxValueSize) {
-      throw new KvError(
-        "VALUE_TOO_LARGE",
-        `value is ${size} bytes encoded; the limit is ${this.db.limits.maxValueSize}`,
-      );
-    }
+    assertValueSize(this.core.limits, value);
     try {
       decodeValue(value);
       return value;
@@ -144,7 +112,7 @@ class Guard {
     }
   }
 
-  write(raw: unknown): Omit<AtomicWrite, "now"> {
+  write(raw: unknown): WriteRequest {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw))
       throw new KvError("INVALID_REQUEST", "a write is an object");
     const {
@@ -155,19 +123,13 @@ class Guard {
     if (!Array.isArray(checks) || !Array.isArray(mutations) || !Array.isArray(enqueues)) {
       throw new KvError("INVALID_REQUEST", "a write has checks, mutations and enqueues arrays");
     }
-    if (enqueues.length > this.db.limits.maxMutations) {
-      throw new KvError("TOO_MANY_MUTATIONS", `at most ${this.db.limits.maxMutations} enqueues`);
-    }
-    if (checks.length > this.db.limits.maxChecks)
-      throw new KvError("TOO_MANY_CHECKS", `at most ${this.db.limits.maxChecks} checks`);
-    if (mutations.length > this.db.limits.maxMutations) {
-      throw new KvError("TOO_MANY_MUTATIONS", `at most ${this.db.limits.maxMutations} mutations`);
-    }
+    // Counted before parsing, so an oversized write costs no decoding; the pipeline counts again.
+    assertCounts(this.core.limits, checks.length, mutations.length + enqueues.length);
     const claimed = (raw as { now?: unknown }).now;
     this.#shift =
       this.trustClientClock || !Number.isSafeInteger(claimed)
         ? 0
-        : this.db.now() - (claimed as number);
+        : this.core.now() - (claimed as number);
     return {
       checks: checks.map((c: { k?: unknown; vs?: unknown }): Check => {
         assertVersionstamp(c?.vs);
@@ -189,11 +151,7 @@ class Guard {
     };
     const key = this.key(m.k);
     const info = writeInfoFrom((m.i ?? {}) as Record<string, unknown>);
-    const base = {
-      key,
-      keepValue: this.db.keepsValues(key.subarray(namespaceOf(key).prefixLength)),
-      ...(info && { info }),
-    };
+    const base = { key, ...(info && { info }) };
     if (m.x != null && !Number.isSafeInteger(m.x))
       throw new KvError("INVALID_REQUEST", "x must be an integer or null");
     const expiresAt = m.x == null ? null : (m.x as number) + this.#shift;
@@ -205,12 +163,7 @@ class Guard {
       case "max": {
         if (typeof m.o !== "string" || !/^\d{1,20}$/.test(m.o))
           throw new KvError("INVALID_MUTATION", "o must be a decimal u64");
-        return {
-          ...base,
-          type: m.t,
-          operand: new KvU64(BigInt(m.o)).value,
-          expiresAt: expiresAt as number | null,
-        };
+        return { ...base, type: m.t, operand: new KvU64(BigInt(m.o)).value, expiresAt };
       }
       case "set":
       case "append":
@@ -222,7 +175,7 @@ class Guard {
           ...base,
           type: m.t,
           value,
-          expiresAt: expiresAt as number | null,
+          expiresAt,
           ...(m.t === "set" &&
             (raw as { sfx?: unknown }).sfx === true && { versionstampSuffix: true }),
         };
@@ -233,9 +186,27 @@ class Guard {
   }
 }
 
+/** Whether a stored key (or queue) lies in a namespace `scope` may see. */
+function visibleTo(scope: NamespaceScope): (key: Uint8Array) => boolean {
+  return (key) => {
+    try {
+      scope.prefixLength(key);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+function integer(value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value))
+    throw new KvError("INVALID_REQUEST", `${what} must be an integer`);
+  return value as number;
+}
+
 /** Which namespaces a driver-level request may name: all its token allows, or only its own. */
-function mayUse(scope: RequestScope, others: boolean): (namespace: string) => boolean {
-  return others ? scope.allows : (ns) => ns === scope.namespace;
+function scopeOf(scope: RequestScope, others: boolean): NamespaceScope {
+  return new NamespaceScope(others ? scope.allows : (ns) => ns === scope.namespace);
 }
 
 async function readJson(c: {
@@ -250,7 +221,7 @@ async function readJson(c: {
 
 export function driverRoutes(
   app: Hono<ServerEnv>,
-  db: Database,
+  core: KvCore,
   options: {
     otherNamespaces: boolean;
     streams: StreamRegistry;
@@ -258,10 +229,10 @@ export function driverRoutes(
     trustClientClock: boolean;
   },
 ): void {
-  const guard = (scope: RequestScope) =>
-    new Guard(db, mayUse(scope, options.otherNamespaces), options.trustClientClock);
+  const parser = new WireParser(core, options.trustClientClock);
+  const scopeFor = (scope: RequestScope) => scopeOf(scope, options.otherNamespaces);
   const nowOf = (claimed: unknown) =>
-    options.trustClientClock && Number.isSafeInteger(claimed) ? (claimed as number) : db.now();
+    options.trustClientClock && Number.isSafeInteger(claimed) ? (claimed as number) : core.now();
 
   app.get("/api/driver/info", (c) => {
     const scope = c.get("scope");
@@ -274,7 +245,7 @@ export function driverRoutes(
           scope.grant.namespaces.length > 1 ||
           scope.grant.namespaces.includes("*")),
       access: scope.access,
-      limits: db.limits,
+      limits: core.limits,
     };
     return c.json(info);
   });
@@ -289,7 +260,6 @@ export function driverRoutes(
         `ranges must be an array of at most ${MAX_RANGES_PER_REQUEST}`,
       );
     }
-    const g = guard(c.get("scope"));
     const parsed = ranges.map((r: { limit?: unknown; reverse?: unknown }) => {
       if (
         !Number.isSafeInteger(r?.limit) ||
@@ -299,12 +269,12 @@ export function driverRoutes(
         throw new KvError("INVALID_REQUEST", "a range limit is an integer in [0, 1000]");
       }
       return {
-        ...g.range(r as { start: unknown; end: unknown }),
+        ...parser.range(r as { start: unknown; end: unknown }),
         limit: r.limit as number,
         reverse: r.reverse === true,
       };
     });
-    const results = await db.driver.snapshotRead(parsed, {
+    const results = await core.read(parsed, scopeFor(c.get("scope")), {
       now: nowOf(body.now),
       metadata: body.metadata === true,
     });
@@ -314,8 +284,10 @@ export function driverRoutes(
   app.post("/api/driver/count", async (c) => {
     requireAccess(c, "read");
     const body = await readJson(c);
-    const range = guard(c.get("scope")).range(body);
-    return c.json({ count: await db.driver.count(range, { now: nowOf(body.now) }) });
+    const range = parser.range(body);
+    return c.json({
+      count: await core.count(range, scopeFor(c.get("scope")), nowOf(body.now)),
+    });
   });
 
   app.post("/api/driver/write", async (c) => {
@@ -327,14 +299,15 @@ export function driverRoutes(
         `writes must be an array of at most ${MAX_WRITES_PER_REQUEST}`,
       );
     }
-    const g = guard(c.get("scope"));
+    const scope = scopeFor(c.get("scope"));
     const results = await Promise.all(
       body.writes.map(async (raw): Promise<WireWriteResult> => {
         try {
-          const result = await db.driver.atomicWrite({
-            ...g.write(raw),
-            now: nowOf((raw as { now?: unknown })?.now),
-          });
+          const result = await core.commit(
+            parser.write(raw),
+            scope,
+            nowOf((raw as { now?: unknown })?.now),
+          );
           if (!result) return { failed: true };
           return { vs: result.versionstamp, ...(result.enqueued && { enqueued: result.enqueued }) };
         } catch (error) {
@@ -355,21 +328,16 @@ export function driverRoutes(
     if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > 10_000) {
       throw new KvError("INVALID_REQUEST", "limit is an integer in [1, 10000]");
     }
-    const key = guard(c.get("scope")).key(body.key);
-    // Which keys keep values is this server's setting, not the client's.
-    const withValues = db.keepsValues(key.subarray(namespaceOf(key).prefixLength));
-    const revisions = await db.driver.history(key, {
+    const revisions = await core.history(parser.key(body.key), scopeFor(c.get("scope")), {
       limit: limit as number,
       now: nowOf(body.now),
-      withValues,
     });
     return c.json({ revisions: revisions.map(revisionToWire) });
   });
 
   app.post("/api/driver/queue", async (c) => {
     const body = await readJson(c);
-    const g = guard(c.get("scope"));
-    const queue = g.queue(body.queue);
+    const queue = core.queue(parser.queue(body.queue), scopeFor(c.get("scope")));
     const now = nowOf(body.now);
     const ids =
       body.ids === null
@@ -377,53 +345,32 @@ export function driverRoutes(
         : Array.isArray(body.ids) && body.ids.every((id) => typeof id === "string")
           ? (body.ids as string[])
           : undefined;
-    const atLeast = (min: number) => (value: unknown, what: string) => {
-      if (!Number.isSafeInteger(value) || (value as number) < min) {
-        throw new KvError("INVALID_REQUEST", `${what} must be an integer of at least ${min}`);
-      }
-      return value as number;
-    };
-    const positive = atLeast(1);
+    const page = (limit: unknown) =>
+      Number.isSafeInteger(limit) ? Math.min(limit as number, MAX_QUEUE_PAGE) : limit;
     switch (body.op) {
       case "dequeue": {
         requireAccess(c, "write");
-        const leased = await db.driver.dequeue(queue, {
+        const leased = await queue.dequeue({
           now,
-          visibilityTimeout: positive(body.visibilityTimeout, "visibilityTimeout"),
-          limit: Math.min(positive(body.limit, "limit"), 1000),
+          visibilityTimeout: body.visibilityTimeout as number,
+          limit: page(body.limit) as number,
         });
         return c.json({ messages: leased.map(messageToWire) });
       }
       case "settle": {
         requireAccess(c, "write");
-        if (typeof body.token !== "string")
-          throw new KvError("INVALID_REQUEST", "token must be a string");
-        const s = body.settlement as
-          | { type?: unknown; delay?: unknown; error?: unknown; ms?: unknown }
-          | undefined;
-        const settlement: Settlement =
-          s?.type === "ack"
-            ? { type: "ack" }
-            : s?.type === "extend"
-              ? { type: "extend", ms: positive(s.ms, "ms") }
-              : s?.type === "nack"
-                ? {
-                    type: "nack",
-                    ...(s.delay !== undefined && { delay: atLeast(0)(s.delay, "delay") }),
-                    ...(typeof s.error === "string" && { error: s.error.slice(0, 1000) }),
-                  }
-                : (() => {
-                    throw new KvError("INVALID_REQUEST", "settlement.type is ack, nack or extend");
-                  })();
-        return c.json({ ok: await db.driver.settle(queue, body.token, settlement, now) });
+        if (typeof body.settlement !== "object" || body.settlement === null)
+          throw new KvError("INVALID_REQUEST", "settlement is { type: ack | nack | extend, … }");
+        const ok = await queue.settle(body.token as string, body.settlement as Settlement, now);
+        return c.json({ ok });
       }
       case "stats":
         requireAccess(c, "read");
-        return c.json(await db.driver.queueStats(queue, now));
+        return c.json(await queue.stats(now));
       case "listDead": {
         requireAccess(c, "read");
-        const dead = await db.driver.listDead(queue, {
-          limit: Math.min(positive(body.limit, "limit"), 1000),
+        const dead = await queue.listDead({
+          limit: page(body.limit) as number,
           ...(typeof body.after === "string" && { after: body.after }),
         });
         return c.json({ messages: dead.map(messageToWire) });
@@ -432,7 +379,7 @@ export function driverRoutes(
         requireAccess(c, "read");
         if (typeof body.id !== "string")
           throw new KvError("INVALID_REQUEST", "id must be a string");
-        const dead = await db.driver.getDead(queue, body.id);
+        const dead = await queue.getDead(body.id);
         return c.json({ message: dead && messageToWire(dead) });
       }
       case "requeueDead":
@@ -442,8 +389,8 @@ export function driverRoutes(
           throw new KvError("INVALID_REQUEST", "ids must be an array of strings, or null for all");
         const count =
           body.op === "requeueDead"
-            ? await db.driver.requeueDead(queue, ids, now)
-            : await db.driver.deleteDead(queue, ids);
+            ? await queue.requeueDead(ids, now)
+            : await queue.deleteDead(ids);
         return c.json({ count });
       }
       default:
@@ -455,18 +402,18 @@ export function driverRoutes(
     requireAccess(c, "write");
     const body = await readJson(c);
     if (options.trustClientClock && Number.isSafeInteger(body.now)) {
-      return c.json({ deleted: await db.driver.deleteExpired(body.now as number, 100_000) });
+      return c.json({ deleted: await core.deleteExpired(body.now as number, 100_000) });
     }
-    return c.json({ deleted: await db.sweep() });
+    return c.json({ deleted: await core.sweep() });
   });
 
   const visibleChanges = async (scope: RequestScope, after: string, limit: number) => {
-    const may = mayUse(scope, options.otherNamespaces);
-    const page = await db.driver.readChanges(after, limit);
+    const visible = visibleTo(scopeFor(scope));
+    const page = await core.changes(after, limit);
     const changes = page.changes
       .map((change) => ({
         ...change,
-        keys: change.keys.filter((key) => may(namespaceOf(key).name)),
+        keys: change.keys.filter(visible),
       }))
       .filter((change) => change.keys.length > 0);
     const last = page.changes.at(-1)?.versionstamp;
@@ -504,7 +451,7 @@ export function driverRoutes(
     let stop = () => {};
     const release = options.streams.add(() => stop());
     return streamSSE(c, async (out) => {
-      let after = resume ?? (await db.driver.readChanges(NEWEST_VERSIONSTAMP, 0)).head;
+      let after = resume ?? (await core.changes(NEWEST_VERSIONSTAMP, 0)).head;
       let dirty = true;
       let wake: (() => void) | null = null;
       let ended = false;
@@ -516,11 +463,10 @@ export function driverRoutes(
         end();
         out.abort();
       };
-      const may = mayUse(scope, options.otherNamespaces);
-      const unsubscribe = db.driver.onChange((change) => {
+      const visible = visibleTo(scopeFor(scope));
+      const unsubscribe = core.onChange((change) => {
         for (const queue of change.queues ?? []) {
-          if (may(namespaceOf(queue).name))
-            void out.writeSSE({ event: "queue", data: b64(queue) }).catch(end);
+          if (visible(queue)) void out.writeSSE({ event: "queue", data: b64(queue) }).catch(end);
         }
         if (change.keys.length === 0) return;
         dirty = true;

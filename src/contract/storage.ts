@@ -1,0 +1,188 @@
+/**
+ * The storage contract: what every engine must do for Cellar, in bytes.
+ *
+ * Keys are encoded keys (see `codec/key.ts`) compared as unsigned bytes; values are
+ * {@link RawValue}s. A driver knows nothing of namespaces, selectors, cursors, watch streams or
+ * retries: the core builds those from these few operations, and checks every limit before a
+ * write reaches the driver.
+ *
+ * Time is an input, never read by the driver: every read and write carries `now`
+ * (milliseconds since the epoch) from the core's clock, and an entry whose `expiresAt <= now`
+ * is absent for that operation whether or not it has been swept yet.
+ */
+import type { RawValue } from "../codec/value.js";
+import type { Enqueue, EnqueueResult } from "./queues.js";
+
+/** A half-open byte range `[start, end)`. */
+export interface KeyRange {
+  readonly start: Uint8Array;
+  readonly end: Uint8Array;
+}
+
+/** A range to read: at most `limit` live entries, ascending unless `reverse`. */
+export interface ReadRange extends KeyRange {
+  readonly limit: number;
+  readonly reverse: boolean;
+}
+
+export interface ReadOptions {
+  readonly now: number;
+  /** Include {@link EntryMeta} in each entry. Without it drivers skip the metadata columns. */
+  readonly metadata?: boolean;
+}
+
+/** Per-entry metadata, maintained by the driver on every write. Times are epoch milliseconds. */
+export interface EntryMeta {
+  /** 1 for the first write of a key, then +1 per write; restarts at 1 after a delete. */
+  readonly version: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly tags: readonly string[];
+  readonly modifiedBy: string | null;
+  readonly comment: string | null;
+  /** Hex SHA-256 (by default) of the stored value: its encoding tag, then its bytes. */
+  readonly dataHash: string;
+}
+
+export interface RawEntry {
+  readonly key: Uint8Array;
+  readonly value: RawValue;
+  readonly versionstamp: string;
+  readonly expiresAt: number | null;
+  readonly meta?: EntryMeta;
+}
+
+/** One past state of a key, kept in its bounded revision history. */
+export interface RawRevision {
+  readonly version: number;
+  readonly versionstamp: string;
+  readonly timestamp: number;
+  readonly modifiedBy: string | null;
+  readonly comment: string | null;
+  /** `null` marks a deletion. */
+  readonly dataHash: string | null;
+  /** Present only for keys whose history keeps values. */
+  readonly value?: RawValue;
+}
+
+/** What the writer says about a write; recorded in metadata and history. */
+export interface WriteInfo {
+  /** Replaces the entry's tags; omitted keeps the previous tags. */
+  readonly tags?: readonly string[];
+  readonly modifiedBy?: string;
+  readonly comment?: string;
+}
+
+interface MutationBase {
+  readonly key: Uint8Array;
+  readonly info?: WriteInfo;
+  /** Keep the written value in the key's revision history. */
+  readonly keepValue?: boolean;
+}
+
+/**
+ * One mutation of an atomic write.
+ *
+ * - `set` stores `value`.
+ * - `delete` removes the key (no error if absent).
+ * - `sum`/`min`/`max` combine a `u64` operand with the current `u64` value (wrap-around for
+ *   `sum`); an absent key takes the operand. A current value of another encoding fails the
+ *   whole write with `INVALID_MUTATION`.
+ * - `append`/`prepend` concatenate the items of `value` (an encoded array) after/before the
+ *   current array; an absent key takes the items. A current non-array fails with
+ *   `INVALID_MUTATION`.
+ *
+ * `expiresAt` (epoch ms, or null for never) applies to the resulting entry.
+ */
+export type Mutation =
+  | (MutationBase & {
+      readonly type: "set" | "append" | "prepend";
+      readonly value: RawValue;
+      readonly expiresAt: number | null;
+      /**
+       * `set` only: the key written is `key` followed by the commit's own versionstamp as a
+       * string part (Deno KV's versionstamped keys), so it sorts in commit order.
+       */
+      readonly versionstampSuffix?: boolean;
+    })
+  | (MutationBase & {
+      readonly type: "sum" | "min" | "max";
+      readonly operand: bigint;
+      readonly expiresAt: number | null;
+    })
+  | (MutationBase & { readonly type: "delete" });
+
+/**
+ * A versionstamp precondition: the key's current versionstamp must equal `versionstamp`, or the
+ * key must be absent (or expired) when it is `null`.
+ */
+export interface Check {
+  readonly key: Uint8Array;
+  readonly versionstamp: string | null;
+}
+
+/**
+ * An all-or-nothing write. The driver evaluates every check and applies every mutation, in
+ * order, inside one storage transaction: if any check fails nothing is written and the result
+ * is `null`; if a mutation throws nothing is written and the error propagates.
+ */
+export interface AtomicWrite {
+  readonly checks: readonly Check[];
+  readonly mutations: readonly Mutation[];
+  /** Queue messages committed with the mutations, or not at all. */
+  readonly enqueues?: readonly Enqueue[];
+  readonly now: number;
+}
+
+export interface CommitResult {
+  /** Strictly greater than the versionstamp of every earlier commit of this database. */
+  readonly versionstamp: string;
+  /** One per enqueue, in order: the message's id, or the id of the message it duplicated. */
+  readonly enqueued?: readonly EnqueueResult[];
+}
+
+/** Reads and atomic writes of entries, their metadata and history. Every driver has it. */
+export interface KvStorage {
+  /** Reads every range from one consistent snapshot. Result `i` holds range `i`'s entries. */
+  snapshotRead(ranges: readonly ReadRange[], options: ReadOptions): Promise<RawEntry[][]>;
+
+  /**
+   * The same read, answered before returning: offered by drivers whose reads complete in this
+   * process (memory, SQLite), so a point read costs no extra promise. Same results and errors
+   * as {@link snapshotRead}.
+   */
+  snapshotReadSync?(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][];
+
+  /** Number of live entries in the range. */
+  count(range: KeyRange, options: ReadOptions): Promise<number>;
+
+  /** See {@link AtomicWrite}. Resolves once the write is as durable as the driver promises. */
+  atomicWrite(write: AtomicWrite): Promise<CommitResult | null>;
+
+  /**
+   * Revisions of `key`, newest first, at most `limit`: its live entry's revision (with its value
+   * when `withValues`), then the revisions it replaced (with values where they were kept).
+   */
+  history(
+    key: Uint8Array,
+    options: { limit: number; now: number; withValues: boolean },
+  ): Promise<RawRevision[]>;
+
+  /** Deletes up to `limit` entries with `expiresAt <= now`; resolves to how many it deleted. */
+  deleteExpired(now: number, limit: number): Promise<number>;
+
+  /** Finishes pending writes, then releases the storage. Later calls fail with `DATABASE_CLOSED`. */
+  close(): Promise<void>;
+}
+
+/** Settings every storage driver takes from `openKv`. */
+export interface DriverOptions {
+  /** Revisions kept per key (default 10). */
+  readonly historyDepth?: number;
+  /** Commits kept in the change log (default 10,000). */
+  readonly changeLogSize?: number;
+  /** Largest stored value in bytes an `append`/`prepend` may produce (default: no limit). */
+  readonly maxValueSize?: number;
+  /** Hashes stored values for `dataHash` (default SHA-256, hex). */
+  readonly hash?: (bytes: Uint8Array) => string;
+}
