@@ -2,11 +2,9 @@ import type { KvDriver } from "./contract/index.js";
 import { Database, type HistoryOptions } from "./core/database.js";
 import { Kv } from "./core/kv.js";
 import { assertPositiveInteger, type KvLimits, resolveLimits } from "./core/limits.js";
-import { memoryDriver } from "./drivers/memory/index.js";
-import { POSTGRES_URL, postgresDriver } from "./drivers/postgres/index.js";
-import { remoteDriver } from "./drivers/remote/index.js";
-import { sqliteDriver } from "./drivers/sqlite/index.js";
 import { describe, fail } from "./errors.js";
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
 
 export interface OpenKvOptions {
   /** Remote only: the bearer token sent to the server. */
@@ -51,13 +49,15 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
     ...(options.history?.depth !== undefined && { historyDepth: options.history.depth }),
     ...(options.hash && { hash: options.hash }),
   };
+  // Each driver is loaded when a path first asks for it, so `import "cellar"` loads no native
+  // module, no PostgreSQL client and no HTTP client.
   const driver =
     options.driver ??
     (path === undefined || path === ":memory:"
-      ? memoryDriver(driverOptions)
+      ? (await import("./drivers/memory/index.js")).memoryDriver(driverOptions)
       : POSTGRES_URL.test(path)
-        ? await postgresDriver(path, driverOptions)
-        : sqliteDriver(path, {
+        ? await (await import("./drivers/postgres/index.js")).postgresDriver(path, driverOptions)
+        : (await import("./drivers/sqlite/index.js")).sqliteDriver(path, {
             ...driverOptions,
             ...(options.durability && { durability: options.durability }),
           }));
@@ -71,6 +71,7 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
 }
 
 async function openRemote(url: string, options: OpenKvOptions): Promise<Kv> {
+  const { remoteDriver } = await import("./drivers/remote/index.js");
   const driver = await remoteDriver(url, {
     ...(options.token !== undefined && { token: options.token }),
     ...(options.namespace !== undefined && { namespace: options.namespace }),

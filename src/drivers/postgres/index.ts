@@ -71,9 +71,6 @@ export interface PostgresDriverOptions extends DriverOptions {
   readonly cacheSize?: number;
 }
 
-/** `postgres://` and `postgresql://` URLs, the ones `openKv` hands to this driver. */
-export const POSTGRES_URL = /^postgres(ql)?:\/\//i;
-
 /**
  * Opens (creating or upgrading its tables if needed) a database in a PostgreSQL schema.
  *
