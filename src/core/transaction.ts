@@ -8,7 +8,7 @@ import { type KvKey, keyId } from "../codec/key.js";
 import type { KvU64 } from "../codec/u64.js";
 import { decodeValue } from "../codec/value.js";
 import type { Check, Enqueue, Mutation } from "../contract/index.js";
-import { applyMutation, isLive, type StoredEntry } from "../drivers/shared/apply.js";
+import { applyMutation, isLive, type StoredEntry } from "../contract/apply.js";
 import { describe, fail, KvError } from "../errors.js";
 import { arrayOperand, type Database, u64Operand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";

@@ -32,7 +32,7 @@ import {
   type StoredEntry,
   sha256,
   writtenKey,
-} from "../shared/apply.js";
+} from "../../contract/apply.js";
 import { isPoint } from "../shared/range.js";
 import { MemoryQueues } from "./queues.js";
 

@@ -8,7 +8,7 @@
  */
 import { keyId } from "../../codec/key.js";
 import { rawSize } from "../../codec/value.js";
-import type { StoredEntry } from "../shared/apply.js";
+import type { StoredEntry } from "../../contract/apply.js";
 import { UNREAD } from "./rows.js";
 
 /** Bytes counted for an entry besides its value: key, metadata and map overhead, roughly. */

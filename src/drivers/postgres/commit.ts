@@ -29,7 +29,7 @@ import {
   needsValue,
   type StoredEntry,
   writtenKey,
-} from "../shared/apply.js";
+} from "../../contract/apply.js";
 import {
   type CommitSql,
   historyColumns,

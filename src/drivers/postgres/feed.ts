@@ -29,7 +29,7 @@
 import pg from "pg";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
 import type { ChangeEvent } from "../../contract/index.js";
-import type { StoredEntry } from "../shared/apply.js";
+import type { StoredEntry } from "../../contract/apply.js";
 import { EntryCache } from "./cache.js";
 import { statement, TYPES } from "./rows.js";
 

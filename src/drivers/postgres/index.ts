@@ -36,7 +36,7 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import { DEFAULT_CHANGE_LOG_SIZE, DEFAULT_HISTORY_DEPTH, sha256 } from "../shared/apply.js";
+import { DEFAULT_CHANGE_LOG_SIZE, DEFAULT_HISTORY_DEPTH, sha256 } from "../../contract/apply.js";
 import { isPoint } from "../shared/range.js";
 import { commitSql } from "./commit-sql.js";
 import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./feed.js";

@@ -41,7 +41,7 @@ import {
   type StoredEntry,
   sha256,
   writtenKey,
-} from "../shared/apply.js";
+} from "../../contract/apply.js";
 import { isPoint } from "../shared/range.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
 import {

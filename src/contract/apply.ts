@@ -1,18 +1,19 @@
 /**
- * Mutation semantics shared by the storage drivers, so that memory, SQLite and PostgreSQL agree
- * to the byte: given the stored entry of a key and one mutation, compute its next state, its
- * metadata and what goes to its history. Drivers call this inside their write transaction.
+ * The contract's mutation semantics, executable: given the stored entry of a key and one
+ * mutation, the key's next state, its metadata and what goes to its history. Every driver calls
+ * this inside its write transaction, so memory, SQLite and PostgreSQL agree to the byte; the
+ * core's transactions call it to show a callback its own buffered writes.
  *
  * History: a key's current revision is its entry; drivers archive only the revisions it
  * replaces (and, under value-keeping prefixes, a tombstone for a delete). A key's history is
  * then its current revision followed by its archive, newest first, ordered by versionstamp.
  */
 import { hash } from "node:crypto";
-import { encodeKey } from "../../codec/key.js";
-import { KvU64, wrappingAdd } from "../../codec/u64.js";
-import { decodeValue, encodeValue, type RawValue, rawBytes, rawSize } from "../../codec/value.js";
-import type { EntryMeta, Mutation, RawRevision } from "../../contract/index.js";
-import { KvError } from "../../errors.js";
+import { encodeKey } from "../codec/key.js";
+import { KvU64, wrappingAdd } from "../codec/u64.js";
+import { decodeValue, encodeValue, type RawValue, rawBytes, rawSize } from "../codec/value.js";
+import type { EntryMeta, Mutation, RawRevision } from "./index.js";
+import { KvError } from "../errors.js";
 
 /** A key's state as a driver stores it. */
 export interface StoredEntry {
