@@ -1,4 +1,4 @@
-import type { KvDriver } from "./contract/index.js";
+import type { DriverOptions, KvDriver } from "./contract/index.js";
 import { Database, type HistoryOptions } from "./core/database.js";
 import { Kv } from "./core/kv.js";
 import { assertPositiveInteger, type KvLimits, resolveLimits } from "./core/limits.js";
@@ -11,8 +11,11 @@ export interface OpenKvOptions {
   readonly token?: string;
   /** Remote only: which of the token's namespaces to open (default: the one the server picks). */
   readonly namespace?: string;
-  /** Use this driver instead of choosing one from the path. */
-  readonly driver?: KvDriver;
+  /**
+   * Use this driver instead of choosing one from the path: a driver, or a function that builds
+   * one from the settings `openKv` resolved (history depth, value size limit, hash).
+   */
+  readonly driver?: KvDriver | ((options: DriverOptions) => KvDriver | Promise<KvDriver>);
   /** SQLite only: `"full"` (default) fsyncs every commit group; `"normal"` fsyncs at checkpoints. */
   readonly durability?: "full" | "normal";
   readonly limits?: Partial<KvLimits>;
@@ -52,15 +55,20 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
   // Each driver is loaded when a path first asks for it, so `import "cellar"` loads no native
   // module, no PostgreSQL client and no HTTP client.
   const driver =
-    options.driver ??
-    (path === undefined || path === ":memory:"
-      ? (await import("./drivers/memory/index.js")).memoryDriver(driverOptions)
-      : POSTGRES_URL.test(path)
-        ? await (await import("./drivers/postgres/index.js")).postgresDriver(path, driverOptions)
-        : (await import("./drivers/sqlite/index.js")).sqliteDriver(path, {
-            ...driverOptions,
-            ...(options.durability && { durability: options.durability }),
-          }));
+    typeof options.driver === "function"
+      ? await options.driver(driverOptions)
+      : (options.driver ??
+        (path === undefined || path === ":memory:"
+          ? (await import("./drivers/memory/index.js")).memoryDriver(driverOptions)
+          : POSTGRES_URL.test(path)
+            ? await (await import("./drivers/postgres/index.js")).postgresDriver(
+                path,
+                driverOptions,
+              )
+            : (await import("./drivers/sqlite/index.js")).sqliteDriver(path, {
+                ...driverOptions,
+                ...(options.durability && { durability: options.durability }),
+              })));
   const db = new Database(driver, {
     limits,
     clock: options.clock ?? Date.now,

@@ -256,7 +256,7 @@ export class Kv implements AsyncDisposable {
    * @example
    * await kv.enqueue({ kind: "welcome", user: id }, { delay: 60_000, keysIfUndelivered: [["failed", id]] });
    */
-  enqueue(value: unknown, options?: KvEnqueueOptions): Promise<KvEnqueueResult> {
+  async enqueue(value: unknown, options?: KvEnqueueOptions): Promise<KvEnqueueResult> {
     return this.queue(DEFAULT_QUEUE).enqueue(value, options);
   }
 
@@ -266,7 +266,7 @@ export class Kv implements AsyncDisposable {
    * dead-lettered and its value written to its `keysIfUndelivered`. Resolves when the database
    * closes or `signal` aborts.
    */
-  listenQueue<T = unknown>(handler: QueueHandler<T>, options?: ListenOptions): Promise<void> {
+  async listenQueue<T = unknown>(handler: QueueHandler<T>, options?: ListenOptions): Promise<void> {
     return this.queue<T>(DEFAULT_QUEUE).listen(handler, options);
   }
 

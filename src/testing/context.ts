@@ -1,8 +1,13 @@
 import type { Kv, OpenKvOptions } from "../index.js";
 
+/** A part of the driver contract the suite checks on its own (see `contract/index.ts`). */
+export type KvCapability = "storage" | "changes" | "queues";
+
 /** How a conformance suite reaches one implementation of the Kv contract. */
 export interface KvTarget {
   readonly name: string;
+  /** Capabilities the implementation does not have: their suites are skipped. */
+  readonly skip?: readonly KvCapability[];
   /** Opens a fresh, empty database. */
   open(options?: OpenKvOptions): Promise<Kv>;
   /** Opens the same database again after `close()`, when the implementation persists. */
