@@ -8,6 +8,8 @@
  * - A cursor is the base64url of the last returned key, less the selector's common prefix. Going
  *   forward the next page starts just after it; in reverse it ends just before it. A cursor
  *   that points outside the selector's range is refused with `INVALID_CURSOR`.
+ * - The cursor `""`, which an exhausted iterator reports, means no cursor: the list starts over
+ *   from the beginning of the range (the end, in reverse), as it does in Deno KV.
  */
 import { compareBytes, concatBytes, type KvKey, startsWith } from "../codec/key.js";
 import { describe, fail, KvError } from "../errors.js";
@@ -79,7 +81,7 @@ export function rangeAfterCursor(
   cursor: string | undefined,
   reverse: boolean,
 ): { start: Uint8Array; end: Uint8Array } {
-  if (cursor === undefined) return { start: selector.start, end: selector.end };
+  if (cursor === undefined || cursor === "") return { start: selector.start, end: selector.end };
   if (typeof cursor !== "string" || !CURSOR.test(cursor)) {
     fail("INVALID_CURSOR", `a cursor is a base64url string, got ${describe(cursor)}`);
   }
@@ -142,7 +144,8 @@ export class KvListIterator<T = unknown> implements AsyncIterableIterator<KvEntr
       batchSize: number;
     },
   ) {
-    this.#cursor = options.cursor;
+    // An iterator started from "" has no position yet, so reading its cursor throws, as in Deno.
+    this.#cursor = options.cursor === "" ? undefined : options.cursor;
   }
 
   get cursor(): string {

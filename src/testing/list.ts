@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Kv, KvKey } from "../index.js";
+import type { Kv, KvKey, KvListSelector } from "../index.js";
 import { collect, type KvTarget } from "./context.js";
 
 export function listSuite(target: KvTarget): void {
@@ -80,6 +80,39 @@ export function listSuite(target: KvTarget): void {
       await collect(iter);
       expect(iter.cursor).toBe("");
     });
+
+    const shapes: [string, KvListSelector][] = [
+      ["prefix", { prefix: ["users"] }],
+      ["prefix and start", { prefix: ["users"], start: ["users", 3] }],
+      ["prefix and end", { prefix: ["users"], end: ["users", 7] }],
+      ["start and end", { start: ["users", 2], end: ["users", 8] }],
+    ];
+    for (const [shape, selector] of shapes) {
+      it(`takes the exhausted cursor "" as no cursor (${shape}, both directions)`, async () => {
+        for (const reverse of [false, true]) {
+          const all = await keysOf(kv.list(selector, { reverse }));
+          expect(all.length).toBeGreaterThan(0);
+
+          // A paging loop that hands back whatever cursor it was given reads the range through,
+          // ends on "", and starts over from the first page when "" is handed back.
+          const pages: KvKey[][] = [];
+          let cursor: string | undefined;
+          do {
+            const iter = kv.list(selector, { reverse, limit: 3, ...(cursor && { cursor }) });
+            pages.push(await keysOf(iter));
+            cursor = iter.cursor;
+          } while (cursor !== "" && pages.length <= all.length);
+          expect(pages.flat()).toEqual(all);
+          const again = kv.list(selector, { reverse, limit: 3, cursor });
+          expect(await keysOf(again)).toEqual(all.slice(0, 3));
+          expect(await keysOf(kv.list(selector, { reverse, cursor: "" }))).toEqual(all);
+          expect(() => kv.list(selector, { reverse, cursor: "" }).cursor).toThrow(/cursor/);
+
+          const first = await kv.paginate(selector, { reverse, limit: 3 });
+          expect(await kv.paginate(selector, { reverse, limit: 3, cursor: "" })).toEqual(first);
+        }
+      });
+    }
 
     it("refuses a cursor from outside the selector", async () => {
       expect(() => kv.list({ start: ["users", 0], end: ["users", 3] }, { cursor: "AAAA" })).toThrow(

@@ -77,7 +77,7 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
   ) => {
     const result = await c.get("kv").paginate(selector, {
       limit: pageSize(options.limit),
-      ...(options.cursor !== undefined && options.cursor !== "" && { cursor: options.cursor }),
+      ...(options.cursor !== undefined && { cursor: options.cursor }),
       reverse: options.reverse === true,
       metadata: options.metadata === true,
     });

@@ -151,7 +151,7 @@ function storeRoutes(app: OpenAPIHono<ServerEnv>, stores: Map<string, AnyStore>)
     const page = await storeOf(c).list({
       ...(prefix !== undefined && { prefix }),
       ...(limit !== undefined && { limit: Number(limit) }),
-      ...(cursor !== undefined && cursor !== "" && { cursor }),
+      ...(cursor !== undefined && { cursor }),
     });
     return c.json({ entries: page.entries.map(entryJson), cursor: page.cursor }, 200);
   });
