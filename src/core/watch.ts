@@ -276,22 +276,35 @@ export function changeStream<T>(
     source.subscribe,
     async (controller, signal) => {
       const page = await source.changes(after!, PAGE);
-      if (page.truncated) {
+      // A resume point the log no longer reaches, or one the database never reached (a
+      // versionstamp from before a restore, or from another database): re-read from the head.
+      if (page.truncated || after! > page.head) {
         after = page.head;
         controller.enqueue({ versionstamp: page.head, entries: [], reset: true });
         return true;
       }
       // A full page may have more behind it: look again without waiting for a commit.
       if (page.changes.length === PAGE) signal.raise();
-      let sent = false;
-      for (const change of page.changes) {
-        after = change.versionstamp;
-        const keys = change.keys.filter(inPrefix);
-        if (keys.length === 0) continue;
-        controller.enqueue({ versionstamp: change.versionstamp, entries: await source.read(keys) });
-        sent = true;
+      const changes = page.changes
+        .map((change) => ({
+          versionstamp: change.versionstamp,
+          keys: change.keys.filter(inPrefix),
+        }))
+        .filter((change) => change.keys.length > 0);
+      after = page.changes.at(-1)?.versionstamp ?? after;
+      if (changes.length === 0) return false;
+      // One read for the whole page, so its batches are queued together.
+      const entries = await source.read(changes.flatMap((change) => change.keys));
+      let start = 0;
+      for (const change of changes) {
+        const end = start + change.keys.length;
+        controller.enqueue({
+          versionstamp: change.versionstamp,
+          entries: entries.slice(start, end),
+        });
+        start = end;
       }
-      return sent;
+      return true;
     },
     {
       start: async () => {

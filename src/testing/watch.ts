@@ -94,6 +94,18 @@ export function watchSuite(target: KvTarget): void {
       await resumed.cancel();
     });
 
+    it("resets a prefix watch resumed after a versionstamp the database never reached", async () => {
+      kv = await target.open();
+      await kv.set(["orders", 1], "a");
+      const head = await kv.currentVersionstamp();
+      const reader = kv.watchPrefix(["orders"], { after: "0000ffffffffffff0000" }).getReader();
+      const reset = await next(reader);
+      expect(reset).toEqual({ versionstamp: head, entries: [], reset: true });
+      await kv.set(["orders", 2], "b");
+      expect((await next(reader)).entries.map((e) => e.value)).toEqual(["b"]);
+      await reader.cancel();
+    });
+
     it("ends open streams when the database closes", async () => {
       kv = await target.open();
       const reader = kv.watch([["x"]]).getReader();

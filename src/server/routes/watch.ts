@@ -60,6 +60,13 @@ const PrefixQuery = z.object({
   }),
 });
 const timeout = z.coerce.number().int().min(0).max(60_000).optional();
+const pollLimit = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(1000)
+  .optional()
+  .openapi({ description: "Most commits one poll returns (default 100)" });
 const ChangeBatch = z.object({
   versionstamp: Versionstamp,
   entries: z.array(Entry),
@@ -235,8 +242,8 @@ export function watchRoutes(
       path: "/api/watch/prefix/poll",
       tags: ["watch"],
       summary:
-        "Long-poll commits under a prefix after `after`; without `after`, returns the current position",
-      request: { query: PrefixQuery.extend({ timeout }) },
+        "Long-poll commits under a prefix after `after`: waits for the first, then returns every commit already available, up to `limit`; without `after`, returns the current position",
+      request: { query: PrefixQuery.extend({ timeout, limit: pollLimit }) },
       responses: {
         200: json(z.object({ changes: z.array(ChangeBatch), cursor: Versionstamp })),
         ...errors,
@@ -254,9 +261,20 @@ export function watchRoutes(
       const release = streams.add(() => void reader?.cancel());
       reader = kv.watchPrefix(prefix, { after }).getReader();
       try {
-        const batch = await readWithin(reader, query.timeout ?? 25_000);
-        const changes = batch ? [{ ...batch, entries: batch.entries.map(entryJson) }] : [];
-        return c.json({ changes, cursor: batch?.versionstamp ?? after }, 200);
+        const batches: Batch<KvEntryMaybe>[] = [];
+        const limit = query.limit ?? 100;
+        for (let wait = query.timeout ?? 25_000; batches.length < limit; wait = 0) {
+          const batch = await readWithin(reader, wait);
+          if (!batch) break;
+          batches.push(batch);
+          // A reset is answered alone: the client re-reads before it asks for more.
+          if (batch.reset) break;
+        }
+        const changes = batches.map((batch) => ({
+          ...batch,
+          entries: batch.entries.map(entryJson),
+        }));
+        return c.json({ changes, cursor: batches.at(-1)?.versionstamp ?? after }, 200);
       } finally {
         release();
         await reader.cancel();
