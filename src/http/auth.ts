@@ -86,7 +86,24 @@ export function loadTokens(path: string): TokenGrant[] {
   for (const grant of parsed.data.tokens) {
     for (const ns of grant.namespaces) if (ns !== "*" && ns !== "") assertNamespaceName(ns);
   }
+  assertDistinct(parsed.data.tokens, `tokens file ${path}`);
   return parsed.data.tokens;
+}
+
+/** Refuses a token listed twice: which grant would win is not something to leave to order. */
+function assertDistinct(tokens: readonly TokenGrant[], where: string): void {
+  const seen = new Map<string, number>();
+  tokens.forEach((grant, i) => {
+    const first = seen.get(grant.token);
+    if (first !== undefined) {
+      const name = (index: number) => tokens[index]?.name ?? `#${index + 1}`;
+      throw new KvError(
+        "INVALID_ARGUMENT",
+        `${where}: token ${name(i)} is the same token as ${name(first)}; give each grant its own token`,
+      );
+    }
+    seen.set(grant.token, i);
+  });
 }
 
 /** What authentication reads from a request, whatever the framework that received it. */
@@ -185,6 +202,7 @@ export function bearerToken(authorization: string | undefined): string | undefin
 export function grantFinder(
   tokens: readonly TokenGrant[],
 ): (presented: string) => TokenGrant | null {
+  assertDistinct(tokens, "tokens");
   const grants = tokens.map((grant) => ({ grant, bytes: Buffer.from(grant.token) }));
   return (presented) => {
     const given = Buffer.from(presented);
