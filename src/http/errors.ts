@@ -33,8 +33,20 @@ const STATUS: Record<KvErrorCode, ContentfulStatusCode> = {
   LIMIT_EXCEEDED: 429,
   DATABASE_CLOSED: 503,
   UNAVAILABLE: 503,
-  STORAGE_ERROR: 500,
+  // The storage refused the write (a full disk, an I/O error): RFC 4918's Insufficient
+  // Storage, so a client tells it apart from a bug, which stays a bare 500.
+  STORAGE_ERROR: 507,
   UNSUPPORTED: 501,
+};
+
+/**
+ * Headers some statuses carry: how to authenticate (RFC 9110 asks it of every 401), and when to
+ * try again after a full server or a closing database.
+ */
+const HEADERS: Partial<Record<number, Record<string, string>>> = {
+  401: { "WWW-Authenticate": 'Bearer realm="cellar"' },
+  429: { "Retry-After": "1" },
+  503: { "Retry-After": "1" },
 };
 
 export function statusOf(code: KvErrorCode): ContentfulStatusCode {
@@ -52,9 +64,12 @@ export function errorBody(code: KvErrorCode, message: string) {
 export function errorResponse(error: unknown): {
   status: ContentfulStatusCode;
   body: ReturnType<typeof errorBody>;
+  headers?: Record<string, string>;
 } {
   if (error instanceof KvError) {
-    return { status: statusOf(error.code), body: errorBody(error.code, error.message) };
+    const status = statusOf(error.code);
+    const headers = HEADERS[status];
+    return { status, body: errorBody(error.code, error.message), ...(headers && { headers }) };
   }
   if (error instanceof HTTPException && error.status < 500) {
     const code =
@@ -63,7 +78,13 @@ export function errorResponse(error: unknown): {
         : error.status === 401
           ? "UNAUTHORIZED"
           : "INVALID_REQUEST";
-    return { status: statusOf(code), body: errorBody(code, error.message || "bad request") };
+    const status = statusOf(code);
+    const headers = HEADERS[status];
+    return {
+      status,
+      body: errorBody(code, error.message || "bad request"),
+      ...(headers && { headers }),
+    };
   }
   if (error instanceof SyntaxError) {
     return { status: 400, body: errorBody("INVALID_REQUEST", `malformed JSON: ${error.message}`) };
@@ -77,7 +98,7 @@ export function errorResponse(error: unknown): {
  * Host, a target it refuses): a 400 with the usual error body, where it would send an empty one.
  */
 export function adapterError(error: unknown): Response {
-  const { status, body } =
+  const { status, body, headers } =
     error instanceof Error && error.name === "RequestError"
       ? {
           status: 400,
@@ -87,11 +108,11 @@ export function adapterError(error: unknown): Response {
           ),
         }
       : errorResponse(error);
-  return Response.json(body, { status });
+  return Response.json(body, { status, ...(headers && { headers }) });
 }
 
 /** Hono's `onError`, through `errorResponse`. */
 export function onError(error: Error, c: Context) {
-  const { status, body } = errorResponse(error);
-  return c.json(body, status);
+  const { status, body, headers } = errorResponse(error);
+  return c.json(body, status, headers);
 }

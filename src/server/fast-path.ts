@@ -111,14 +111,23 @@ function repeatsCredentials(raw: readonly string[]): boolean {
   return authorization > 1 || host > 1;
 }
 
-function send(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { "Content-Type": JSON_TYPE, "Content-Length": Buffer.byteLength(text) });
+function send(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers?: Record<string, string>,
+): void {
+  res.writeHead(status, {
+    ...headers,
+    "Content-Type": JSON_TYPE,
+    "Content-Length": Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
 function sendError(res: ServerResponse, error: unknown): void {
-  const { status, body } = errorResponse(error);
-  send(res, status, JSON.stringify(body));
+  const { status, body, headers } = errorResponse(error);
+  send(res, status, JSON.stringify(body), headers);
 }
 
 /**

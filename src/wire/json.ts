@@ -302,6 +302,8 @@ export function valueFromJson(json: unknown, tags: TagHandlers = {}, depth = 0):
         fail("INVALID_VALUE", "$error must be an object with string name and message");
       const error = new Error(message);
       error.name = name;
+      // Stored as sent: the stack of the process that parsed it would leak its file paths.
+      error.stack = `${name}: ${message}`;
       return error;
     }
     case "$object": {
