@@ -12,7 +12,7 @@ import { describe, fail } from "../errors.js";
 import { assertCounts } from "./commit.js";
 import { arrayOperand, type Database, u64Operand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
-import { expiryFrom, writeInfoFrom } from "./limits.js";
+import { expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
 import type { KvCommitError, KvCommitResult, KvSetOptions, KvWriteInfo } from "./types.js";
 
@@ -116,7 +116,7 @@ export class AtomicOperation {
   set(key: KvAtomicKey, value: unknown, options: KvSetOptions = {}): this {
     this.#validateKey(key, true);
     const raw = this.db.encodeValue(value);
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#push({
       type: "set",
       key,
@@ -237,7 +237,7 @@ export class AtomicOperation {
   #numeric(type: "sum" | "min" | "max", key: KvAtomicKey, n: unknown, options: KvSetOptions): this {
     this.#validateKey(key);
     const operand = u64Operand(type, n);
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#push({
       type,
       key,
@@ -255,7 +255,7 @@ export class AtomicOperation {
   ): this {
     this.#validateKey(key);
     arrayOperand(this.db, type, items);
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#push({
       type,
       key,

@@ -185,8 +185,13 @@ export function assertEnqueue(
   for (const key of enqueue.keysIfUndelivered) userKeyOf(context, scope, key);
   const { dedup } = enqueue;
   if (dedup !== undefined) {
-    if (typeof dedup.key !== "string" || dedup.key.length === 0 || dedup.key.length > 256)
-      fail("INVALID_ARGUMENT", "dedupKey must be a string of 1–256 characters");
+    if (
+      typeof dedup.key !== "string" ||
+      dedup.key.length === 0 ||
+      dedup.key.length > 256 ||
+      dedup.key.includes("\0")
+    )
+      fail("INVALID_ARGUMENT", "dedupKey must be a string of 1–256 characters without NUL");
     if (!Number.isSafeInteger(dedup.until) || dedup.until - now > MAX_DELAY)
       fail("INVALID_ARGUMENT", "a dedup window is at most 30 days");
   }

@@ -10,7 +10,13 @@ import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
 import { assertNamespaceName, Keyspace } from "./keyspace.js";
-import { assertPositiveInteger, expiryFrom, writeInfoFrom } from "./limits.js";
+import {
+  assertOptions,
+  assertPositiveInteger,
+  expiryFrom,
+  SET_OPTIONS,
+  writeInfoFrom,
+} from "./limits.js";
 import { encodeCursor, KvListIterator, rangeAfterCursor, resolveSelector } from "./list.js";
 import {
   DEFAULT_QUEUE,
@@ -41,6 +47,9 @@ import type {
 } from "./types.js";
 import { type ChangeBatch, changeStream } from "./watch.js";
 
+const READ_OPTIONS = ["consistency", "metadata"];
+const PAGE_OPTIONS = ["limit", "cursor", "reverse", "metadata"];
+const LIST_OPTIONS = [...PAGE_OPTIONS, "batchSize", "consistency"];
 const DEFAULT_BATCH = 100;
 const MAX_BATCH = 1000;
 const DELETE_BATCH = 500;
@@ -79,6 +88,7 @@ export class Kv implements AsyncDisposable {
   get<T = unknown>(key: KvKey, options: KvReadOptions = {}): Promise<KvEntryMaybe<T>> {
     try {
       this.#db.assertOpen();
+      assertOptions("get", options, READ_OPTIONS);
       const ranges = [this.#keyspace.encodePoint(key)];
       const read = { metadata: options.metadata === true };
       // In-process drivers answer at once: one promise per get instead of three.
@@ -108,6 +118,7 @@ export class Kv implements AsyncDisposable {
     options: KvReadOptions = {},
   ): Promise<{ [K in keyof T]: KvEntryMaybe<T[K]> }> {
     this.#db.assertOpen();
+    assertOptions("getMany", options, READ_OPTIONS);
     if (!Array.isArray(keys))
       fail("INVALID_ARGUMENT", `getMany takes an array of keys, got ${describe(keys)}`);
     if (keys.length > this.#db.limits.maxReadKeys) {
@@ -139,7 +150,7 @@ export class Kv implements AsyncDisposable {
     const raw = this.#db.encodeValue(value);
     const now = this.#db.now();
     const expiresAt = expiryFrom(options.expireIn, now);
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     const result = await this.#db.commit(
       {
         checks: [],
@@ -173,6 +184,7 @@ export class Kv implements AsyncDisposable {
    */
   list<T = unknown>(selector: KvListSelector, options: KvListOptions = {}): KvListIterator<T> {
     this.#db.assertOpen();
+    assertOptions("list", options, LIST_OPTIONS);
     assertPositiveInteger("limit", options.limit);
     assertPositiveInteger("batchSize", options.batchSize, MAX_BATCH);
     const resolved = resolveSelector(selector, this.#keyspace);
@@ -211,6 +223,7 @@ export class Kv implements AsyncDisposable {
     options: { limit?: number; cursor?: string; reverse?: boolean; metadata?: boolean } = {},
   ): Promise<KvPage<T>> {
     this.#db.assertOpen();
+    assertOptions("paginate", options, PAGE_OPTIONS);
     assertPositiveInteger("limit", options.limit, MAX_BATCH);
     const limit = options.limit ?? DEFAULT_BATCH;
     const resolved = resolveSelector(selector, this.#keyspace);
@@ -323,6 +336,7 @@ export class Kv implements AsyncDisposable {
     options: { metadata?: boolean } = {},
   ): ReadableStream<{ [K in keyof T]: KvEntryMaybe<T[K]> }> {
     this.#db.assertOpen();
+    assertOptions("watch", options, ["metadata"]);
     if (!Array.isArray(keys))
       fail("INVALID_ARGUMENT", `watch takes an array of keys, got ${describe(keys)}`);
     if (keys.length > this.#db.limits.maxReadKeys) {
@@ -358,6 +372,7 @@ export class Kv implements AsyncDisposable {
     options: { after?: string; metadata?: boolean } = {},
   ): ReadableStream<ChangeBatch<KvEntryMaybe<T>>> {
     this.#db.assertOpen();
+    assertOptions("watchPrefix", options, ["after", "metadata"]);
     if (options.after !== undefined) assertVersionstamp(options.after);
     const stored = this.#keyspace.encodeBound(prefix);
     const db = this.#db;
@@ -392,6 +407,7 @@ export class Kv implements AsyncDisposable {
     options: { limit?: number } = {},
   ): Promise<KvRevision<T>[]> {
     this.#db.assertOpen();
+    assertOptions("history", options, ["limit"]);
     assertPositiveInteger("limit", options.limit, 10_000);
     const stored = this.#keyspace.encode(key);
     const revisions = await this.#db.history(stored, this.#keyspace, {

@@ -76,10 +76,37 @@ export function assertPositiveInteger(
   }
 }
 
-/** Validates the metadata a writer passes along; returns it without unrelated fields. */
+/** The options a write of a value takes: its expiry and what the writer records. */
+export const SET_OPTIONS = ["expireIn", "tags", "modifiedBy", "comment"] as const;
+const WRITE_INFO = ["tags", "modifiedBy", "comment"] as const;
+
+/**
+ * Throws `INVALID_ARGUMENT` naming any field of `options` not in `known`: a misspelt option
+ * (`expirein`) must fail, not be dropped in silence.
+ */
+export function assertOptions(what: string, options: unknown, known: readonly string[]): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null || Array.isArray(options))
+    fail("INVALID_ARGUMENT", `${what} options are an object, got ${describe(options)}`);
+  for (const name in options) {
+    if (!known.includes(name)) {
+      fail(
+        "INVALID_ARGUMENT",
+        `${what} takes no option ${JSON.stringify(name)}; it takes ${known.join(", ")}`,
+      );
+    }
+  }
+}
+
+/**
+ * Validates the metadata a writer passes along (with `SET_OPTIONS` as `known` for a write of a
+ * value, whose `expireIn` the caller reads); returns it without unrelated fields.
+ */
 export function writeInfoFrom(
   options: { tags?: unknown; modifiedBy?: unknown; comment?: unknown } = {},
+  known: readonly string[] = WRITE_INFO,
 ): { tags?: string[]; modifiedBy?: string; comment?: string } | undefined {
+  assertOptions("a write", options, known);
   const { tags, modifiedBy, comment } = options;
   if (tags === undefined && modifiedBy === undefined && comment === undefined) return undefined;
   const info: { tags?: string[]; modifiedBy?: string; comment?: string } = {};

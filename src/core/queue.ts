@@ -18,9 +18,18 @@ import { describe, fail, KvError } from "../errors.js";
 import { assertEnqueue, MAX_DELAY } from "./commit.js";
 import type { Database } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
+import { assertOptions } from "./limits.js";
 import type { QueueHandle } from "./queue-handle.js";
 
 export const DEFAULT_QUEUE = "default";
+const ENQUEUE_OPTIONS = [
+  "delay",
+  "backoffSchedule",
+  "keysIfUndelivered",
+  "priority",
+  "dedupKey",
+  "dedupWindow",
+];
 const DEFAULT_BACKOFF = [100, 1000, 5000, 30_000, 60_000];
 const DEFAULT_DEDUP_WINDOW = 60 * 60 * 1000;
 const DEFAULT_VISIBILITY = 30_000;
@@ -91,6 +100,7 @@ export function buildEnqueue(
   value: unknown,
   options: KvEnqueueOptions = {},
 ): Enqueue {
+  assertOptions("enqueue", options, ENQUEUE_OPTIONS);
   const now = db.now();
   const delay = options.delay ?? 0;
   if (!Number.isSafeInteger(delay) || delay < 0 || delay > MAX_DELAY) {
@@ -105,13 +115,6 @@ export function buildEnqueue(
   if (!Array.isArray(keys)) fail("INVALID_ARGUMENT", "keysIfUndelivered must be an array of keys");
   let dedup: Enqueue["dedup"];
   if (options.dedupKey !== undefined) {
-    if (
-      typeof options.dedupKey !== "string" ||
-      options.dedupKey.length === 0 ||
-      options.dedupKey.length > 256
-    ) {
-      fail("INVALID_ARGUMENT", "dedupKey must be a string of 1–256 characters");
-    }
     const window = options.dedupWindow ?? DEFAULT_DEDUP_WINDOW;
     if (!Number.isSafeInteger(window) || window < 1 || window > MAX_DELAY) {
       fail(
@@ -212,6 +215,7 @@ export class KvQueue<T = unknown> {
     limit: number,
     options: { visibilityTimeout?: number } = {},
   ): Promise<KvQueueMessage<T>[]> {
+    assertOptions("dequeue", options, ["visibilityTimeout"]);
     const leased = await this.#queue.dequeue({
       visibilityTimeout: options.visibilityTimeout ?? DEFAULT_VISIBILITY,
       limit,
@@ -226,6 +230,7 @@ export class KvQueue<T = unknown> {
 
   /** Fails a delivery: retried after `delay` (default its backoff schedule) or dead-lettered. */
   async nack(token: string, options: { delay?: number; error?: string } = {}): Promise<void> {
+    assertOptions("nack", options, ["delay", "error"]);
     await this.#settle(token, {
       type: "nack",
       ...(options.delay !== undefined && { delay: options.delay }),
@@ -267,6 +272,7 @@ export class KvQueue<T = unknown> {
       list: async (
         options: { limit?: number; after?: string } = {},
       ): Promise<KvDeadMessage<T>[]> => {
+        assertOptions("dlq.list", options, ["limit", "after"]);
         const dead = await handle.listDead({
           limit: options.limit ?? 100,
           ...(options.after !== undefined && { after: options.after }),
@@ -297,6 +303,7 @@ export class KvQueue<T = unknown> {
   async listen(handler: QueueHandler<T>, options: ListenOptions = {}): Promise<void> {
     if (typeof handler !== "function")
       fail("INVALID_ARGUMENT", `listen takes a function, got ${describe(handler)}`);
+    assertOptions("listen", options, ["concurrency", "visibilityTimeout", "signal"]);
     const concurrency = options.concurrency ?? 1;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 1000) {
       fail("INVALID_ARGUMENT", "concurrency must be an integer in [1, 1000]");

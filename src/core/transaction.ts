@@ -7,12 +7,12 @@
 import { type KvKey, keyId } from "../codec/key.js";
 import type { KvU64 } from "../codec/u64.js";
 import { decodeValue } from "../codec/value.js";
-import type { Check, Enqueue, Mutation } from "../contract/index.js";
 import { applyMutation, isLive, type StoredEntry } from "../contract/apply.js";
+import type { Check, Enqueue, Mutation } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import { arrayOperand, type Database, u64Operand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
-import { expiryFrom, writeInfoFrom } from "./limits.js";
+import { assertOptions, expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
 import type { KvSetOptions, KvWriteInfo } from "./types.js";
 
@@ -111,7 +111,7 @@ export class KvTransaction {
   }
 
   set(key: KvKey, value: unknown, options: KvSetOptions = {}): this {
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#write({
       type: "set",
       key: this.keyspace.encode(key),
@@ -178,7 +178,7 @@ export class KvTransaction {
   }
 
   #numeric(type: "sum" | "min" | "max", key: KvKey, n: unknown, options: KvSetOptions): this {
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#write({
       type,
       key: this.keyspace.encode(key),
@@ -189,7 +189,7 @@ export class KvTransaction {
   }
 
   #array(type: "append" | "prepend", key: KvKey, items: unknown, options: KvSetOptions): this {
-    const info = writeInfoFrom(options);
+    const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#write({
       type,
       key: this.keyspace.encode(key),
@@ -250,6 +250,7 @@ export async function runTransaction<R>(
 ): Promise<KvTransactionResult<R>> {
   if (typeof fn !== "function")
     fail("INVALID_ARGUMENT", `transaction takes a function, got ${describe(fn)}`);
+  assertOptions("transaction", options, ["maxRetries", "backoff"]);
   const maxRetries = options.maxRetries ?? 10;
   const initial = options.backoff?.initialMs ?? 5;
   const cap = options.backoff?.maxMs ?? 1000;

@@ -77,7 +77,7 @@ export const WriteInfo = {
 };
 
 export const SetBody = z
-  .object({ value: Value, expireIn: z.number().int().positive().optional(), ...WriteInfo })
+  .strictObject({ value: Value, expireIn: z.number().int().positive().optional(), ...WriteInfo })
   .openapi("SetBody", { example: { value: { name: "Ada" }, expireIn: 60000, tags: ["admin"] } });
 
 export const CommitOk = z
@@ -95,7 +95,7 @@ export const Selector = {
 };
 
 export const ListBody = z
-  .object({
+  .strictObject({
     ...Selector,
     limit: z.number().int().positive().optional(),
     cursor: z.string().optional(),
@@ -126,7 +126,7 @@ export const ListQuery = PathSelectorQuery.extend({
 export const MetadataQuery = z.object({ metadata: flag });
 
 export const Mutation = z
-  .object({
+  .strictObject({
     type: z.enum(["set", "delete", "sum", "min", "max", "append", "prepend"]),
     key: z.array(z.unknown()),
     value: Value.optional(),
@@ -139,9 +139,9 @@ export const Mutation = z
   });
 
 export const AtomicBody = z
-  .object({
+  .strictObject({
     checks: z
-      .array(z.object({ key: z.array(z.unknown()), versionstamp: Versionstamp.nullable() }))
+      .array(z.strictObject({ key: z.array(z.unknown()), versionstamp: Versionstamp.nullable() }))
       .default([]),
     mutations: z.array(Mutation).default([]),
   })

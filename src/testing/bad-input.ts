@@ -32,6 +32,35 @@ export function badInputSuite(target: KvTarget): void {
       if (message) expect((error as Error).message).toMatch(message);
     };
 
+    it("refuses an option it does not know, naming it, so a typo never drops a TTL", async () => {
+      const typo = { expirein: 5 } as never;
+      await rejects(() => kv.set(["a"], 1, typo), "INVALID_ARGUMENT", /"expirein"/);
+      await rejects(() => kv.atomic().set(["a"], 1, typo).commit(), "INVALID_ARGUMENT");
+      await rejects(
+        () =>
+          kv
+            .transaction((tx) => tx.set(["a"], 1, typo))
+            .then((r) => {
+              if (!r.ok) throw r.error;
+            }),
+        "INVALID_ARGUMENT",
+      );
+      await rejects(
+        () => kv.delete(["existing"], { comment: "x", tag: ["y"] } as never),
+        "INVALID_ARGUMENT",
+        /"tag"/,
+      );
+      await rejects(() => kv.get(["a"], { metdata: true } as never), "INVALID_ARGUMENT");
+      await rejects(
+        () => collect(kv.list({ prefix: [] }, { limt: 1 } as never)),
+        "INVALID_ARGUMENT",
+      );
+      await rejects(
+        () => kv.paginate({ prefix: [] }, { batchSize: 1 } as never),
+        "INVALID_ARGUMENT",
+      );
+    });
+
     it("refuses invalid key parts, naming the part", async () => {
       for (const part of [{}, undefined, null, Symbol("s"), () => 1, [1], new Date()]) {
         await rejects(() => kv.set(["ok", part as never], 1), "INVALID_KEY", /key part 1/);

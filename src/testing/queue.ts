@@ -153,6 +153,32 @@ export function queueSuite(target: KvTarget): void {
       expect((await drain("dedup")).map((m) => m.value)).toEqual(["one", "three"]);
     });
 
+    it("refuses an enqueue or listen option it does not know, naming it", async () => {
+      await open();
+      await expect(kv.enqueue("job", { dealy: 10 } as never)).rejects.toMatchObject({
+        code: "INVALID_ARGUMENT",
+        message: expect.stringContaining('"dealy"'),
+      });
+      await expect(kv.listenQueue(() => {}, { concurency: 2 } as never)).rejects.toMatchObject({
+        code: "INVALID_ARGUMENT",
+      });
+      expect((await kv.queue("default").stats()).pending).toBe(0);
+    });
+
+    it("refuses a dedup key with NUL in it, or of no or too many characters, on every driver", async () => {
+      await open();
+      const q = kv.queue("dedup");
+      for (const dedupKey of ["a\0b", "", "k".repeat(257)]) {
+        await expect(q.enqueue("x", { dedupKey })).rejects.toMatchObject({
+          code: "INVALID_ARGUMENT",
+        });
+        expect(() => kv.atomic().enqueue("x", { dedupKey })).toThrow(
+          expect.objectContaining({ code: "INVALID_ARGUMENT" }),
+        );
+      }
+      expect((await q.stats()).pending).toBe(0);
+    });
+
     it("enqueues atomically with the rest of an operation, or not at all", async () => {
       await open();
       const { versionstamp } = await kv.set(["stock"], 1);

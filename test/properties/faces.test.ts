@@ -216,7 +216,7 @@ describe("the commit pipeline, through every face", () => {
         expect(b).toEqual(a);
         expect(c).toEqual(a);
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 

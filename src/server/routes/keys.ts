@@ -58,6 +58,7 @@ export const json = <T extends z.ZodType>(schema: T, description = "OK") => ({
   content: { "application/json": { schema } },
 });
 
+/** A JSON request body; object bodies are strict (see `schemas.ts`), so unknown fields are refused. */
 export const body = <T extends z.ZodType>(schema: T) => ({
   body: { content: { "application/json": { schema } }, required: true },
 });
@@ -175,7 +176,9 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
       path: "/api/get",
       tags: ["keys"],
       summary: "Read many keys from one snapshot",
-      request: body(z.object({ keys: z.array(Key).min(1), metadata: z.boolean().optional() })),
+      request: body(
+        z.strictObject({ keys: z.array(Key).min(1), metadata: z.boolean().optional() }),
+      ),
       responses: { 200: json(z.object({ entries: z.array(Entry) })), ...errors },
     }),
     async (c) => {
@@ -194,7 +197,7 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
       path: "/api/delete",
       tags: ["keys"],
       summary: "Delete many keys in one atomic commit",
-      request: body(z.object({ keys: z.array(Key).min(1), ...WriteInfo })),
+      request: body(z.strictObject({ keys: z.array(Key).min(1), ...WriteInfo })),
       responses: { 200: json(CommitOk), ...errors },
     }),
     async (c) => {

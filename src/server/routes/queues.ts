@@ -101,7 +101,7 @@ export function queueRoutes(
       request: {
         params: Name,
         ...body(
-          z.object({
+          z.strictObject({
             value: Value,
             delay: z.number().int().min(0).optional(),
             priority: z.number().int().optional(),
@@ -143,7 +143,7 @@ export function queueRoutes(
       request: {
         params: Name,
         ...body(
-          z.object({
+          z.strictObject({
             visibilityTimeout: z.number().int().positive().optional(),
             limit: z.number().int().min(1).max(1000).optional(),
             wait: z.number().int().min(0).max(60_000).optional(),
@@ -190,7 +190,7 @@ export function queueRoutes(
         method: "post",
         path: `/api/queues/{name}/${action}`,
         summary,
-        request: { params: Name, ...body(z.object({ token: Token, ...extra })) },
+        request: { params: Name, ...body(z.strictObject({ token: Token, ...extra })) },
         responses: { 200: json(Ok), ...errors },
       }),
       async (c) => {
