@@ -16,6 +16,17 @@ import Database from "better-sqlite3";
 import { keyId } from "../../codec/key.js";
 import { ENCODING_TAG } from "../../codec/value.js";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
+import {
+  type Applied,
+  applyMutation,
+  DEFAULT_CHANGE_LOG_SIZE,
+  DEFAULT_HISTORY_DEPTH,
+  needsValue,
+  revisionOf,
+  type StoredEntry,
+  sha256,
+  writtenKey,
+} from "../../contract/apply.js";
 import type {
   AtomicWrite,
   ChangeEvent,
@@ -31,18 +42,8 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import {
-  type Applied,
-  applyMutation,
-  DEFAULT_CHANGE_LOG_SIZE,
-  DEFAULT_HISTORY_DEPTH,
-  needsValue,
-  revisionOf,
-  type StoredEntry,
-  sha256,
-  writtenKey,
-} from "../../contract/apply.js";
 import { isPoint } from "../shared/range.js";
+import { isFileFault, storageError } from "./errors.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
 import {
   groupChanges,
@@ -413,7 +414,9 @@ class SqliteDriver implements KvDriver {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     const changes: ChangeEvent[] = [];
     const ready = new Map<string, Uint8Array>();
+    const prunedAt = this.#prunedAt;
     try {
+      this.#rollback();
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         let version = this.#stmt.getVersion.get() as number;
@@ -440,18 +443,15 @@ class SqliteDriver implements KvDriver {
             outcomes.push({ ok: true, value: job.run(tx) });
             this.#stmt.release.run();
           } catch (cause) {
+            // A full disk or an I/O error is the file's, not this job's: the rest of the group
+            // cannot commit either, and SQLite may already have rolled the transaction back.
+            if (isFileFault(cause)) throw cause;
             this.#stmt.rollbackTo.run();
             this.#stmt.release.run();
             version = mark.version;
             changes.length = mark.changes;
             const error =
-              cause instanceof KvError
-                ? cause
-                : new KvError(
-                    "STORAGE_ERROR",
-                    `write refused by SQLite: ${(cause as Error).message}`,
-                    { cause },
-                  );
+              cause instanceof KvError ? cause : storageError(cause, this.#db.name, "write");
             outcomes.push({ ok: false, error });
           }
         }
@@ -467,13 +467,12 @@ class SqliteDriver implements KvDriver {
           });
         }
       } catch (error) {
-        if (this.#db.inTransaction) this.#db.exec("ROLLBACK");
+        this.#rollback();
+        this.#prunedAt = prunedAt;
         throw error;
       }
     } catch (cause) {
-      const error = new KvError("STORAGE_ERROR", `commit failed: ${(cause as Error).message}`, {
-        cause,
-      });
+      const error = storageError(cause, this.#db.name, "commit");
       for (const job of batch) job.reject(error);
       return;
     }
@@ -483,6 +482,21 @@ class SqliteDriver implements KvDriver {
       else job.reject(outcome.error);
     });
     for (const change of changes) this.#emit(change);
+  }
+
+  /**
+   * Ends a failed group's transaction. A COMMIT refused for a full disk leaves the transaction
+   * open; an I/O error may have ended it already, or make ROLLBACK fail too. The group's jobs
+   * are refused either way, and the next group calls this again before its BEGIN, so one failed
+   * ROLLBACK does not wedge the driver.
+   */
+  #rollback(): void {
+    if (!this.#db.inTransaction) return;
+    try {
+      this.#db.exec("ROLLBACK");
+    } catch {
+      // Reported by the caller's own error; retried before the next group.
+    }
   }
 
   /** Applies checks then mutations inside the open transaction; null when a check fails. */
