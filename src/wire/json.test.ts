@@ -187,13 +187,24 @@ describe("values in JSON", () => {
     expect([back.name, back.message]).toEqual(["RangeError", "out of range"]);
   });
 
-  it("refuses what JSON cannot carry, with INVALID_VALUE", () => {
-    const cyclic: Record<string, unknown> = {};
+  it("carries whole in V8's form what the tags cannot, and refuses what cannot be stored", () => {
+    const cyclic: Record<string, unknown> = { name: "loop" };
     cyclic.self = cyclic;
     // biome-ignore lint/suspicious/noSparseArray: the sparse array is the point
-    for (const bad of [cyclic, [1, , 3], Symbol("s"), () => 1]) {
+    const sparse = [1, , 3];
+    for (const value of [cyclic, sparse, new Number(4), { deep: [new String("x")] }]) {
+      const json = valueToJson(value) as { $v8: string };
+      expect(Object.keys(json)).toEqual(["$v8"]);
+      expect(valueFromJson(JSON.parse(JSON.stringify(json)))).toEqual(value);
+    }
+    const back = valueFromJson(valueToJson(cyclic)) as Record<string, unknown>;
+    expect(back.self).toBe(back);
+    for (const bad of [Symbol("s"), () => 1]) {
       expect(() => valueToJson(bad)).toThrow(expect.objectContaining({ code: "INVALID_VALUE" }));
     }
+    expect(() => valueFromJson({ $v8: "AAAA" })).toThrow(
+      expect.objectContaining({ code: "INVALID_VALUE" }),
+    );
   });
 
   it("refuses malformed tagged values with INVALID_VALUE", () => {

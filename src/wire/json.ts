@@ -23,14 +23,15 @@
  * | `$error`     | `{ "name", "message" }`                   | `Error`                  |
  * | `$u64`       | decimal string                            | `KvU64`                  |
  * | `$object`    | an object, taken literally                | escapes a plain object whose only key starts with `$` |
+ * | `$v8`        | base64url of V8's serialization           | the whole value, for what the tags cannot carry |
  *
- * Sparse arrays, object cycles, boxed primitives and nesting deeper than 512 levels have no JSON
- * form and are refused with `INVALID_VALUE`.
+ * Sparse arrays, object cycles, boxed primitives and nesting deeper than 512 levels have no
+ * tagged form: such a value is sent whole as `$v8`, which the remote client (and any V8) reads.
  */
 import type { KvKey, KvKeyPart } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
-import { isPlainJson } from "../codec/value.js";
-import { bareMessage, describe, fail } from "../errors.js";
+import { decodeValue, encodeValue, isPlainJson, type RawValue } from "../codec/value.js";
+import { bareMessage, describe, fail, KvError } from "../errors.js";
 
 const TYPED = {
   Int8Array,
@@ -142,13 +143,30 @@ function put(out: Record<string, unknown>, key: string, value: unknown): void {
   else out[key] = value;
 }
 
-/** The JSON form of a value. Throws `INVALID_VALUE` for what JSON cannot carry. */
-export function valueToJson(value: unknown, seen?: Set<object>): unknown {
+/**
+ * The JSON form of a value. A value the tags cannot carry (a cycle, a sparse array, a boxed
+ * primitive, nesting past 512 levels) is sent whole in V8's serialization, `{"$v8": base64url}`,
+ * so that every stored value has a lossless JSON form and no read fails on one.
+ */
+export function valueToJson(value: unknown): unknown {
   // Plain JSON with no `$`-tag lookalike is its own JSON form: no copy needed.
-  if (seen === undefined) {
-    if (typeof value === "object" && isPlainJson(value, true)) return value;
-    seen = new Set<object>();
+  if (typeof value === "object" && isPlainJson(value, true)) return value;
+  try {
+    return toJson(value, new Set<object>());
+  } catch (error) {
+    if (!(error instanceof KvError) || error.code !== "INVALID_VALUE") throw error;
+    let raw: RawValue;
+    try {
+      raw = encodeValue(value);
+    } catch {
+      throw error;
+    }
+    if (raw.encoding !== "v8") throw error;
+    return { $v8: b64(raw.data) };
   }
+}
+
+function toJson(value: unknown, seen: Set<object>): unknown {
   if (seen.size > MAX_DEPTH)
     fail("INVALID_VALUE", `a value nested deeper than ${MAX_DEPTH} levels has no JSON form`);
   switch (typeof value) {
@@ -194,8 +212,8 @@ function objectToJson(value: object, seen: Set<object>): unknown {
     };
   }
   if (value instanceof Map)
-    return { $map: [...value].map(([k, v]) => [valueToJson(k, seen), valueToJson(v, seen)]) };
-  if (value instanceof Set) return { $set: [...value].map((item) => valueToJson(item, seen)) };
+    return { $map: [...value].map(([k, v]) => [toJson(k, seen), toJson(v, seen)]) };
+  if (value instanceof Set) return { $set: [...value].map((item) => toJson(item, seen)) };
   if (value instanceof RegExp) return { $regexp: { source: value.source, flags: value.flags } };
   if (value instanceof Error) return { $error: { name: value.name, message: value.message } };
   if (
@@ -209,10 +227,10 @@ function objectToJson(value: object, seen: Set<object>): unknown {
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++)
       if (!(i in value)) fail("INVALID_VALUE", "a sparse array has no JSON form");
-    return value.map((item) => valueToJson(item, seen));
+    return value.map((item) => toJson(item, seen));
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) put(out, k, valueToJson(v, seen));
+  for (const [k, v] of Object.entries(value)) put(out, k, toJson(v, seen));
   const keys = Object.keys(out);
   return keys.length === 1 && keys[0]!.startsWith("$") ? { $object: out } : out;
 }
@@ -256,6 +274,13 @@ export function valueFromJson(json: unknown, tags: TagHandlers = {}, depth = 0):
     }
     case "$bytes":
       return unb64(payload, "$bytes");
+    case "$v8":
+      try {
+        return decodeValue({ encoding: "v8", data: unb64(payload, "$v8") });
+      } catch (error) {
+        if (error instanceof KvError) throw error;
+        return fail("INVALID_VALUE", `$v8 does not decode: ${(error as Error).message}`);
+      }
     case "$typed": {
       const { type, data } = (payload ?? {}) as { type?: unknown; data?: unknown };
       const Ctor =
