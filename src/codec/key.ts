@@ -16,6 +16,9 @@
  * The terminators mean `["users"]` is never a byte prefix of `["usersX"]`.
  */
 import { describe, fail, KvError } from "../errors.js";
+import { compareBytes, latin1Decode, utf8Decode, utf8Encode, utf8EncodeInto } from "./bytes.js";
+
+export { compareBytes };
 
 export type KvKeyPart = Uint8Array | string | number | bigint | boolean;
 export type KvKey = readonly KvKeyPart[];
@@ -29,16 +32,20 @@ const DOUBLE = 0x21;
 const FALSE = 0x26;
 const TRUE = 0x27;
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 // Encoding is synchronous, so one growable scratch buffer serves every call.
-let scratch = Buffer.allocUnsafe(4096);
-let scratchView = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+let scratch = new Uint8Array(4096);
+// Eight bytes to convert doubles and 64-bit integers through.
+const doubleView = new DataView(new ArrayBuffer(8));
+let scratchView = new DataView(scratch.buffer);
 
 function ensure(offset: number, needed: number): void {
   if (offset + needed <= scratch.length) return;
-  const next = Buffer.allocUnsafe(Math.max(scratch.length * 2, offset + needed));
-  scratch.copy(next, 0, 0, offset);
+  const next = new Uint8Array(Math.max(scratch.length * 2, offset + needed));
+  next.set(scratch.subarray(0, offset));
   scratch = next;
-  scratchView = new DataView(next.buffer, next.byteOffset, next.byteLength);
+  scratchView = new DataView(next.buffer);
 }
 
 /**
@@ -63,9 +70,7 @@ export function encodeKey(key: KvKey, prefix?: Uint8Array, trailingZero = false)
     ensure(offset, 1);
     scratch[offset++] = 0;
   }
-  const out = Buffer.allocUnsafe(offset);
-  scratch.copy(out, 0, 0, offset);
-  return out;
+  return scratch.slice(0, offset);
 }
 
 function encodePart(part: unknown, offset: number, index: number): number {
@@ -93,11 +98,11 @@ function encodeString(part: string, offset: number): number {
   ensure(offset, part.length * 3 + 2);
   scratch[offset++] = STRING;
   if (!part.includes("\0")) {
-    offset += scratch.write(part, offset, "utf8");
+    offset += utf8EncodeInto(part, scratch, offset);
     scratch[offset] = 0;
     return offset + 1;
   }
-  return writeEscaped(Buffer.from(part, "utf8"), offset);
+  return writeEscaped(utf8Encode(part), offset);
 }
 
 function encodeBytes(part: Uint8Array, offset: number): number {
@@ -142,19 +147,32 @@ function encodeBigInt(part: bigint, offset: number): number {
     return offset + 1;
   }
   const negative = part < 0n;
-  let hex = (negative ? -part : part).toString(16);
+  const magnitude = negative ? -part : part;
+  if (magnitude < 1n << 64n) {
+    // The common case without hex text: the magnitude's big-endian bytes, leading zeros dropped.
+    doubleView.setBigUint64(0, magnitude);
+    let skip = 0;
+    while (doubleView.getUint8(skip) === 0) skip++;
+    const n = 8 - skip;
+    ensure(offset, n + 1);
+    scratch[offset++] = negative ? INT_ZERO - n : INT_ZERO + n;
+    for (let i = 0; i < n; i++) {
+      const byte = doubleView.getUint8(skip + i);
+      scratch[offset + i] = negative ? ~byte & 0xff : byte;
+    }
+    return offset + n;
+  }
+  let hex = magnitude.toString(16);
   if (hex.length % 2) hex = `0${hex}`;
   const n = hex.length / 2;
   if (n > 255) fail("INVALID_KEY", "a bigint key part must fit in 255 bytes");
   ensure(offset, n + 2);
-  if (n <= 8) {
-    scratch[offset++] = negative ? INT_ZERO - n : INT_ZERO + n;
-  } else {
-    scratch[offset++] = negative ? NEG_INT_START : POS_INT_END;
-    scratch[offset++] = negative ? n ^ 0xff : n;
+  scratch[offset++] = negative ? NEG_INT_START : POS_INT_END;
+  scratch[offset++] = negative ? n ^ 0xff : n;
+  for (let i = 0; i < n; i++) {
+    const byte = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+    scratch[offset + i] = negative ? ~byte & 0xff : byte;
   }
-  scratch.write(hex, offset, "hex");
-  if (negative) for (let i = 0; i < n; i++) scratch[offset + i] = ~scratch[offset + i]! & 0xff;
   return offset + n;
 }
 
@@ -164,28 +182,20 @@ function encodeBigInt(part: bigint, offset: number): number {
  * @example
  * decodeKey(encodeKey(["a", 1])); // ["a", 1]
  */
-export function decodeKey(bytes: Uint8Array): KvKeyPart[] {
-  const buf = Buffer.isBuffer(bytes)
-    ? bytes
-    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+export function decodeKey(buf: Uint8Array): KvKeyPart[] {
   const parts: KvKeyPart[] = [];
   let i = 0;
   while (i < buf.length) {
     const tag = buf[i++]!;
     if (tag === STRING || tag === BYTES) {
-      const [raw, next] = readEscaped(buf, i);
-      parts.push(tag === STRING ? raw.toString("utf8") : new Uint8Array(raw));
-      i = next;
+      i = readEscaped(buf, i, tag === STRING, parts);
     } else if (tag >= NEG_INT_START && tag <= POS_INT_END) {
       const [value, next] = readBigInt(buf, i, tag);
       parts.push(value);
       i = next;
     } else if (tag === DOUBLE) {
       if (i + 8 > buf.length) malformed();
-      const b = Buffer.from(buf.subarray(i, i + 8));
-      if (b[0]! & 0x80) b[0] = b[0]! ^ 0x80;
-      else for (let j = 0; j < 8; j++) b[j] = ~b[j]! & 0xff;
-      parts.push(b.readDoubleBE(0));
+      parts.push(readDouble(buf, i));
       i += 8;
     } else if (tag === FALSE || tag === TRUE) {
       parts.push(tag === TRUE);
@@ -200,10 +210,23 @@ function malformed(): never {
   throw new KvError("INVALID_KEY", "malformed encoded key");
 }
 
-function readEscaped(buf: Buffer, start: number): [Buffer, number] {
+function readDouble(buf: Uint8Array, start: number): number {
+  const negative = (buf[start]! & 0x80) === 0;
+  for (let j = 0; j < 8; j++) {
+    const byte = buf[start + j]!;
+    doubleView.setUint8(j, negative ? ~byte & 0xff : j === 0 ? byte ^ 0x80 : byte);
+  }
+  return doubleView.getFloat64(0);
+}
+
+/** Reads an escaped byte string or string part into `parts`; returns the offset after it. */
+function readEscaped(buf: Uint8Array, start: number, text: boolean, parts: KvKeyPart[]): number {
   let end = buf.indexOf(0, start);
   if (end < 0) malformed();
-  if (buf[end + 1] !== 0xff) return [buf.subarray(start, end), end + 1];
+  if (buf[end + 1] !== 0xff) {
+    parts.push(text ? utf8Decode(buf, start, end) : buf.slice(start, end));
+    return end + 1;
+  }
   const out: number[] = [];
   let i = start;
   for (;;) {
@@ -214,12 +237,14 @@ function readEscaped(buf: Buffer, start: number): [Buffer, number] {
       out.push(0);
       i = end + 2;
     } else {
-      return [Buffer.from(out), end + 1];
+      const bytes = Uint8Array.from(out);
+      parts.push(text ? utf8Decode(bytes) : bytes);
+      return end + 1;
     }
   }
 }
 
-function readBigInt(buf: Buffer, start: number, tag: number): [bigint, number] {
+function readBigInt(buf: Uint8Array, start: number, tag: number): [bigint, number] {
   let i = start;
   let n: number;
   let negative: boolean;
@@ -233,9 +258,9 @@ function readBigInt(buf: Buffer, start: number, tag: number): [bigint, number] {
   }
   if (i + n > buf.length) malformed();
   if (n === 0) return [0n, i];
-  const body = Buffer.from(buf.subarray(i, i + n));
-  if (negative) for (let j = 0; j < n; j++) body[j] = ~body[j]! & 0xff;
-  const magnitude = BigInt(`0x${body.toString("hex")}`);
+  let hex = "0x";
+  for (let j = i; j < i + n; j++) hex += HEX[negative ? ~buf[j]! & 0xff : buf[j]!];
+  const magnitude = BigInt(hex);
   return [negative ? -magnitude : magnitude, i + n];
 }
 
@@ -244,13 +269,7 @@ function readBigInt(buf: Buffer, start: number, tag: number): [bigint, number] {
  * and ordered as the bytes are.
  */
 export function keyId(key: Uint8Array): string {
-  const bytes = key instanceof Buffer ? key : Buffer.from(key.buffer, key.byteOffset, key.length);
-  return bytes.toString("latin1");
-}
-
-/** Compares two encoded keys as unsigned bytes: the order of keys. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
+  return latin1Decode(key);
 }
 
 /** True when `bytes` begins with `prefix`. */
@@ -263,7 +282,7 @@ export function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 /** `bytes` followed by `suffix`, as a new buffer. */
 export function concatBytes(bytes: Uint8Array, suffix: Uint8Array | number): Uint8Array {
   const tail = typeof suffix === "number" ? Uint8Array.of(suffix) : suffix;
-  const out = Buffer.allocUnsafe(bytes.length + tail.length);
+  const out = new Uint8Array(bytes.length + tail.length);
   out.set(bytes, 0);
   out.set(tail, bytes.length);
   return out;

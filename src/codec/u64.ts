@@ -40,14 +40,14 @@ export class KvU64 {
 
   /** Little-endian bytes, the stored form. */
   static toBytes(value: KvU64): Uint8Array {
-    const out = Buffer.allocUnsafe(8);
-    out.writeBigUInt64LE(value.value);
+    const out = new Uint8Array(8);
+    new DataView(out.buffer).setBigUint64(0, value.value, true);
     return out;
   }
 
   static fromBytes(bytes: Uint8Array): KvU64 {
     if (bytes.length !== 8) fail("INVALID_VALUE", `a KvU64 is 8 bytes, got ${bytes.length}`);
-    return new KvU64(Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64LE(0));
+    return new KvU64(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   }
 }
 

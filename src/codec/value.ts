@@ -9,8 +9,11 @@
  * - `v8`: everything else (Date, Map, Set, bigint, typed arrays, RegExp, Error, undefined,
  *   NaN, cycles…), in V8's serialization format, the one Deno KV uses.
  */
-import { Deserializer, Serializer } from "node:v8";
+// Node's own V8 serializer in Node, a JavaScript one of the same format elsewhere (package.json
+// "imports"), so browsers read and write the bytes Node and Deno do.
+import { Deserializer, Serializer } from "#v8";
 import { KvError } from "../errors.js";
+import { concatBytes, utf8Encode, utf8Length } from "./bytes.js";
 import { KvU64 } from "./u64.js";
 
 export type ValueEncoding = "json" | "v8" | "bytes" | "u64";
@@ -34,7 +37,7 @@ const MAX_JSON_DEPTH = 64;
 export function encodeValue(value: unknown): RawValue {
   if (value instanceof KvU64) return { encoding: "u64", data: KvU64.toBytes(value) };
   if (value instanceof Uint8Array && value.constructor === Uint8Array) {
-    return { encoding: "bytes", data: Buffer.from(value) };
+    return { encoding: "bytes", data: value.slice() };
   }
   if (isPlainJson(value)) return { encoding: "json", data: JSON.stringify(value) };
   try {
@@ -69,16 +72,13 @@ export function decodeValue(raw: RawValue): unknown {
 
 /** Stored size in bytes, the figure value limits apply to. */
 export function rawSize(raw: RawValue): number {
-  return raw.encoding === "json" ? Buffer.byteLength(raw.data) : raw.data.length;
+  return raw.encoding === "json" ? utf8Length(raw.data) : raw.data.length;
 }
 
 /** Bytes to hash or compare: the encoding tag, then the data. */
 export function rawBytes(raw: RawValue): Uint8Array {
-  const data = raw.encoding === "json" ? Buffer.from(raw.data) : raw.data;
-  const out = Buffer.allocUnsafe(data.length + 1);
-  out[0] = ENCODING_TAG[raw.encoding];
-  out.set(data, 1);
-  return out;
+  const data = raw.encoding === "json" ? utf8Encode(raw.data) : raw.data;
+  return concatBytes(Uint8Array.of(ENCODING_TAG[raw.encoding]), data);
 }
 
 /**
