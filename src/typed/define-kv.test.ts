@@ -211,11 +211,39 @@ describe("defineKv", () => {
     expect((await kv.get(["settings", "ui", "theme"])).value).toBe("sepia");
   });
 
+  it("accepts camelCase names, each stored under its own key", async () => {
+    const settings = defineKv(kv, {
+      lastSyncAt: date({ nullable: true }),
+      betaFeatures: boolean({ default: false }),
+      userPrefs: json({
+        schema: z.object({ notifications: z.boolean(), fontSize: z.number() }),
+        default: { notifications: true, fontSize: 14 },
+      }),
+      page_size2: integer({ default: 20 }),
+    });
+    expect(await settings.lastSyncAt.get()).toBeNull();
+    expect(await settings.userPrefs.get()).toEqual({ notifications: true, fontSize: 14 });
+    await settings.betaFeatures.set(true);
+    await settings.userPrefs.set({ notifications: false, fontSize: 16 });
+    expect((await kv.get(["$kv", "betaFeatures"])).value).toBe(true);
+    expect(await settings.$get()).toEqual({
+      lastSyncAt: null,
+      betaFeatures: true,
+      userPrefs: { notifications: false, fontSize: 16 },
+      page_size2: 20,
+    });
+  });
+
   it("refuses invalid names, reserved names and id()", () => {
-    expect(() => defineKv(kv, { Theme: text() })).toThrow(/a name matches/);
-    expect(() => defineKv(kv, { "2fa": boolean() })).toThrow(/a name matches/);
-    expect(() => defineKv(kv, { "dark-mode": boolean() })).toThrow(/a name matches/);
+    const rule = /starts with a lowercase letter.*\/\^\[a-z\]\[a-zA-Z0-9_\]\*\$\//;
+    expect(() => defineKv(kv, { Theme: text() })).toThrow(rule);
+    expect(() => defineKv(kv, { "2fa": boolean() })).toThrow(rule);
+    expect(() => defineKv(kv, { "dark-mode": boolean() })).toThrow(rule);
+    expect(() => defineKv(kv, { _draft: text() })).toThrow(rule);
+    expect(() => defineKv(kv, { é: text() })).toThrow(rule);
     expect(() => defineKv(kv, { $all: text() } as never)).toThrow(/reserved/);
+    expect(() => defineKv(kv, { toString: text() } as never)).toThrow(/Object\.prototype/);
+    expect(() => defineKv(kv, { hasOwnProperty: text() } as never)).toThrow(/Object\.prototype/);
     expect(() => defineKv(kv, { id: id() } as never)).toThrow(/id\(\) is for table rows/);
     expect(() => defineKv(kv, { theme: "light" } as never)).toThrow(/must be a column/);
   });

@@ -22,12 +22,17 @@ import {
 } from "./schemas.js";
 
 /**
- * Names of typed keys and stores: lowercase letters, digits and `_`, starting with a letter.
+ * Names of typed keys and stores: a lowercase letter, then letters, digits and `_`, so both
+ * camelCase and snake_case work. A leading `$` stays free for the helpers' own methods, and the
+ * ASCII-only alphabet keeps names usable unescaped in URL paths and OpenAPI component names.
  *
  * @example
- * NAME_PATTERN.test("last_sync"); // true
+ * NAME_PATTERN.test("lastSyncAt"); // true
  */
-export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
+export const NAME_PATTERN = /^[a-z][a-zA-Z0-9_]*$/;
+
+/** The naming rule, as error messages state it. */
+export const NAME_RULE = `a name starts with a lowercase letter and goes on with letters, digits or "_" (${NAME_PATTERN}), like lastSyncAt or last_sync`;
 
 /** A KV definition: typed key names to columns. */
 export type KvDefinition = { readonly [name: string]: AnyColumn };
@@ -108,11 +113,14 @@ export interface DefineKvOptions {
   readonly onInvalid?: InvalidValueHandler;
 }
 
-type ReservedNames<D> = { readonly [K in keyof D as K extends `$${string}` ? K : never]: never };
+/** `$` names, and names of `Object.prototype` members, which a typed value would shadow. */
+type Reserved = `$${string}` | keyof typeof Object.prototype;
+type ReservedNames<D> = { readonly [K in keyof D as K extends Reserved ? K : never]: never };
 
 /**
  * Types a set of singleton keys of `kv` (the root or a namespace). Names match
- * `/^[a-z][a-z0-9_]*$/`; `$`-prefixed names are reserved and `id()` is refused.
+ * `/^[a-z][a-zA-Z0-9_]*$/` (camelCase or snake_case); `$`-prefixed names and those of
+ * `Object.prototype` members are reserved, and `id()` is refused.
  *
  * @example
  * const settings = defineKv(kv, {
@@ -164,7 +172,7 @@ export function defineKv<D extends KvDefinition>(
  * and by the server for its workspaces before any request.
  *
  * @example
- * assertDefinition({ Theme: text() }); // throws: a name matches /^[a-z][a-z0-9_]*$/
+ * assertDefinition({ Theme: text() }); // throws: a name starts with a lowercase letter…
  */
 export function assertDefinition(definition: unknown): asserts definition is KvDefinition {
   if (typeof definition !== "object" || definition === null || Array.isArray(definition)) {
@@ -180,9 +188,13 @@ export function assertDefinition(definition: unknown): asserts definition is KvD
         `typed key ${JSON.stringify(name)}: names starting with "$" are reserved`,
       );
     if (!NAME_PATTERN.test(name)) {
+      fail("INVALID_ARGUMENT", `typed key ${JSON.stringify(name)}: ${NAME_RULE}`);
+    }
+    // The helpers object would hide toString, valueOf, hasOwnProperty… behind a typed value.
+    if (name in Object.prototype) {
       fail(
         "INVALID_ARGUMENT",
-        `typed key ${JSON.stringify(name)}: a name matches /^[a-z][a-z0-9_]*$/`,
+        `typed key ${JSON.stringify(name)}: names of Object.prototype members are reserved`,
       );
     }
     const kind = (column as { kind?: unknown } | null)?.kind;

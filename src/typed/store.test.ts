@@ -151,7 +151,9 @@ describe("typed stores", () => {
   });
 
   it("refuses invalid and reserved names and ids", () => {
-    expect(() => defineStore(kv, "UserPrefs", schema)).toThrow(/a name matches/);
+    expect(() => defineStore(kv, "UserPrefs", schema)).toThrow(/starts with a lowercase letter/);
+    expect(() => defineStore(kv, "user-prefs", schema)).toThrow(/starts with a lowercase letter/);
+    expect(defineStore(kv, "userPrefs", schema).key("ada")).toEqual(["userPrefs", "ada"]);
     expect(() => defineStore(kv, "$schemas", schema)).toThrow(/reserved/);
     expect(() => defineStore(kv, "prefs", { parse: () => 1 } as never)).toThrow(/Standard Schema/);
     const prefs = defineStore(kv, "prefs", schema);

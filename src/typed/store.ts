@@ -15,7 +15,7 @@ import { KvTransaction } from "../core/transaction.js";
 import type { KvEntryMaybe, KvSetOptions, KvWriteInfo } from "../core/types.js";
 import { describe, fail, KvError } from "../errors.js";
 import { assertSameTarget, type KeyRef } from "./compose.js";
-import { NAME_PATTERN, validatedNow } from "./define-kv.js";
+import { NAME_PATTERN, NAME_RULE, validatedNow } from "./define-kv.js";
 import {
   assertStandardSchema,
   type InvalidValueHandler,
@@ -188,7 +188,7 @@ type Out<S extends StandardSchemaV1> = StandardSchemaV1.InferOutput<S>;
 
 /**
  * A typed store named `name` in `kv`: entries `[name, id]` validated by `schema`, any Standard
- * Schema (zod 4, valibot 1, arktype 2…). Names match `/^[a-z][a-z0-9_]*$/`. The schema is
+ * Schema (zod 4, valibot 1, arktype 2…). Names match `/^[a-z][a-zA-Z0-9_]*$/`. The schema is
  * registered in the `$schemas` registry under its hash. Without `kv`, returns the definition
  * alone, to `bind(kv)` later or hand to the server.
  *
@@ -216,7 +216,7 @@ export function defineStore<S extends StandardSchemaV1>(
     fail("INVALID_ARGUMENT", `store ${describe(name)}: names starting with "$" are reserved`);
   }
   if (!NAME_PATTERN.test(name)) {
-    fail("INVALID_ARGUMENT", `store ${JSON.stringify(name)}: a name matches /^[a-z][a-z0-9_]*$/`);
+    fail("INVALID_ARGUMENT", `store ${JSON.stringify(name)}: ${NAME_RULE}`);
   }
   assertStandardSchema(schema, `store ${name}'s schema`);
   const definition = new StoreDefinition<In<S>, Out<S>>(

@@ -257,3 +257,54 @@ describe("typed routes and tokens", () => {
     ).toEqual({ data: "dark" });
   });
 });
+
+describe("camelCase names over HTTP", () => {
+  let server: RunningServer;
+  const call = (path: string, options: Send = {}) => send(server.url, path, options);
+  const put = (path: string, body: unknown) => call(path, { method: "PUT", body });
+
+  beforeAll(async () => {
+    server = await serve({
+      stores: [defineStore("userPrefs", z.object({ fontSize: z.number() }))],
+      workspaces: {
+        app: {
+          lastSyncAt: date({ nullable: true }),
+          betaFeatures: boolean({ default: false }),
+          userPrefs: json({
+            schema: z.object({ notifications: z.boolean(), fontSize: z.number() }),
+            default: { notifications: true, fontSize: 14 },
+          }),
+        },
+      },
+    });
+  });
+  afterAll(() => server.close());
+
+  it("serves workspace keys by their camelCase names", async () => {
+    const when = { date: "2025-06-01T12:00:00.000Z", timeZone: "UTC" };
+    expect((await put("/workspaces/app/kv/lastSyncAt", { value: when })).json).toEqual({
+      data: when,
+    });
+    expect((await put("/workspaces/app/kv/betaFeatures", { value: true })).json).toEqual({
+      data: true,
+    });
+    expect((await call("/workspaces/app/kv")).json).toEqual({
+      data: {
+        lastSyncAt: when,
+        betaFeatures: true,
+        userPrefs: { notifications: true, fontSize: 14 },
+      },
+    });
+    const reset = await call("/workspaces/app/kv/betaFeatures", { method: "DELETE" });
+    expect(reset.json).toEqual({ data: false });
+    expect((await call("/workspaces/app/kv/lastsyncat")).status).toBe(404);
+  });
+
+  it("serves a camelCase store", async () => {
+    const written = await put("/api/stores/userPrefs/ada", { value: { fontSize: 16 } });
+    expect(written.status, written.text).toBe(200);
+    const read = await call("/api/stores/userPrefs/ada");
+    expect(read.json).toMatchObject({ id: "ada", value: { fontSize: 16 } });
+    expect((await call("/api/stores/userPrefs")).json.entries).toHaveLength(1);
+  });
+});
