@@ -4,7 +4,7 @@
  * inside its synchronous commit), which Web Crypto's `digest` is not, hence `@noble/hashes`.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { toHex } from "../../codec/bytes.js";
+import { toHex } from "./bytes.js";
 
 /**
  * `node:crypto`'s one-shot `hash`, for SHA-256 to hex only.
