@@ -5,41 +5,17 @@
  *
  * Each test mounts its own small tmpfs, so the disk really fills; tests run as root here.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { KvError, type KvKey, openKv } from "../../src/index.js";
 import { startServer } from "../../src/server/index.js";
+import { canMount, mountTmpfs, remount, unmountAll } from "./tmpfs.js";
 
-const mounts: string[] = [];
+afterAll(unmountAll);
 
-/** A fresh tmpfs of `size` (as mount spells it), unmounted in afterAll; null if mount is refused. */
-function mountTmpfs(size: string): string | null {
-  const dir = mkdtempSync(join(tmpdir(), "cellar-full-"));
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: "pipe" });
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return null;
-  }
-  mounts.push(dir);
-  return dir;
-}
-
-afterAll(() => {
-  for (const dir of mounts.splice(0)) {
-    execFileSync("umount", ["-l", dir]);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-const probe = mountTmpfs("64k");
-const canMount = probe !== null;
-if (!canMount) {
+if (!canMount)
   console.warn("faults-sqlite: skipped, `mount -t tmpfs` is refused here (needs root)");
-}
 
 /** A value of a few KB, so a 1 MB disk fills within a few hundred writes. */
 const BLOB = "x".repeat(3000);
@@ -65,7 +41,7 @@ async function fillDisk(set: (key: KvKey) => Promise<unknown>): Promise<{
 
 describe.skipIf(!canMount)("SQLite on a full disk", () => {
   it("refuses the write that does not fit, loses nothing acknowledged, writes again once space is freed", async () => {
-    const dir = mountTmpfs("1m")!;
+    const dir = mountTmpfs("size=1m")!;
     const path = join(dir, "full.db");
     const filler = join(dir, "filler");
     writeFileSync(filler, Buffer.alloc(FILLER, 1));
@@ -121,7 +97,7 @@ describe.skipIf(!canMount)("SQLite on a full disk", () => {
   });
 
   it("answers 507 with the STORAGE_ERROR body over HTTP, and keeps serving", async () => {
-    const dir = mountTmpfs("1m")!;
+    const dir = mountTmpfs("size=1m")!;
     const path = join(dir, "served.db");
     const server = await startServer({ db: path, port: 0, openOptions: { sweepInterval: 0 } });
     try {
@@ -147,7 +123,7 @@ describe.skipIf(!canMount)("SQLite on a full disk", () => {
       expect(read.status).toBe(200);
       expect(((await read.json()) as { value: unknown }).value).toBe(BLOB);
 
-      execFileSync("mount", ["-o", "remount,size=8m", dir]);
+      remount(dir, "remount,size=8m");
       expect((await put(["k", "after"])).status).toBe(200);
     } finally {
       await server.close();

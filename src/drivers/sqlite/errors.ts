@@ -27,7 +27,7 @@ export function isFileFault(error: unknown): boolean {
   );
 }
 
-/** `STORAGE_ERROR` for a failure of `doing` (say, "commit") on the file at `path`. */
+/** `STORAGE_ERROR` for a failure to `doing` (say, "commit to") the database at `path`. */
 export function storageError(cause: unknown, path: string, doing: string): KvError {
   const code = sqliteCode(cause);
   const detail = (cause as Error).message;
@@ -43,7 +43,7 @@ export function storageError(cause: unknown, path: string, doing: string): KvErr
             : code?.startsWith("SQLITE_CANTOPEN")
               ? `the file cannot be opened (${detail})`
               : detail;
-  return new KvError("STORAGE_ERROR", `${doing} failed on SQLite database ${path}: ${reason}`, {
+  return new KvError("STORAGE_ERROR", `cannot ${doing} SQLite database ${path}: ${reason}`, {
     cause,
   });
 }

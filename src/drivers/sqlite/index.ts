@@ -10,8 +10,6 @@
  * counter lives in the file, so versionstamps stay strictly increasing across processes.
  */
 
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { keyId } from "../../codec/key.js";
 import { ENCODING_TAG } from "../../codec/value.js";
@@ -44,6 +42,7 @@ import type {
 import { KvError } from "../../errors.js";
 import { isPoint } from "../shared/range.js";
 import { isFileFault, storageError } from "./errors.js";
+import { prepareLocation } from "./path.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
 import {
   groupChanges,
@@ -96,22 +95,19 @@ interface Job {
  * const kv = await openKv("data/app.db", { durability: "normal" });
  */
 export function sqliteDriver(path: string, options: SqliteDriverOptions = {}): KvDriver {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  if (path !== ":memory:") prepareLocation(path);
   const timeout = options.busyTimeout ?? 5000;
   let db: Database.Database | undefined;
   try {
     db = new Database(path, { timeout });
     const opened = db;
     retryWhileBusy(timeout, () => prepareFile(opened, options));
+    return new SqliteDriver(db, options);
   } catch (cause) {
     db?.close();
-    throw new KvError(
-      "STORAGE_ERROR",
-      `cannot open SQLite database ${path}: ${(cause as Error).message}`,
-      { cause },
-    );
+    if (cause instanceof KvError) throw cause;
+    throw storageError(cause, path, "open");
   }
-  return new SqliteDriver(db, options);
 }
 
 /** Switches the file to WAL and creates or migrates its schema. */
@@ -122,6 +118,7 @@ function prepareFile(db: Database.Database, options: SqliteDriverOptions): void 
   // keep more pages in cache (64 MB), which measured 1.6× faster bursts of concurrent writes.
   db.pragma("wal_autocheckpoint = 10000");
   db.pragma("cache_size = -65536");
+  assertCellarTables(db);
   try {
     db.exec("BEGIN IMMEDIATE");
     db.exec(SCHEMA);
@@ -132,6 +129,25 @@ function prepareFile(db: Database.Database, options: SqliteDriverOptions): void 
     if (db.inTransaction) db.exec("ROLLBACK");
     throw error;
   }
+}
+
+/**
+ * Cellar shares a file with other applications' tables, its own all named `cellar_…`; but a
+ * file with some of those names and no `cellar_meta` was not made by Cellar, and writing into
+ * tables of another shape would corrupt that application's data.
+ */
+function assertCellarTables(db: Database.Database): void {
+  const names = db
+    .prepare(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'cellar\\_%' ESCAPE '\\'",
+    )
+    .pluck()
+    .all() as string[];
+  if (names.length === 0 || names.includes("cellar_meta")) return;
+  throw new KvError(
+    "INVALID_ARGUMENT",
+    `cannot open SQLite database ${db.name}: it holds tables named like Cellar's (${names.join(", ")}) that Cellar did not create`,
+  );
 }
 
 /**
@@ -451,7 +467,7 @@ class SqliteDriver implements KvDriver {
             version = mark.version;
             changes.length = mark.changes;
             const error =
-              cause instanceof KvError ? cause : storageError(cause, this.#db.name, "write");
+              cause instanceof KvError ? cause : storageError(cause, this.#db.name, "write to");
             outcomes.push({ ok: false, error });
           }
         }
@@ -472,7 +488,7 @@ class SqliteDriver implements KvDriver {
         throw error;
       }
     } catch (cause) {
-      const error = storageError(cause, this.#db.name, "commit");
+      const error = storageError(cause, this.#db.name, "commit to");
       for (const job of batch) job.reject(error);
       return;
     }
