@@ -6,9 +6,10 @@ import { type Agent, type IncomingHttpHeaders, type IncomingMessage, request } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, expect, vi } from "vitest";
+import { encodeKey } from "../../src/codec/key.js";
 import { coreOf, WHOLE_DATABASE } from "../../src/core/surface.js";
-import type { Kv } from "../../src/index.js";
+import { type Kv, KvU64 } from "../../src/index.js";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/server/index.js";
 
 export interface Reply {
@@ -228,4 +229,150 @@ export function rawExchange(
     );
     socket.on("error", reject);
   });
+}
+
+/**
+ * Starts a server before the file's tests and closes it after them; the getter returns it.
+ * Registered inside a `describe`, the server lives as long as that block.
+ */
+export function serverFor(options: ServerOptions = {}): () => RunningServer {
+  let server: RunningServer | undefined;
+  beforeAll(async () => {
+    server = await serve(options);
+  });
+  afterAll(() => server?.close());
+  return () => {
+    if (!server) throw new Error("the server is not started yet");
+    return server;
+  };
+}
+
+/** The server of the HTTP API's own tests: history keeps values under `audit`, pings every 200 ms. */
+export const apiServer = () =>
+  serverFor({ openOptions: { history: { keepValues: [["audit"]] } }, pingInterval: 200 });
+
+export const VERSIONSTAMP = /^[0-9a-f]{20}$/;
+export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** A query string of `params`, an array value repeating its name. */
+export const query = (params: Record<string, string | string[]>) => {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    for (const item of Array.isArray(value) ? value : [value]) search.append(name, item);
+  }
+  return `?${search}`;
+};
+
+/** The value `GET /api/keys/{path}` answers. */
+export const valueAt = async (base: string, path: string, options: Send = {}) =>
+  (await send(base, `/api/keys/${path}`, options)).json.value;
+
+/** Asserts an error reply: its status, its stable code and a message. */
+export function expectError(reply: Reply, status: number, code: string): void {
+  expect({ status: reply.status, code: reply.json?.error?.code }, reply.text).toEqual({
+    status,
+    code,
+  });
+  expect(reply.json.error.message).toEqual(expect.any(String));
+}
+
+/** Requests confined to one namespace, so each block of tests starts from an empty key space. */
+export function scoped(server: () => RunningServer, namespace: string) {
+  const call = (path: string, options: Send = {}) =>
+    send(server().url, path, { namespace, ...options });
+  return {
+    call,
+    kv: () => server().kv.namespace(namespace),
+    put: async (path: string, body: object) => {
+      const reply = await call(`/api/keys/${path}`, { method: "PUT", body });
+      expect(reply.status, reply.text).toBe(200);
+      return reply.json.versionstamp as string;
+    },
+    get: async (path: string, q = "") => (await call(`/api/keys/${path}${q}`)).json,
+    atomic: (body: object) => call("/api/atomic", { body }),
+  };
+}
+
+export const ADMIN = "admin-token-000000000000";
+export const A_WRITER = "a-writer-token-000000000";
+export const MAX_BODY = 16 * 1024;
+export const MAX_KEY = 128;
+export const MAX_VALUE = 1024;
+
+/** A stored key (namespace first) as the driver protocol carries it. */
+export const stored = (namespace: string, ...key: string[]) =>
+  Buffer.from(encodeKey([namespace, ...key])).toString("base64url");
+export const json = (body: unknown): Send => ({ body });
+export const raw = (text: string, contentType = "application/json"): Send => ({
+  raw: text,
+  headers: { "content-type": contentType },
+});
+export const q = encodeURIComponent;
+
+/** Asserts a refusal: a 4xx (`status` exactly, unless null) with a JSON error of one of `codes`. */
+export function expectRefused(reply: Reply, status: number | null, codes: string | string[]): void {
+  const accepted = Array.isArray(codes) ? codes : [codes];
+  expect(reply.status, reply.text).toBeGreaterThanOrEqual(400);
+  expect(reply.status, reply.text).toBeLessThan(500);
+  if (status !== null) expect(reply.status, reply.text).toBe(status);
+  expect(reply.headers["content-type"]).toMatch(/^application\/json/);
+  expect(reply.json, reply.text).toEqual({
+    error: { code: expect.any(String), message: expect.any(String) },
+  });
+  expect(accepted, reply.text).toContain(reply.json.error.code);
+  expect(reply.json.error.message.length).toBeGreaterThan(0);
+}
+
+/**
+ * The server the malformed-request tests share: an admin and a writer of namespace `a`, small
+ * limits, a few seeded entries. After each test it asserts that nothing was written, in any
+ * namespace, whatever was refused. `call` sends as the admin; `refused` asserts a refusal.
+ */
+export function hostileServer() {
+  const server = serverFor({
+    tokens: [
+      { token: ADMIN, namespaces: ["*"], access: "admin" },
+      { token: A_WRITER, namespaces: ["a"], access: "write" },
+    ],
+    maxBodySize: MAX_BODY,
+    maxPageSize: 50,
+    maxWatchKeys: 3,
+    openOptions: {
+      limits: {
+        maxKeySize: MAX_KEY,
+        maxValueSize: MAX_VALUE,
+        maxMutations: 10,
+        maxChecks: 5,
+        maxReadKeys: 5,
+      },
+    },
+  });
+  beforeAll(async () => {
+    const kv = server().kv;
+    await kv.set(["existing"], "untouched", { tags: ["seed"] });
+    await kv.set(["text"], "not a number");
+    await kv.set(["counter"], new KvU64(1n));
+    await kv.set(["list"], [1]);
+    for (const i of [1, 2, 3]) await kv.set(["items", i], i);
+    await kv.namespace("a").set(["x"], "in a");
+    await kv.namespace("b").set(["x"], "in b");
+  });
+
+  let before: unknown;
+  beforeEach(async () => {
+    before = await snapshot(server().kv);
+  });
+  afterEach(async () => {
+    expect(await snapshot(server().kv)).toEqual(before);
+  });
+
+  const call = (path: string, options: Send = {}) =>
+    send(server().url, path, { token: ADMIN, ...options });
+  const refused = async (
+    path: string,
+    options: Send,
+    status: number | null,
+    codes: string | string[],
+  ) => expectRefused(await call(path, options), status, codes);
+  return { server, call, refused };
 }
