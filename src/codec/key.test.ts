@@ -309,4 +309,12 @@ describe("key codec", () => {
   ])("refuses to decode %s", (_name, bytes) => {
     expect(() => decodeKey(unhex(bytes))).toThrow(expect.objectContaining({ code: "INVALID_KEY" }));
   });
+
+  it("decodes byte parts of a Buffer as plain Uint8Array copies", () => {
+    const encoded = Buffer.from(encodeKey([Uint8Array.of(1, 0, 2), "x"]));
+    const [bytes] = decodeKey(encoded) as [Uint8Array, string];
+    expect(bytes.constructor).toBe(Uint8Array);
+    encoded.fill(9);
+    expect([...bytes]).toEqual([1, 0, 2]);
+  });
 });

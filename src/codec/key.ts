@@ -224,7 +224,8 @@ function readEscaped(buf: Uint8Array, start: number, text: boolean, parts: KvKey
   let end = buf.indexOf(0, start);
   if (end < 0) malformed();
   if (buf[end + 1] !== 0xff) {
-    parts.push(text ? utf8Decode(buf, start, end) : buf.slice(start, end));
+    // A copy as a plain Uint8Array, whatever subclass (Buffer) the input is.
+    parts.push(text ? utf8Decode(buf, start, end) : new Uint8Array(buf.subarray(start, end)));
     return end + 1;
   }
   const out: number[] = [];

@@ -28,6 +28,7 @@
  * Sparse arrays, object cycles, boxed primitives and nesting deeper than 512 levels have no
  * tagged form: such a value is sent whole as `$v8`, which the remote client (and any V8) reads.
  */
+import { fromBase64Url, fromHex, toBase64Url, toHex } from "../codec/bytes.js";
 import type { KvKey, KvKeyPart } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
 import { decodeValue, encodeValue, isPlainJson, type RawValue } from "../codec/value.js";
@@ -48,13 +49,10 @@ const TYPED = {
 } as const;
 type TypedName = keyof typeof TYPED;
 
-const b64 = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
 const unb64 = (text: unknown, what: string): Uint8Array => {
-  if (typeof text !== "string" || !/^[A-Za-z0-9_\-+/]*={0,2}$/.test(text)) {
-    fail("INVALID_VALUE", `${what} must be base64url text, got ${describe(text)}`);
-  }
-  return new Uint8Array(Buffer.from(text, "base64url"));
+  const bytes = typeof text === "string" ? fromBase64Url(text) : null;
+  if (!bytes) fail("INVALID_VALUE", `${what} must be base64url text, got ${describe(text)}`);
+  return bytes;
 };
 
 function specialNumber(n: number): string | null {
@@ -93,7 +91,7 @@ function parseBigInt(text: unknown, what: string): bigint {
 export function keyToJson(key: KvKey): unknown[] {
   return key.map((part) => {
     if (typeof part === "bigint") return { $bigint: part.toString() };
-    if (part instanceof Uint8Array) return { $bytes: b64(part) };
+    if (part instanceof Uint8Array) return { $bytes: toBase64Url(part) };
     if (typeof part === "number") {
       const special = specialNumber(part);
       return special === null ? part : { $number: special };
@@ -162,7 +160,7 @@ export function valueToJson(value: unknown): unknown {
       throw error;
     }
     if (raw.encoding !== "v8") throw error;
-    return { $v8: b64(raw.data) };
+    return { $v8: toBase64Url(raw.data) };
   }
 }
 
@@ -201,13 +199,13 @@ function objectToJson(value: object, seen: Set<object>): unknown {
   if (value instanceof Date)
     return { $date: Number.isNaN(value.getTime()) ? null : value.toISOString() };
   if (value instanceof Uint8Array && value.constructor === Uint8Array)
-    return { $bytes: b64(value) };
-  if (value instanceof ArrayBuffer) return { $arraybuffer: b64(new Uint8Array(value)) };
+    return { $bytes: toBase64Url(value) };
+  if (value instanceof ArrayBuffer) return { $arraybuffer: toBase64Url(new Uint8Array(value)) };
   if (ArrayBuffer.isView(value)) {
     return {
       $typed: {
         type: value.constructor.name,
-        data: b64(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)),
+        data: toBase64Url(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)),
       },
     };
   }
@@ -383,10 +381,11 @@ export function keyFromPath(path: string): KvKeyPart[] {
         if (!/^-?\d+$/.test(body))
           fail("INVALID_KEY", `key segment ${i}: ${describe(body)} is not an integer`);
         return BigInt(body);
-      case "~x:":
-        if (!/^([0-9a-fA-F]{2})*$/.test(body))
-          fail("INVALID_KEY", `key segment ${i}: ${describe(body)} is not hex`);
-        return new Uint8Array(Buffer.from(body, "hex"));
+      case "~x:": {
+        const bytes = fromHex(body);
+        if (!bytes) fail("INVALID_KEY", `key segment ${i}: ${describe(body)} is not hex`);
+        return bytes;
+      }
       default:
         return fail(
           "INVALID_KEY",
@@ -407,7 +406,7 @@ export function keyToPath(key: KvKey): string {
       if (typeof part === "number") return `~n:${Object.is(part, -0) ? "-0" : String(part)}`;
       if (typeof part === "bigint") return `~i:${part}`;
       if (typeof part === "boolean") return part ? "~t" : "~f";
-      return `~x:${Buffer.from(part).toString("hex")}`;
+      return `~x:${toHex(part)}`;
     })
     .join("/");
 }

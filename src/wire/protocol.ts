@@ -5,6 +5,7 @@
  * unless it was started with `trustClientClock` (tests that move time by hand).
  */
 
+import { fromBase64Url, toBase64Url } from "../codec/bytes.js";
 import type { RawValue, ValueEncoding } from "../codec/value.js";
 import type {
   ChangeEvent,
@@ -43,8 +44,10 @@ export interface WireMutation {
   readonly t: Mutation["type"];
   readonly k: string;
   readonly v?: WireValue;
-  /** Operand of sum/min/max, decimal. */
+  /** Operand of sum/min/max on a `KvU64`, decimal. */
   readonly o?: string;
+  /** Operand of sum/min/max on a plain number. */
+  readonly n?: number;
   readonly x?: number | null;
   readonly i?: WriteInfo;
   /** A set whose key gets the commit's versionstamp appended. */
@@ -91,13 +94,13 @@ export interface ServerInfo {
   };
 }
 
-export const b64 = (bytes: Uint8Array): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+export const b64 = toBase64Url;
 
+/** Bytes from unpadded base64url; `INVALID_REQUEST` for anything else. */
 export function unb64(text: unknown, what = "bytes"): Uint8Array {
-  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text))
-    fail("INVALID_REQUEST", `${what} must be base64url`);
-  return Buffer.from(text, "base64url");
+  const bytes = typeof text === "string" && /^[A-Za-z0-9_-]*$/.test(text) && fromBase64Url(text);
+  if (!bytes) fail("INVALID_REQUEST", `${what} must be base64url`);
+  return bytes;
 }
 
 export const valueToWire = (value: RawValue): WireValue =>
@@ -144,7 +147,9 @@ export function mutationToWire(m: Mutation): WireMutation {
     case "sum":
     case "min":
     case "max":
-      return { ...base, o: m.operand.toString(), x: m.expiresAt };
+      return typeof m.operand === "number"
+        ? { ...base, n: m.operand, x: m.expiresAt }
+        : { ...base, o: m.operand.toString(), x: m.expiresAt };
     default:
       return {
         ...base,

@@ -4,10 +4,20 @@
  * Everything runs synchronously, which makes every read a snapshot and every write atomic.
  */
 
-import { createRequire } from "node:module";
-import type * as BTreeModule from "sorted-btree";
+import { latin1Encode } from "../../codec/bytes.js";
 import { keyId } from "../../codec/key.js";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
+import {
+  type Applied,
+  applyMutation,
+  DEFAULT_CHANGE_LOG_SIZE,
+  DEFAULT_HISTORY_DEPTH,
+  isLive,
+  revisionOf,
+  type StoredEntry,
+  sha256,
+  writtenKey,
+} from "../../contract/apply.js";
 import type {
   AtomicWrite,
   ChangeEvent,
@@ -22,26 +32,11 @@ import type {
   ReadRange,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import {
-  type Applied,
-  applyMutation,
-  DEFAULT_CHANGE_LOG_SIZE,
-  DEFAULT_HISTORY_DEPTH,
-  isLive,
-  revisionOf,
-  type StoredEntry,
-  sha256,
-  writtenKey,
-} from "../../contract/apply.js";
 import { isPoint } from "../shared/range.js";
+import { BTree } from "./btree.js";
 import { MemoryQueues } from "./queues.js";
 
-// sorted-btree is CommonJS with an ES-style default export, which ESM loaders unwrap differently.
-const BTree = (
-  createRequire(import.meta.url)("sorted-btree") as { default: typeof BTreeModule.default.default }
-).default;
-
-const fromId = (id: string): Uint8Array => Buffer.from(id, "latin1");
+const fromId = latin1Encode;
 
 /**
  * Opens a database that lives in this process's memory and ends with it.

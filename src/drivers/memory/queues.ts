@@ -2,8 +2,6 @@
  * The memory driver's queues: per queue, a B+ tree of ready messages ordered by priority then
  * enqueue order, leased messages by token, and the dead-letter queue by id.
  */
-import { createRequire } from "node:module";
-import type * as BTreeModule from "sorted-btree";
 import type {
   DeadMessage,
   Enqueue,
@@ -24,10 +22,7 @@ import {
   toLeased,
   undeliveredMutations,
 } from "../shared/queue-states.js";
-
-const BTree = (
-  createRequire(import.meta.url)("sorted-btree") as { default: typeof BTreeModule.default.default }
-).default;
+import { BTree } from "./btree.js";
 
 type ReadyKey = [negPriority: number, seq: number];
 

@@ -8,7 +8,6 @@
  *     └──nack / lease expired, deliveries left──┘
  *                        └──nack / lease expired, none left──▶ dead (value written to keysIfUndelivered)
  */
-import { randomUUID } from "node:crypto";
 import type { DeadMessage, Enqueue, LeasedMessage, Mutation } from "../../contract/index.js";
 
 export interface StoredMessage {
@@ -65,7 +64,7 @@ export function lease(
     ...message,
     state: "leased",
     attempts: message.attempts + 1,
-    token: randomUUID(),
+    token: crypto.randomUUID(),
     lockedUntil: now + visibilityTimeout,
   };
 }
