@@ -12,8 +12,8 @@ import { hash } from "node:crypto";
 import { encodeKey } from "../codec/key.js";
 import { KvU64, wrappingAdd } from "../codec/u64.js";
 import { decodeValue, encodeValue, type RawValue, rawBytes, rawSize } from "../codec/value.js";
-import type { EntryMeta, Mutation, RawRevision } from "./index.js";
 import { KvError } from "../errors.js";
+import type { EntryMeta, Mutation, RawRevision } from "./index.js";
 
 /** A key's state as a driver stores it. */
 export interface StoredEntry {
@@ -151,7 +151,9 @@ function nextValue(
     case "sum":
     case "min":
     case "max": {
-      if (current === null) return encodeValue(new KvU64(mutation.operand));
+      const { operand } = mutation;
+      if (typeof operand === "number") return encodeValue(numeric(mutation.type, current, operand));
+      if (current === null) return encodeValue(new KvU64(operand));
       if (current.value.encoding !== "u64") {
         throw new KvError(
           "INVALID_MUTATION",
@@ -159,7 +161,6 @@ function nextValue(
         );
       }
       const existing = KvU64.fromBytes(current.value.data).value;
-      const operand = mutation.operand;
       const result =
         mutation.type === "sum"
           ? wrappingAdd(existing, operand)
@@ -185,6 +186,27 @@ function nextValue(
       );
     }
   }
+}
+
+/** `sum`, `min` or `max` of a plain number into the current value, which must be a number. */
+function numeric(
+  type: "sum" | "min" | "max",
+  current: StoredEntry | null,
+  operand: number,
+): number {
+  if (current === null) return operand;
+  const existing = current.value.encoding === "u64" ? null : decodeValue(current.value);
+  if (typeof existing !== "number") {
+    throw new KvError(
+      "INVALID_MUTATION",
+      `cannot apply '${type}' of a number to a value that is not a number`,
+    );
+  }
+  return type === "sum"
+    ? existing + operand
+    : type === "min"
+      ? Math.min(existing, operand)
+      : Math.max(existing, operand);
 }
 
 // Math.min and Math.max do not take bigints.

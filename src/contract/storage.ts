@@ -85,8 +85,9 @@ interface MutationBase {
  *
  * - `set` stores `value`.
  * - `delete` removes the key (no error if absent).
- * - `sum`/`min`/`max` combine a `u64` operand with the current `u64` value (wrap-around for
- *   `sum`); an absent key takes the operand. A current value of another encoding fails the
+ * - `sum`/`min`/`max` combine a `bigint` operand with the current `u64` value (wrap-around for
+ *   `sum`), or a `number` operand with a current number (IEEE 754, as JavaScript adds); an
+ *   absent key takes the operand. A current value of another kind fails the
  *   whole write with `INVALID_MUTATION`.
  * - `append`/`prepend` concatenate the items of `value` (an encoded array) after/before the
  *   current array; an absent key takes the items. A current non-array fails with
@@ -107,7 +108,8 @@ export type Mutation =
     })
   | (MutationBase & {
       readonly type: "sum" | "min" | "max";
-      readonly operand: bigint;
+      /** A bigint in [0, 2^64) for a `KvU64`; a finite number for a plain number. */
+      readonly operand: bigint | number;
       readonly expiresAt: number | null;
     })
   | (MutationBase & { readonly type: "delete" });

@@ -10,7 +10,7 @@ import { assertVersionstamp } from "../codec/versionstamp.js";
 import type { Check, Enqueue, Mutation } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { assertCounts } from "./commit.js";
-import { arrayOperand, type Database, u64Operand } from "./database.js";
+import { arrayOperand, type Database, numericOperand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
 import { expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
@@ -45,7 +45,7 @@ export interface KvAtomicCheck {
 export type KvMutation = { readonly key: KvAtomicKey } & (
   | { readonly type: "set"; readonly value: unknown; readonly expireIn?: number }
   | { readonly type: "delete" }
-  | { readonly type: "sum" | "min" | "max"; readonly value: KvU64 | bigint }
+  | { readonly type: "sum" | "min" | "max"; readonly value: KvU64 | bigint | number }
   | { readonly type: "append" | "prepend"; readonly value: readonly unknown[] }
 );
 
@@ -62,7 +62,7 @@ type Pending =
   | {
       type: "sum" | "min" | "max";
       key: KvAtomicKey;
-      operand: bigint;
+      operand: bigint | number;
       expiresAt: number | null;
       info?: KvWriteInfo;
     }
@@ -135,17 +135,17 @@ export class AtomicOperation {
   }
 
   /** Adds to a `KvU64` (modulo 2^64); an absent key takes `n`. */
-  sum(key: KvAtomicKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+  sum(key: KvAtomicKey, n: KvU64 | bigint | number, options: KvSetOptions = {}): this {
     return this.#numeric("sum", key, n, options);
   }
 
-  /** Keeps the smaller of the stored `KvU64` and `n`. */
-  min(key: KvAtomicKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+  /** Keeps the smaller of the stored value and `n` (both `KvU64`, or both numbers). */
+  min(key: KvAtomicKey, n: KvU64 | bigint | number, options: KvSetOptions = {}): this {
     return this.#numeric("min", key, n, options);
   }
 
-  /** Keeps the larger of the stored `KvU64` and `n`. */
-  max(key: KvAtomicKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+  /** Keeps the larger of the stored value and `n` (both `KvU64`, or both numbers). */
+  max(key: KvAtomicKey, n: KvU64 | bigint | number, options: KvSetOptions = {}): this {
     return this.#numeric("max", key, n, options);
   }
 
@@ -236,7 +236,7 @@ export class AtomicOperation {
 
   #numeric(type: "sum" | "min" | "max", key: KvAtomicKey, n: unknown, options: KvSetOptions): this {
     this.#validateKey(key);
-    const operand = u64Operand(type, n);
+    const operand = numericOperand(type, n);
     const info = writeInfoFrom(options, SET_OPTIONS);
     return this.#push({
       type,

@@ -132,11 +132,16 @@ function planMutation(
     case "min":
     case "max":
       if (
-        typeof mutation.operand !== "bigint" ||
-        mutation.operand < 0n ||
-        mutation.operand >= U64_END
+        typeof mutation.operand === "number"
+          ? !Number.isFinite(mutation.operand)
+          : typeof mutation.operand !== "bigint" ||
+            mutation.operand < 0n ||
+            mutation.operand >= U64_END
       )
-        fail("INVALID_MUTATION", `mutation ${index}: '${mutation.type}' takes a u64 operand`);
+        fail(
+          "INVALID_MUTATION",
+          `mutation ${index}: '${mutation.type}' takes a u64 or a finite number operand`,
+        );
       break;
     case "delete":
       break;

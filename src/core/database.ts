@@ -262,11 +262,18 @@ export class Database {
   }
 }
 
-/** Operand of `sum`/`min`/`max`: a `KvU64` or a bigint in its range. */
-export function u64Operand(type: string, value: unknown): bigint {
+/**
+ * Operand of `sum`/`min`/`max`: a `KvU64` or a bigint in its range, for a `KvU64` value; or a
+ * finite number, for a plain number value (Redis' INCRBY and INCRBYFLOAT).
+ */
+export function numericOperand(type: string, value: unknown): bigint | number {
   if (value instanceof KvU64) return value.value;
   if (typeof value === "bigint") return new KvU64(value).value;
-  fail("INVALID_MUTATION", `'${type}' takes a KvU64 or a bigint, got ${describe(value)}`);
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  fail(
+    "INVALID_MUTATION",
+    `'${type}' takes a KvU64 or a bigint (for a KvU64), or a finite number (for a number), got ${describe(value)}`,
+  );
 }
 
 /** Items of `append`/`prepend`: an array, stored encoded. */

@@ -33,6 +33,7 @@ import {
   runTransaction,
 } from "./transaction.js";
 import type {
+  KvCommitError,
   KvCommitResult,
   KvEntry,
   KvEntryMaybe,
@@ -51,6 +52,7 @@ const READ_OPTIONS = ["consistency", "metadata"];
 const PAGE_OPTIONS = ["limit", "cursor", "reverse", "metadata"];
 const LIST_OPTIONS = [...PAGE_OPTIONS, "batchSize", "consistency"];
 const DEFAULT_BATCH = 100;
+const EXPIRE_ATTEMPTS = 100;
 const MAX_BATCH = 1000;
 const DELETE_BATCH = 500;
 
@@ -160,6 +162,50 @@ export class Kv implements AsyncDisposable {
       now,
     );
     return { ok: true, versionstamp: result!.versionstamp, uuids: [] };
+  }
+
+  /**
+   * Changes when an entry expires without sending its value again: `expireIn` ms from now, or
+   * never with `null`. It is a write (a new versionstamp and version; tags are kept), committed
+   * only if the entry did not change meanwhile. Resolves `{ ok: false }` when the key is absent.
+   *
+   * @example
+   * await kv.expire(["session", token], 15 * 60_000); // extend a session
+   */
+  async expire(
+    key: KvKey,
+    expireIn: number | null,
+    info?: KvWriteInfo,
+  ): Promise<KvCommitResult | KvCommitError> {
+    this.#db.assertOpen();
+    const point = this.#keyspace.encodePoint(key);
+    const checked = writeInfoFrom(info);
+    for (let attempt = 1; ; attempt++) {
+      const now = this.#db.now();
+      const expiresAt = expireIn === null ? null : expiryFrom(expireIn, now);
+      const [[current] = []] = await this.#db.read([point], this.#keyspace);
+      if (!current) return { ok: false };
+      const result = await this.#db.commit(
+        {
+          checks: [{ key: current.key, versionstamp: current.versionstamp }],
+          mutations: [
+            {
+              type: "set",
+              key: current.key,
+              value: current.value,
+              expiresAt,
+              ...(checked && { info: checked }),
+            },
+          ],
+        },
+        this.#keyspace,
+        now,
+      );
+      if (result) return { ok: true, versionstamp: result.versionstamp, uuids: [] };
+      // A write came between the read and the commit: read the entry again, a bounded number of times.
+      if (attempt === EXPIRE_ATTEMPTS)
+        fail("CONFLICT", `the entry changed under expire() ${EXPIRE_ATTEMPTS} times in a row`);
+    }
   }
 
   /** Deletes one key; deleting an absent key is not an error. */

@@ -10,7 +10,7 @@ import { decodeValue } from "../codec/value.js";
 import { applyMutation, isLive, type StoredEntry } from "../contract/apply.js";
 import type { Check, Enqueue, Mutation } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
-import { arrayOperand, type Database, u64Operand } from "./database.js";
+import { arrayOperand, type Database, numericOperand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
 import { assertOptions, expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
@@ -130,15 +130,15 @@ export class KvTransaction {
     });
   }
 
-  sum(key: KvKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+  sum(key: KvKey, n: KvU64 | bigint | number, options: KvSetOptions = {}): this {
     return this.#numeric("sum", key, n, options);
   }
 
-  min(key: KvKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+  min(key: KvKey, n: KvU64 | bigint | number, options: KvSetOptions = {}): this {
     return this.#numeric("min", key, n, options);
   }
 
-  max(key: KvKey, n: KvU64 | bigint, options: KvSetOptions = {}): this {
+  max(key: KvKey, n: KvU64 | bigint | number, options: KvSetOptions = {}): this {
     return this.#numeric("max", key, n, options);
   }
 
@@ -182,7 +182,7 @@ export class KvTransaction {
     return this.#write({
       type,
       key: this.keyspace.encode(key),
-      operand: u64Operand(type, n),
+      operand: numericOperand(type, n),
       expiresAt: expiryFrom(options.expireIn, this.db.now()),
       ...(info && { info }),
     });

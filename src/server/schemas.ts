@@ -33,7 +33,7 @@ export const Key = z
 
 export const Value = z.unknown().openapi("Value", {
   description:
-    'Plain JSON as itself; other values as one-key tagged objects: $bigint, $number, $undefined, $date, $bytes, $typed, $map, $set, $regexp, $error, $u64, $object (see README "Values over HTTP").',
+    'Plain JSON as itself; other values as one-key tagged objects: $bigint, $number, $undefined, $date, $bytes, $typed, $map, $set, $regexp, $error, $u64, $object, $v8 (see README "Values over HTTP").',
   example: { name: "Ada", since: { $date: "2024-01-01T00:00:00.000Z" } },
 });
 
@@ -135,7 +135,7 @@ export const Mutation = z
   })
   .openapi("Mutation", {
     description:
-      'sum/min/max take {"$u64": "n"}; append/prepend take an array. {"$uuid": i} in a key or value is placeholder i.',
+      'sum/min/max take {"$u64": "n"} for a KvU64, or a number for a number; append/prepend take an array. {"$uuid": i} in a key or value is placeholder i.',
   });
 
 export const AtomicBody = z

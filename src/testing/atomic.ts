@@ -81,9 +81,38 @@ export function atomicSuite(target: KvTarget): void {
       });
       expect((await kv.get(["side"])).value).toBeNull();
       expect((await kv.get(["text"])).value).toBe("not a number");
-      expect(() => kv.atomic().sum(["n"], 1 as never)).toThrow(
-        expect.objectContaining({ code: "INVALID_MUTATION" }),
-      );
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, "1", null]) {
+        expect(() => kv.atomic().sum(["n"], bad as never)).toThrow(
+          expect.objectContaining({ code: "INVALID_MUTATION" }),
+        );
+      }
+    });
+
+    it("sums, and takes min and max of, plain numbers when given a number", async () => {
+      await kv.atomic().sum(["hits"], 1).commit();
+      await kv.atomic().sum(["hits"], 2).sum(["hits"], 0.5).commit();
+      expect((await kv.get(["hits"])).value).toBe(3.5);
+      await kv.atomic().min(["low"], 7).min(["low"], -2).max(["high"], 1).max(["high"], 9).commit();
+      expect((await kv.getMany([["low"], ["high"]])).map((e) => e.value)).toEqual([-2, 9]);
+      const tx = await kv.transaction(async (t) => {
+        t.sum(["hits"], 10);
+        return (await t.get(["hits"])).value;
+      });
+      expect(tx).toMatchObject({ ok: true, value: 13.5 });
+      // A number never mixes with a KvU64 or another kind of value, and a failed sum writes nothing.
+      await kv.set(["u"], new KvU64(1n));
+      await kv.set(["text"], "x");
+      for (const [key, n] of [
+        [["u"], 1],
+        [["text"], 1],
+        [["hits"], 1n],
+      ] as const) {
+        await expect(kv.atomic().set(["side"], 1).sum(key, n).commit()).rejects.toMatchObject({
+          code: "INVALID_MUTATION",
+        });
+      }
+      expect((await kv.get(["side"])).value).toBeNull();
+      expect((await kv.get(["hits"])).value).toBe(13.5);
     });
 
     it("appends and prepends to arrays", async () => {

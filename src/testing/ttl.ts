@@ -30,6 +30,30 @@ export function ttlSuite(target: KvTarget): void {
       expect(res.ok).toBe(true);
     });
 
+    it("changes an entry's expiry without its value, keeping its tags", async () => {
+      const clock = manualClock();
+      kv = await target.open({ clock: clock.now, sweepInterval: 0 });
+      const first = await kv.set(["s"], { big: "value" }, { tags: ["t"] });
+      const res = await kv.expire(["s"], 500);
+      expect(res.ok && res.versionstamp > first.versionstamp).toBe(true);
+      const entry = await kv.get(["s"], { metadata: true });
+      expect(entry.value).toEqual({ big: "value" });
+      expect(entry.metadata).toMatchObject({
+        expiresAt: clock.now() + 500,
+        tags: ["t"],
+        version: 2,
+      });
+      clock.advance(300);
+      expect((await kv.expire(["s"], null)).ok).toBe(true);
+      clock.advance(300);
+      expect((await kv.get(["s"], { metadata: true })).metadata?.expiresAt).toBeNull();
+      expect(await kv.expire(["absent"], 100)).toEqual({ ok: false });
+      await kv.set(["gone"], 1, { expireIn: 10 });
+      clock.advance(10);
+      expect(await kv.expire(["gone"], 100)).toEqual({ ok: false });
+      await expect(kv.expire(["s"], 0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    });
+
     it("reports the expiry in metadata and drops it on a plain overwrite", async () => {
       const clock = manualClock();
       kv = await target.open({ clock: clock.now, sweepInterval: 0 });

@@ -48,12 +48,13 @@ class Placeholders {
   }
 }
 
-function u64(m: MutationBody): KvU64 {
+/** A `sum`/`min`/`max` operand: `{"$u64": "<decimal>"}` for a `KvU64`, a JSON number for a number. */
+function operand(m: MutationBody): KvU64 | number {
   const value = valueFromJson(m.value);
-  if (value instanceof KvU64) return value;
+  if (value instanceof KvU64 || typeof value === "number") return value;
   throw new KvError(
     "INVALID_MUTATION",
-    `'${m.type}' takes {"$u64": "<decimal>"}, got ${describe(value)}`,
+    `'${m.type}' takes {"$u64": "<decimal>"} or a number, got ${describe(value)}`,
   );
 }
 
@@ -76,7 +77,7 @@ function apply(op: AtomicOperation, refs: Placeholders, m: MutationBody): void {
     case "sum":
     case "min":
     case "max":
-      op[m.type](key, u64(m), options);
+      op[m.type](key, operand(m), options);
       return;
     case "append":
     case "prepend": {

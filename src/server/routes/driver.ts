@@ -146,6 +146,7 @@ class WireParser {
       k?: unknown;
       v?: unknown;
       o?: unknown;
+      n?: unknown;
       x?: unknown;
       i?: unknown;
     };
@@ -161,8 +162,9 @@ class WireParser {
       case "sum":
       case "min":
       case "max": {
+        if (typeof m.n === "number") return { ...base, type: m.t, operand: m.n, expiresAt };
         if (typeof m.o !== "string" || !/^\d{1,20}$/.test(m.o))
-          throw new KvError("INVALID_MUTATION", "o must be a decimal u64");
+          throw new KvError("INVALID_MUTATION", "o must be a decimal u64, or n a number");
         return { ...base, type: m.t, operand: new KvU64(BigInt(m.o)).value, expiresAt };
       }
       case "set":

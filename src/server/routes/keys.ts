@@ -150,6 +150,37 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
 
   app.openapi(
     createRoute({
+      method: "patch",
+      path: `/api/keys/${KEY_PATH}`,
+      tags: ["keys"],
+      summary: "Change when a key expires, without sending its value",
+      description:
+        "`expireIn` ms from now, or `null` for never. A write: the entry gets a new versionstamp and keeps its value and tags. 404 when the key is absent.",
+      request: {
+        params: KeyParam,
+        ...body(
+          z.strictObject({
+            expireIn: z.number().int().positive().nullable(),
+            modifiedBy: z.string().max(256).optional(),
+            comment: z.string().max(4096).optional(),
+          }),
+        ),
+      },
+      responses: { 200: json(CommitOk), ...errors },
+    }),
+    async (c) => {
+      requireAccess(c, "write");
+      const key = pathKey(c, KEYS_ROUTE);
+      const { expireIn, ...info } = c.req.valid("json");
+      const result = await c.get("kv").expire(key, expireIn, info);
+      if (!result.ok)
+        throw new KvError("NOT_FOUND", "no entry at this key to change the expiry of");
+      return c.json({ ok: true as const, versionstamp: result.versionstamp }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: "delete",
       path: `/api/keys/${KEY_PATH}`,
       tags: ["keys"],
