@@ -4,7 +4,6 @@ import { KvU64 } from "../../src/index.js";
 import { keyToPath } from "../../src/wire/json.js";
 import {
   apiServer,
-  expectError,
   expectRefused,
   hostileServer,
   json,
@@ -243,18 +242,6 @@ describe("HTTP API", () => {
     it("stores a KvU64 nested inside an object as its plain fields, as Deno KV does", async () => {
       await api.put("nested-u64", { value: { hits: { $u64: "5" } } });
       expect((await api.get("nested-u64")).value).toEqual({ hits: { value: { $bigint: "5" } } });
-    });
-
-    it("refuses to serve a stored value JSON cannot carry with INVALID_VALUE", async () => {
-      const cyclic: Record<string, unknown> = { name: "loop" };
-      cyclic.self = cyclic;
-      await api.kv().set(["cyclic"], cyclic);
-      // biome-ignore lint/suspicious/noSparseArray: the sparse array is the point
-      await api.kv().set(["sparse"], [1, , 3]);
-      expectError(await api.call("/api/keys/cyclic"), 400, "INVALID_VALUE");
-      expectError(await api.call("/api/keys/sparse"), 400, "INVALID_VALUE");
-      await api.kv().delete(["cyclic"]);
-      await api.kv().delete(["sparse"]);
     });
 
     // Bug: valueToJson recurses once per level, so reading a value nested a few thousand levels

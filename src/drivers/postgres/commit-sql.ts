@@ -4,8 +4,8 @@
  */
 import type pg from "pg";
 import { parseVersionstamp } from "../../codec/versionstamp.js";
-import type { Enqueue, RawRevision } from "../../contract/index.js";
 import type { StoredEntry } from "../../contract/apply.js";
+import type { Enqueue, RawRevision } from "../../contract/index.js";
 import { newMessage } from "../shared/queue-states.js";
 import { binaryArray, type ElementType, statement, valueColumns } from "./rows.js";
 

@@ -14,14 +14,6 @@
 import type pg from "pg";
 import { keyId } from "../../codec/key.js";
 import { formatVersionstamp } from "../../codec/versionstamp.js";
-import type {
-  ChangeEvent,
-  Check,
-  Enqueue,
-  EnqueueResult,
-  Mutation,
-  RawRevision,
-} from "../../contract/index.js";
 import {
   type Applied,
   applyMutation,
@@ -30,6 +22,14 @@ import {
   type StoredEntry,
   writtenKey,
 } from "../../contract/apply.js";
+import type {
+  ChangeEvent,
+  Check,
+  Enqueue,
+  EnqueueResult,
+  Mutation,
+  RawRevision,
+} from "../../contract/index.js";
 import {
   type CommitSql,
   historyColumns,

@@ -28,8 +28,8 @@
  */
 import pg from "pg";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
-import type { ChangeEvent } from "../../contract/index.js";
 import type { StoredEntry } from "../../contract/apply.js";
+import type { ChangeEvent } from "../../contract/index.js";
 import { EntryCache } from "./cache.js";
 import { statement, TYPES } from "./rows.js";
 

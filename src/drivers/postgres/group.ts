@@ -14,9 +14,9 @@
  * happened since the cached state, in which case the group runs again the long way.
  */
 import pg from "pg";
+import type { StoredEntry } from "../../contract/apply.js";
 import type { AtomicWrite, ChangeEvent, CommitResult } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import type { StoredEntry } from "../../contract/apply.js";
 import { type BatchOptions, CommitBatch, type CommitPlan, keysOf, uniqueKeys } from "./commit.js";
 import type { CommitSql } from "./commit-sql.js";
 import { type ChangeFeed, changesOf } from "./feed.js";

@@ -21,6 +21,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { keyId } from "../../codec/key.js";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
+import { DEFAULT_CHANGE_LOG_SIZE, DEFAULT_HISTORY_DEPTH, sha256 } from "../../contract/apply.js";
 import type {
   AtomicWrite,
   ChangeEvent,
@@ -36,7 +37,6 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import { DEFAULT_CHANGE_LOG_SIZE, DEFAULT_HISTORY_DEPTH, sha256 } from "../../contract/apply.js";
 import { isPoint } from "../shared/range.js";
 import { commitSql } from "./commit-sql.js";
 import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./feed.js";

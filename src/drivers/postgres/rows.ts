@@ -5,9 +5,9 @@
 import pg from "pg";
 import { ENCODING_TAG, type RawValue, TAG_ENCODING } from "../../codec/value.js";
 import { formatVersionstamp } from "../../codec/versionstamp.js";
+import type { StoredEntry } from "../../contract/apply.js";
 import type { EntryMeta, RawEntry } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import type { StoredEntry } from "../../contract/apply.js";
 
 /**
  * Type parsing for the driver's connections only (never pg's global parsers): `bigint` columns

@@ -5,9 +5,9 @@
 import type Database from "better-sqlite3";
 import { type RawValue, TAG_ENCODING } from "../../codec/value.js";
 import { formatVersionstamp } from "../../codec/versionstamp.js";
+import type { StoredEntry } from "../../contract/apply.js";
 import type { ChangeEvent, EntryMeta, RawEntry } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import type { StoredEntry } from "../../contract/apply.js";
 
 export const SCHEMA_VERSION = 1;
 
