@@ -179,6 +179,21 @@ describe("defineKv", () => {
     expect(observed.seen).toHaveLength(3);
   });
 
+  it("does not fire for a write that leaves the value as it was", async () => {
+    const settings = defineKv(kv, definition());
+    const observed = collect<string>((cb) => settings.theme.observe(cb), 3);
+    await vi.waitFor(() => expect(observed.seen).toEqual(["light"]));
+    await settings.theme.set("light");
+    await settings.theme.reset(); // back to the default, "light"
+    await settings.theme.set("light");
+    await settings.theme.set("dark");
+    await vi.waitFor(() => expect(observed.seen).toEqual(["light", "dark"]));
+    await settings.theme.set("dark");
+    await settings.theme.set("light");
+    expect(await observed.done).toEqual(["light", "dark", "light"]);
+    observed.stop();
+  });
+
   it("lists its values and their JSON forms", async () => {
     const settings = defineKv(kv, definition());
     expect(settings.$all().map((value) => value.name)).toEqual(Object.keys(definition()));

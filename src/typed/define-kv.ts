@@ -267,12 +267,18 @@ class TypedValueImpl<C extends AnyColumn> implements TypedValue<C> {
     }
     const reader = this.kv.watch([this.key]).getReader();
     let active = true;
+    // A write that leaves the value as it was (a reset to the default it already had) is no change.
+    let last: string | undefined;
     const pump = async () => {
       for (;;) {
         const { done, value } = await reader.read();
         if (done || !active) return;
         const decoded = await this.decode(value[0]);
-        if (active) notify(callback, decoded);
+        const seen = JSON.stringify(this.toJSON(decoded));
+        if (active && seen !== last) {
+          last = seen;
+          notify(callback, decoded);
+        }
       }
     };
     pump().catch(() => {
