@@ -1,32 +1,17 @@
-import type { DriverOptions, KvDriver } from "./contract/index.js";
-import { Database, type HistoryOptions } from "./core/database.js";
-import { Kv } from "./core/kv.js";
-import { assertPositiveInteger, type KvLimits, resolveLimits } from "./core/limits.js";
-import { describe, fail } from "./errors.js";
+import type { Kv } from "./core/kv.js";
+import {
+  assertPath,
+  givenDriver,
+  isServerUrl,
+  localSettings,
+  type OpenKvOptions,
+  openLocal,
+  openServer,
+} from "./open-common.js";
+
+export type { OpenKvOptions } from "./open-common.js";
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
-
-export interface OpenKvOptions {
-  /** Remote only: the bearer token sent to the server. */
-  readonly token?: string;
-  /** Remote only: which of the token's namespaces to open (default: the one the server picks). */
-  readonly namespace?: string;
-  /**
-   * Use this driver instead of choosing one from the path: a driver, or a function that builds
-   * one from the settings `openKv` resolved (history depth, value size limit, hash).
-   */
-  readonly driver?: KvDriver | ((options: DriverOptions) => KvDriver | Promise<KvDriver>);
-  /** SQLite only: `"full"` (default) fsyncs every commit group; `"normal"` fsyncs at checkpoints. */
-  readonly durability?: "full" | "normal";
-  readonly limits?: Partial<KvLimits>;
-  readonly history?: HistoryOptions;
-  /** Milliseconds between expiry sweeps (default 1000); 0 turns the sweeper off. */
-  readonly sweepInterval?: number;
-  /** The clock every read and write uses, in epoch ms (default `Date.now`). */
-  readonly clock?: () => number;
-  /** Hash of stored values for `dataHash` (default SHA-256, hex). */
-  readonly hash?: (bytes: Uint8Array) => string;
-}
 
 /**
  * Opens a database: in memory for no path or `":memory:"`; a Cellar server for an `http://` or
@@ -40,56 +25,23 @@ export interface OpenKvOptions {
  * await kv.set(["greeting"], "hello");
  */
 export async function openKv(path?: string, options: OpenKvOptions = {}): Promise<Kv> {
-  if (path !== undefined && (typeof path !== "string" || path === "")) {
-    fail("INVALID_ARGUMENT", `openKv takes a file path or ":memory:", got ${describe(path)}`);
+  assertPath(path);
+  if (isServerUrl(path) && !options.driver) {
+    const { undiciTransport } = await import("./drivers/remote/undici.js");
+    return openServer(path, options, undiciTransport);
   }
-  if (path !== undefined && /^https?:\/\//i.test(path) && !options.driver)
-    return openRemote(path, options);
-  const limits = resolveLimits(options.limits);
-  assertPositiveInteger("history.depth", options.history?.depth, 1000);
-  const driverOptions = {
-    maxValueSize: limits.maxValueSize,
-    ...(options.history?.depth !== undefined && { historyDepth: options.history.depth }),
-    ...(options.hash && { hash: options.hash }),
-  };
+  const { limits, driverOptions } = localSettings(options);
   // Each driver is loaded when a path first asks for it, so `import "cellar"` loads no native
   // module, no PostgreSQL client and no HTTP client.
   const driver =
-    typeof options.driver === "function"
-      ? await options.driver(driverOptions)
-      : (options.driver ??
-        (path === undefined || path === ":memory:"
-          ? (await import("./drivers/memory/index.js")).memoryDriver(driverOptions)
-          : POSTGRES_URL.test(path)
-            ? await (await import("./drivers/postgres/index.js")).postgresDriver(
-                path,
-                driverOptions,
-              )
-            : (await import("./drivers/sqlite/index.js")).sqliteDriver(path, {
-                ...driverOptions,
-                ...(options.durability && { durability: options.durability }),
-              })));
-  const db = new Database(driver, {
-    limits,
-    clock: options.clock ?? Date.now,
-    ...(options.history && { history: options.history }),
-    sweepInterval: options.sweepInterval ?? 1000,
-  });
-  return new Kv(db);
-}
-
-async function openRemote(url: string, options: OpenKvOptions): Promise<Kv> {
-  const { remoteDriver } = await import("./drivers/remote/index.js");
-  const driver = await remoteDriver(url, {
-    ...(options.token !== undefined && { token: options.token }),
-    ...(options.namespace !== undefined && { namespace: options.namespace }),
-  });
-  const db = new Database(driver, {
-    // The server's limits, so client-side checks fail exactly where the server would.
-    limits: resolveLimits({ ...driver.info.limits, ...options.limits }),
-    clock: options.clock ?? Date.now,
-    // The server sweeps; a client that asks for sweeps gets them run there.
-    sweepInterval: options.sweepInterval ?? 0,
-  });
-  return new Kv(db, driver.info.namespace);
+    (await givenDriver(options, driverOptions)) ??
+    (path === undefined || path === ":memory:"
+      ? (await import("./drivers/memory/index.js")).memoryDriver(driverOptions)
+      : POSTGRES_URL.test(path)
+        ? await (await import("./drivers/postgres/index.js")).postgresDriver(path, driverOptions)
+        : (await import("./drivers/sqlite/index.js")).sqliteDriver(path, {
+            ...driverOptions,
+            ...(options.durability && { durability: options.durability }),
+          }));
+  return openLocal(driver, limits, options);
 }

@@ -8,7 +8,8 @@
  * replaces (and, under value-keeping prefixes, a tombstone for a delete). A key's history is
  * then its current revision followed by its archive, newest first, ordered by versionstamp.
  */
-import { hash } from "node:crypto";
+// node:crypto in Node; a JavaScript SHA-256 elsewhere (package.json "imports").
+import { hash } from "#crypto";
 import { encodeKey } from "../codec/key.js";
 import { KvU64, wrappingAdd } from "../codec/u64.js";
 import { decodeValue, encodeValue, type RawValue, rawBytes, rawSize } from "../codec/value.js";

@@ -26,6 +26,7 @@ import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } fro
 import type { KvLimits } from "./limits.js";
 import { QueueHandle } from "./queue-handle.js";
 import type { Scope } from "./scope.js";
+import { warn } from "./warn.js";
 import { WatchHub, watchStream } from "./watch.js";
 
 export interface HistoryOptions {
@@ -51,7 +52,7 @@ export class Database {
   readonly now: () => number;
   #closed = false;
   #closing: Promise<void> | null = null;
-  #sweeper: NodeJS.Timeout | null = null;
+  #sweeper: ReturnType<typeof setTimeout> | null = null;
   readonly #keepValues: Uint8Array[];
 
   readonly #driver: KvDriver;
@@ -83,9 +84,7 @@ export class Database {
     if (this.#sweeping) return;
     this.#sweeping = true;
     this.sweep()
-      .catch((error) =>
-        process.emitWarning(`cellar: expiry sweep failed: ${(error as Error).message}`),
-      )
+      .catch((error) => warn(`cellar: expiry sweep failed: ${(error as Error).message}`))
       .finally(() => {
         this.#sweeping = false;
       });

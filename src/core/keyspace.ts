@@ -3,7 +3,14 @@
  * encoded namespace name, and every range it reads is clamped inside that prefix. Because the
  * name is a terminated tuple part, no key or range of one namespace can reach another's.
  */
-import { compareBytes, decodeKey, encodeKey, type KvKey, startsWith } from "../codec/key.js";
+import {
+  compareBytes,
+  concatBytes,
+  decodeKey,
+  encodeKey,
+  type KvKey,
+  startsWith,
+} from "../codec/key.js";
 import type { ReadRange } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import { assertKeySize, assertReadKeySize } from "./commit.js";
@@ -22,7 +29,7 @@ export class Keyspace implements Scope {
     private readonly limits: KvLimits,
   ) {
     this.prefix = encodeKey([namespace]);
-    this.end = Buffer.concat([this.prefix, Buffer.of(0xff)]);
+    this.end = concatBytes(this.prefix, 0xff);
   }
 
   /** The stored form of `key`; throws `INVALID_KEY` or `KEY_TOO_LARGE`. */

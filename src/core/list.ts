@@ -11,6 +11,7 @@
  * - The cursor `""`, which an exhausted iterator reports, means no cursor: the list starts over
  *   from the beginning of the range (the end, in reverse), as it does in Deno KV.
  */
+import { fromBase64Url, toBase64Url } from "../codec/bytes.js";
 import { compareBytes, concatBytes, type KvKey, startsWith } from "../codec/key.js";
 import { describe, fail, KvError } from "../errors.js";
 import type { Keyspace } from "./keyspace.js";
@@ -72,7 +73,7 @@ function commonPrefix(a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 export function encodeCursor(selector: ResolvedSelector, key: Uint8Array): string {
-  return Buffer.from(key.subarray(selector.common.length)).toString("base64url");
+  return toBase64Url(key.subarray(selector.common.length));
 }
 
 /** The byte range left to read after `cursor`. */
@@ -85,7 +86,8 @@ export function rangeAfterCursor(
   if (typeof cursor !== "string" || !CURSOR.test(cursor)) {
     fail("INVALID_CURSOR", `a cursor is a base64url string, got ${describe(cursor)}`);
   }
-  const boundary = concatBytes(selector.common, Buffer.from(cursor, "base64url"));
+  // CURSOR matched: the text is base64url.
+  const boundary = concatBytes(selector.common, fromBase64Url(cursor)!);
   const range = reverse
     ? { start: selector.start, end: boundary }
     : { start: concatBytes(boundary, 0x00), end: selector.end };

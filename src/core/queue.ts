@@ -20,6 +20,7 @@ import type { Database } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
 import { assertOptions } from "./limits.js";
 import type { QueueHandle } from "./queue-handle.js";
+import { warn } from "./warn.js";
 
 export const DEFAULT_QUEUE = "default";
 const ENQUEUE_OPTIONS = [
@@ -322,9 +323,7 @@ export class KvQueue<T = unknown> {
         for (const message of messages) {
           const task = this.#handle(handler, message, visibilityTimeout)
             .catch((error) =>
-              process.emitWarning(
-                `cellar: settling message ${message.id} failed: ${(error as Error).message}`,
-              ),
+              warn(`cellar: settling message ${message.id} failed: ${(error as Error).message}`),
             )
             .finally(() => {
               running.delete(task);

@@ -4,7 +4,7 @@
  * same transaction. When a check fails at commit (another writer got there first) the callback
  * runs again on fresh reads, after an exponential backoff with full jitter.
  */
-import { type KvKey, keyId } from "../codec/key.js";
+import { concatBytes, type KvKey, keyId } from "../codec/key.js";
 import type { KvU64 } from "../codec/u64.js";
 import { decodeValue } from "../codec/value.js";
 import { applyMutation, isLive, type StoredEntry } from "../contract/apply.js";
@@ -74,7 +74,7 @@ export class KvTransaction {
       const results = await this.db.read(
         missing.map((start) => ({
           start,
-          end: Buffer.concat([start, Buffer.of(0)]),
+          end: concatBytes(start, 0),
           limit: 1,
           reverse: false,
         })),

@@ -6,7 +6,7 @@
  * always gets the latest one (as Deno KV does). An entry that expires wakes its watcher at its
  * expiry instant, so an expired value is never the last word.
  */
-import { keyId } from "../codec/key.js";
+import { compareBytes, keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
 import type { ChangeEvent, ChangePage, KvDriver } from "../contract/index.js";
 
@@ -213,7 +213,7 @@ export function watchStream<T>(
   source: WatchSource<T>,
   now: () => number,
 ): ReadableStream<T> {
-  let timer: NodeJS.Timeout | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
   let lastSignature: string | null = null;
   const clear = () => {
     if (timer) clearTimeout(timer);
@@ -315,5 +315,5 @@ export function changeStream<T>(
 }
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  return Buffer.compare(bytes.subarray(0, prefix.length), prefix) === 0;
+  return compareBytes(bytes.subarray(0, prefix.length), prefix) === 0;
 }

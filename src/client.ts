@@ -1,0 +1,79 @@
+/**
+ * `cellar/client`: the `Kv` API for browsers and other runtimes without Node's built-ins. It opens
+ * a database in memory (`openKv()`) or on a Cellar server (`openKv("https://…", { token })`, over
+ * `fetch`); SQLite and PostgreSQL need Node and stay in `cellar`. Nothing it imports uses
+ * `node:*`, `Buffer` or `process`.
+ */
+export type { KvKey, KvKeyPart } from "./codec/key.js";
+export { KvU64 } from "./codec/u64.js";
+export type * from "./contract/index.js";
+export type {
+  AtomicOperation,
+  KvAtomicCheck,
+  KvAtomicKey,
+  KvMutation,
+  KvUuid,
+} from "./core/atomic.js";
+export type { HistoryOptions } from "./core/database.js";
+export { Kv } from "./core/kv.js";
+export { DEFAULT_LIMITS, type KvLimits } from "./core/limits.js";
+export type { KvListIterator } from "./core/list.js";
+export type {
+  KvDeadMessage,
+  KvEnqueueOptions,
+  KvEnqueueResult,
+  KvQueue,
+  KvQueueMessage,
+  ListenOptions,
+  QueueHandler,
+} from "./core/queue.js";
+export type {
+  KvTransaction,
+  KvTransactionEntry,
+  KvTransactionOptions,
+  KvTransactionResult,
+} from "./core/transaction.js";
+export type * from "./core/types.js";
+export type { ChangeBatch } from "./core/watch.js";
+export { KvError, type KvErrorCode } from "./errors.js";
+
+import type { Kv } from "./core/kv.js";
+import { memoryDriver } from "./drivers/memory/index.js";
+import { fetchTransport } from "./drivers/remote/fetch.js";
+import { fail } from "./errors.js";
+import {
+  assertPath,
+  givenDriver,
+  isServerUrl,
+  localSettings,
+  type OpenKvOptions as NodeOpenKvOptions,
+  openLocal,
+  openServer,
+} from "./open-common.js";
+
+/** The options of `cellar`'s `openKv`, less the SQLite ones. */
+export type OpenKvOptions = Omit<NodeOpenKvOptions, "durability">;
+
+/**
+ * Opens a database in this page's memory for no path or `":memory:"`, or on the Cellar server at
+ * an `http://` or `https://` URL (the view of the namespace the server gives the token). The
+ * server must allow the page's origin (`cellar serve --cors <origin>`) unless it serves the page.
+ *
+ * @example
+ * import { openKv } from "cellar/client";
+ * const kv = await openKv("https://kv.example.com", { token });
+ * await kv.set(["greeting"], "hello");
+ */
+export async function openKv(path?: string, options: OpenKvOptions = {}): Promise<Kv> {
+  assertPath(path);
+  if (isServerUrl(path) && !options.driver) return openServer(path, options, fetchTransport);
+  const { limits, driverOptions } = localSettings(options);
+  const given = await givenDriver(options, driverOptions);
+  if (!given && path !== undefined && path !== ":memory:") {
+    fail(
+      "INVALID_ARGUMENT",
+      `cellar/client opens ":memory:" or an http(s):// server URL, got ${JSON.stringify(path)}; files and PostgreSQL need "cellar" in Node`,
+    );
+  }
+  return openLocal(given ?? memoryDriver(driverOptions), limits, options);
+}

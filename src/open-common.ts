@@ -1,0 +1,107 @@
+/**
+ * What `openKv` does once it knows its driver, shared by the Node entry point (`open.ts`) and the
+ * browser one (`client.ts`): option checks, driver settings, and opening a remote server over a
+ * given transport.
+ */
+import type { DriverOptions, KvDriver } from "./contract/index.js";
+import { Database, type HistoryOptions } from "./core/database.js";
+import { Kv } from "./core/kv.js";
+import { assertPositiveInteger, type KvLimits, resolveLimits } from "./core/limits.js";
+import type { TransportFactory } from "./drivers/remote/transport.js";
+import { describe, fail } from "./errors.js";
+
+export interface OpenKvOptions {
+  /** Remote only: the bearer token sent to the server. */
+  readonly token?: string;
+  /** Remote only: which of the token's namespaces to open (default: the one the server picks). */
+  readonly namespace?: string;
+  /**
+   * Use this driver instead of choosing one from the path: a driver, or a function that builds
+   * one from the settings `openKv` resolved (history depth, value size limit, hash).
+   */
+  readonly driver?: KvDriver | ((options: DriverOptions) => KvDriver | Promise<KvDriver>);
+  /** SQLite only: `"full"` (default) fsyncs every commit group; `"normal"` fsyncs at checkpoints. */
+  readonly durability?: "full" | "normal";
+  readonly limits?: Partial<KvLimits>;
+  readonly history?: HistoryOptions;
+  /** Milliseconds between expiry sweeps (default 1000); 0 turns the sweeper off. */
+  readonly sweepInterval?: number;
+  /** The clock every read and write uses, in epoch ms (default `Date.now`). */
+  readonly clock?: () => number;
+  /** Hash of stored values for `dataHash` (default SHA-256, hex). */
+  readonly hash?: (bytes: Uint8Array) => string;
+}
+
+/** Throws `INVALID_ARGUMENT` unless `path` is absent or a non-empty string. */
+export function assertPath(path: unknown): asserts path is string | undefined {
+  if (path !== undefined && (typeof path !== "string" || path === "")) {
+    fail("INVALID_ARGUMENT", `openKv takes a file path or ":memory:", got ${describe(path)}`);
+  }
+}
+
+/** True for an `http://` or `https://` URL: a Cellar server. */
+export function isServerUrl(path: string | undefined): path is string {
+  return path !== undefined && /^https?:\/\//i.test(path);
+}
+
+/** The limits `options` ask for, and the settings a local driver is built with. */
+export function localSettings(options: OpenKvOptions): {
+  limits: KvLimits;
+  driverOptions: DriverOptions;
+} {
+  const limits = resolveLimits(options.limits);
+  assertPositiveInteger("history.depth", options.history?.depth, 1000);
+  const driverOptions = {
+    maxValueSize: limits.maxValueSize,
+    ...(options.history?.depth !== undefined && { historyDepth: options.history.depth }),
+    ...(options.hash && { hash: options.hash }),
+  };
+  return { limits, driverOptions };
+}
+
+/** The driver `options.driver` names, when it names one. */
+export async function givenDriver(
+  options: OpenKvOptions,
+  driverOptions: DriverOptions,
+): Promise<KvDriver | undefined> {
+  return typeof options.driver === "function"
+    ? await options.driver(driverOptions)
+    : options.driver;
+}
+
+/** A `Kv` over a local driver: this process sweeps expired entries. */
+export function openLocal(driver: KvDriver, limits: KvLimits, options: OpenKvOptions): Kv {
+  const db = new Database(driver, {
+    limits,
+    clock: options.clock ?? Date.now,
+    ...(options.history && { history: options.history }),
+    sweepInterval: options.sweepInterval ?? 1000,
+  });
+  return new Kv(db);
+}
+
+/** A `Kv` on a Cellar server reached over `transport`. */
+export async function openServer(
+  url: string,
+  options: OpenKvOptions,
+  transport: TransportFactory,
+): Promise<Kv> {
+  // Loaded on first use, like every driver: opening a local database loads no HTTP client.
+  const { connectRemote } = await import("./drivers/remote/driver.js");
+  const driver = await connectRemote(
+    url,
+    {
+      ...(options.token !== undefined && { token: options.token }),
+      ...(options.namespace !== undefined && { namespace: options.namespace }),
+    },
+    transport,
+  );
+  const db = new Database(driver, {
+    // The server's limits, so client-side checks fail exactly where the server would.
+    limits: resolveLimits({ ...driver.info.limits, ...options.limits }),
+    clock: options.clock ?? Date.now,
+    // The server sweeps; a client that asks for sweeps gets them run there.
+    sweepInterval: options.sweepInterval ?? 0,
+  });
+  return new Kv(db, driver.info.namespace);
+}
