@@ -40,6 +40,7 @@ program
       .default("full"),
   )
   .option("--insecure", "allow a non-loopback host without tokens")
+  .option("--cors <origins>", "comma-separated origins whose pages may call the API (* for any)")
   .action(async (opts) => {
     try {
       const server = await startServer({
@@ -49,6 +50,11 @@ program
         tokensFile: opts.tokens,
         namespaceFrom: opts.namespaceFrom,
         insecure: opts.insecure === true,
+        ...(opts.cors && {
+          cors: String(opts.cors)
+            .split(",")
+            .map((o: string) => o.trim()),
+        }),
         openOptions: { durability: opts.durability === "normal" ? "normal" : "full" },
       });
       console.log(`cellar listening on ${server.url} (database: ${opts.db})`);

@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
 import type { Kv } from "../core/kv.js";
 import { coreOf } from "../core/surface.js";
@@ -47,7 +48,15 @@ export interface AppOptions extends AuthOptions, TypedRouteOptions {
    * does). Only for tests that move time by hand.
    */
   readonly trustClientClock?: boolean;
+  /**
+   * Origins whose pages may call the API from a browser (`"*"` for any); answers their CORS
+   * preflights. Default: none, so only same-origin pages and non-browser clients get through.
+   */
+  readonly cors?: readonly string[];
 }
+
+/** The request headers Cellar's clients send, which a preflight must allow. */
+const CORS_HEADERS = ["Authorization", "Content-Type", "Last-Event-ID", "X-Cellar-Namespace"];
 
 export interface CellarApp {
   readonly app: OpenAPIHono<ServerEnv>;
@@ -80,6 +89,18 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   });
 
   app.onError(onError);
+  const corsOrigins = options.cors ?? [];
+  if (corsOrigins.length > 0) {
+    app.use(
+      "*",
+      cors({
+        origin: corsOrigins.includes("*") ? "*" : [...corsOrigins],
+        allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allowHeaders: CORS_HEADERS,
+        maxAge: 600,
+      }),
+    );
+  }
   let methodsOf: ((path: string) => string[]) | undefined;
   app.notFound((c) => {
     methodsOf ??= routeMethods(app);
@@ -162,7 +183,10 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   });
   typedRoutes(app, kv, options);
 
-  return { app, fastPath: createFastPath(auth), endStreams: () => streams.endAll() };
+  // The fast path answers before Hono's middleware runs, so with CORS on every request goes
+  // through Hono, where the CORS headers are added.
+  const fastPath: FastPath = corsOrigins.length > 0 ? () => false : createFastPath(auth);
+  return { app, fastPath, endStreams: () => streams.endAll() };
 }
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
