@@ -57,12 +57,17 @@ export interface DeadMessage {
   readonly error: string | null;
 }
 
+/**
+ * A queue's messages as of `now`. A message whose lease expired counts as the failed delivery it
+ * became at `lockedUntil` (pending, delayed while its backoff runs, or dead), never as in flight,
+ * whether or not a dequeue has stored that yet.
+ */
 export interface QueueStats {
   /** Ready for delivery now. */
   readonly pending: number;
   /** Waiting for their delay or a retry's backoff. */
   readonly delayed: number;
-  /** Leased to a consumer. */
+  /** Leased to a consumer, lease not expired. */
   readonly inFlight: number;
   /** In the dead-letter queue. */
   readonly dead: number;
@@ -86,9 +91,10 @@ export type Settlement =
 export interface KvQueueStore {
   /**
    * Leases up to `limit` ready messages of `queue` for `visibilityTimeout` ms, highest priority
-   * first, then oldest. A lease that expired first counts as a failed delivery: the message is
-   * retried on its schedule, or dead-lettered when its deliveries are used up. Two callers never
-   * hold the same message at once.
+   * first, then oldest. A lease that expired first counts as a failed delivery at `lockedUntil`:
+   * the message is ready once its backoff has run from that instant, or dead-lettered (failed at
+   * that instant, its `keysIfUndelivered` written now) when its deliveries are used up. Two
+   * callers never hold the same message at once.
    */
   dequeue(
     queue: Uint8Array,

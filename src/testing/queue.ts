@@ -129,6 +129,47 @@ export function queueSuite(target: KvTarget): void {
       expect((await kv.get(["poisoned"])).value).toBe("poison");
     });
 
+    it("redelivers an expired lease once its backoff has run from the lease's expiry, never counting it in flight", async () => {
+      const clock = await open();
+      const q = kv.queue("crashed");
+      await q.enqueue("job", { backoffSchedule: [200] });
+      const leasedAt = clock.now();
+      expect(await q.dequeue({ visibilityTimeout: 100 })).not.toBeNull();
+      clock.advance(150);
+      expect(await q.stats()).toMatchObject({
+        pending: 0,
+        delayed: 1,
+        inFlight: 0,
+        nextAt: leasedAt + 300,
+      });
+      expect(await q.dequeue()).toBeNull();
+      clock.advance(150);
+      expect(await q.stats()).toMatchObject({ pending: 1, delayed: 0, inFlight: 0, nextAt: null });
+      expect(await q.dequeue()).toMatchObject({ value: "job", attempts: 2 });
+    });
+
+    it("counts a message whose last lease expired as dead as of that expiry", async () => {
+      const clock = await open();
+      const q = kv.queue("last");
+      await q.enqueue("job", { backoffSchedule: [] });
+      const leasedAt = clock.now();
+      expect(await q.dequeue({ visibilityTimeout: 100 })).not.toBeNull();
+      clock.advance(2000);
+      expect(await q.stats()).toMatchObject({
+        pending: 0,
+        delayed: 0,
+        inFlight: 0,
+        dead: 1,
+        nextAt: null,
+      });
+      expect(await q.dequeue()).toBeNull();
+      expect((await q.dlq.list())[0]).toMatchObject({
+        value: "job",
+        failedAt: leasedAt + 100,
+        error: "lock expired",
+      });
+    });
+
     it("extends a lease", async () => {
       const clock = await open();
       const q = kv.queue("long");

@@ -12,9 +12,11 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import {
+  afterExpiry,
   afterFailure,
-  LOCK_EXPIRED,
+  effectiveState,
   lease,
+  leaseExpired,
   newMessage,
   revive,
   type StoredMessage,
@@ -101,7 +103,12 @@ export class MemoryQueues {
         return true;
       case "nack":
         state.leased.delete(token);
-        this.#fail(queueId, state, message, now, settlement.error ?? "nack", settlement.delay);
+        this.#putFailed(
+          queueId,
+          state,
+          afterFailure(message, now, settlement.error ?? "nack", settlement.delay),
+          now,
+        );
         return true;
     }
   }
@@ -111,19 +118,26 @@ export class MemoryQueues {
     if (!state) return { pending: 0, delayed: 0, inFlight: 0, dead: 0, nextAt: null };
     let pending = 0;
     let delayed = 0;
+    let inFlight = 0;
+    let dead = state.dead.size;
     let nextAt: number | null = null;
     const consider = (at: number) => {
       if (nextAt === null || at < nextAt) nextAt = at;
     };
-    for (const [, message] of state.ready.entries()) {
-      if (message.availableAt <= now) pending++;
+    const count = (message: StoredMessage) => {
+      if (message.state === "dead") dead++;
+      else if (message.state === "leased") {
+        inFlight++;
+        consider(message.lockedUntil!);
+      } else if (message.availableAt <= now) pending++;
       else {
         delayed++;
         consider(message.availableAt);
       }
-    }
-    for (const message of state.leased.values()) consider(message.lockedUntil!);
-    return { pending, delayed, inFlight: state.leased.size, dead: state.dead.size, nextAt };
+    };
+    for (const [, message] of state.ready.entries()) count(message);
+    for (const message of state.leased.values()) count(effectiveState(message, now));
+    return { pending, delayed, inFlight, dead, nextAt };
   }
 
   /** Forgets dedup keys whose window has passed. */
@@ -170,24 +184,17 @@ export class MemoryQueues {
     return ids.filter((id) => state.dead.delete(id)).length;
   }
 
-  /** Expired leases count as failed deliveries. */
+  /** Expired leases count as failed deliveries, as of their expiry. */
   #reclaim(queueId: string, state: QueueState, now: number): void {
     for (const [token, message] of state.leased) {
-      if (message.lockedUntil! > now) continue;
+      if (!leaseExpired(message, now)) continue;
       state.leased.delete(token);
-      this.#fail(queueId, state, message, now, LOCK_EXPIRED);
+      this.#putFailed(queueId, state, afterExpiry(message), now);
     }
   }
 
-  #fail(
-    queueId: string,
-    state: QueueState,
-    message: StoredMessage,
-    now: number,
-    error: string,
-    delay?: number,
-  ): void {
-    const next = afterFailure(message, now, error, delay);
+  /** Stores a message after a failed delivery; `now` is when that is recorded. */
+  #putFailed(queueId: string, state: QueueState, next: StoredMessage, now: number): void {
     if (next.state === "dead") {
       state.dead.set(next.id, next);
       const mutations = undeliveredMutations(next);

@@ -7,6 +7,10 @@
  *     ▲                  │
  *     └──nack / lease expired, deliveries left──┘
  *                        └──nack / lease expired, none left──▶ dead (value written to keysIfUndelivered)
+ *
+ * An expired lease fails at the instant it expired, not when a dequeue notices it: its backoff
+ * runs from `lockedUntil`, and a message with no deliveries left is dead as of then. Until a
+ * dequeue stores that state, readers see it through {@link effectiveState}.
  */
 import type { DeadMessage, Enqueue, LeasedMessage, Mutation } from "../../contract/index.js";
 
@@ -69,18 +73,32 @@ export function lease(
   };
 }
 
-/** The state after a failed delivery: ready again after its backoff, or dead. */
+/**
+ * The state after a delivery that failed at `failedAt`: ready again once its backoff has run
+ * from then, or dead as of then.
+ */
 export function afterFailure(
   message: StoredMessage,
-  now: number,
+  failedAt: number,
   error: string,
   delay?: number,
 ): StoredMessage {
   const cleared = { ...message, token: null, lockedUntil: null, error };
-  if (message.attempts >= maxAttempts(message)) return { ...cleared, state: "dead", failedAt: now };
+  if (message.attempts >= maxAttempts(message)) return { ...cleared, state: "dead", failedAt };
   const backoff = delay ?? message.backoffSchedule[message.attempts - 1] ?? 0;
-  return { ...cleared, state: "ready", availableAt: now + backoff };
+  return { ...cleared, state: "ready", availableAt: failedAt + backoff };
 }
+
+export const leaseExpired = (message: StoredMessage, now: number): boolean =>
+  message.state === "leased" && message.lockedUntil! <= now;
+
+/** A leased message whose lease expired, as the failed delivery it was at `lockedUntil`. */
+export const afterExpiry = (message: StoredMessage): StoredMessage =>
+  afterFailure(message, message.lockedUntil!, LOCK_EXPIRED);
+
+/** The message as of `now`: an expired lease is the failed delivery it became on expiry. */
+export const effectiveState = (message: StoredMessage, now: number): StoredMessage =>
+  leaseExpired(message, now) ? afterExpiry(message) : message;
 
 /** A dead message back on its queue, ready now, with its deliveries restored. */
 export function revive(message: StoredMessage, now: number): StoredMessage {

@@ -14,8 +14,8 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import {
+  afterExpiry,
   afterFailure,
-  LOCK_EXPIRED,
   lease,
   newMessage,
   revive,
@@ -124,13 +124,22 @@ export class SqliteQueues {
         p(`UPDATE cellar_queue SET state = @state, available_at = @availableAt, attempts = @attempts,
         token = @token, locked_until = @lockedUntil, failed_at = @failedAt, error = @error WHERE seq = @seq`),
       remove: p("DELETE FROM cellar_queue WHERE seq = ?"),
+      // An expired lease counts as the failed delivery it became on expiry (`afterExpiry`).
       stats: p(`SELECT
           coalesce(sum(state = 0 AND available_at <= @now), 0) AS pending,
           coalesce(sum(state = 0 AND available_at > @now), 0) AS delayed,
           coalesce(sum(state = 1), 0) AS inFlight,
           coalesce(sum(state = 2), 0) AS dead,
           min(CASE WHEN state = 0 AND available_at > @now THEN available_at WHEN state = 1 THEN locked_until END) AS nextAt
-        FROM cellar_queue WHERE queue = @queue`),
+        FROM (SELECT
+            CASE WHEN state = 1 AND locked_until <= @now
+              THEN CASE WHEN attempts > json_array_length(backoff) THEN 2 ELSE 0 END
+              ELSE state END AS state,
+            CASE WHEN state = 1 AND locked_until <= @now
+              THEN locked_until + coalesce(backoff ->> (attempts - 1), 0)
+              ELSE available_at END AS available_at,
+            locked_until
+          FROM cellar_queue WHERE queue = @queue)`),
       dead: p(`SELECT * FROM cellar_queue WHERE queue = @queue AND state = 2
         AND (NOT EXISTS (SELECT 1 FROM cellar_queue WHERE queue = @queue AND id = @after AND state = 2)
           OR (failed_at, seq) > (SELECT failed_at, seq FROM cellar_queue WHERE queue = @queue AND id = @after AND state = 2))
@@ -178,7 +187,7 @@ export class SqliteQueues {
     limit: number,
   ): LeasedMessage[] {
     for (const row of this.#stmt.expiredLeases.all(queue, now) as Row[]) {
-      this.#fail(tx, queue, toMessage(row), now, LOCK_EXPIRED);
+      this.#saveFailed(tx, queue, afterExpiry(toMessage(row)), now);
     }
     return (this.#stmt.ready.all(queue, now, limit) as Row[]).map((row) => {
       const leased = lease(toMessage(row), now, visibilityTimeout);
@@ -199,7 +208,12 @@ export class SqliteQueues {
         this.#save({ ...message, lockedUntil: now + settlement.ms });
         return true;
       case "nack":
-        this.#fail(tx, queue, message, now, settlement.error ?? "nack", settlement.delay);
+        this.#saveFailed(
+          tx,
+          queue,
+          afterFailure(message, now, settlement.error ?? "nack", settlement.delay),
+          now,
+        );
         return true;
     }
   }
@@ -244,15 +258,8 @@ export class SqliteQueues {
     return ids.reduce((n, id) => n + this.#stmt.deleteDeadOne.run(queue, id).changes, 0);
   }
 
-  #fail(
-    tx: Tx,
-    queue: Uint8Array,
-    message: StoredMessage,
-    now: number,
-    error: string,
-    delay?: number,
-  ): void {
-    const next = afterFailure(message, now, error, delay);
+  /** Stores a message after a failed delivery; `now` is when that is recorded. */
+  #saveFailed(tx: Tx, queue: Uint8Array, next: StoredMessage, now: number): void {
     this.#save(next);
     if (next.state === "dead") {
       const mutations = undeliveredMutations(next);
