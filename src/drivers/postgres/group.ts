@@ -19,6 +19,13 @@ import type { AtomicWrite, ChangeEvent, CommitResult } from "../../contract/inde
 import { KvError } from "../../errors.js";
 import { type BatchOptions, CommitBatch, type CommitPlan, keysOf, uniqueKeys } from "./commit.js";
 import type { CommitSql } from "./commit-sql.js";
+import {
+  connectionLost,
+  RECONNECT_WINDOW,
+  reconnectDelay,
+  surelyAborted,
+  unavailable,
+} from "./faults.js";
 import { type ChangeFeed, changesOf } from "./feed.js";
 import { isRetryable, type KvRow, pipeline } from "./rows.js";
 
@@ -96,27 +103,52 @@ export class Committer {
   /**
    * Runs `work` on one pooled connection; `work` opens the transaction (pipelined with its
    * first reads) and ends it with {@link finish}. A deadlock or serialization failure rolls it
-   * back and runs it again; any other failure rolls back and surfaces as `STORAGE_ERROR`.
+   * back and runs it again; so does a lost connection, on a new one, when the transaction surely
+   * did not commit or `idempotent` says running it twice is harmless (for a while, then
+   * `UNAVAILABLE`). A commit whose connection was lost with its outcome unknown is never run
+   * again: it fails with `UNAVAILABLE` saying so. Any other failure rolls back and surfaces as
+   * `STORAGE_ERROR`.
    */
-  async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#options.pool.connect().catch((cause: unknown) => {
-      throw storageError(cause);
-    });
-    let broken: Error | undefined;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await work(client);
-        } catch (error) {
-          await client.query("ROLLBACK").catch((cause: Error) => {
-            broken = cause;
-          });
-          if (broken || !isRetryable(error) || attempt >= MAX_ATTEMPTS) throw storageError(error);
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** attempt));
+  async transaction<T>(
+    work: (client: pg.PoolClient) => Promise<T>,
+    options: { idempotent?: boolean } = {},
+  ): Promise<T> {
+    const deadline = Date.now() + RECONNECT_WINDOW;
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.#options.pool.connect();
+      } catch (cause) {
+        if (Date.now() < deadline) {
+          await reconnectDelay(attempt);
+          continue;
         }
+        throw unavailable(cause, false);
       }
-    } finally {
-      client.release(broken);
+      let broken: Error | undefined;
+      try {
+        return await work(client);
+      } catch (error) {
+        await client.query("ROLLBACK").catch((cause: Error) => {
+          broken = cause;
+        });
+        if (!broken && isRetryable(error) && attempt < MAX_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** attempt));
+          continue;
+        }
+        if (broken || connectionLost(error)) {
+          broken ??= error as Error;
+          const rerun = options.idempotent === true || surelyAborted(error);
+          if (rerun && Date.now() < deadline) {
+            await reconnectDelay(attempt);
+            continue;
+          }
+          throw unavailable(error, !rerun);
+        }
+        throw storageError(error);
+      } finally {
+        client.release(broken);
+      }
     }
   }
 

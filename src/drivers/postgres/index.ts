@@ -39,6 +39,7 @@ import type {
 import { KvError } from "../../errors.js";
 import { isPoint } from "../shared/range.js";
 import { commitSql } from "./commit-sql.js";
+import { connectionLost, RECONNECT_WINDOW, reconnectDelay, unavailable } from "./faults.js";
 import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./feed.js";
 import { Committer } from "./group.js";
 import { PostgresQueues, queueSql } from "./queues.js";
@@ -98,6 +99,9 @@ export async function postgresDriver(
   } as pg.PoolConfig);
   // An idle connection that breaks is replaced on next use; the pool must not crash the process.
   pool.on("error", () => undefined);
+  // Nor may one in use: a terminated backend's FATAL, or the reset that follows it, arrives as an
+  // `error` event when no query is waiting for it. The next query on it fails and drops it.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   const origin = randomBytes(8).toString("hex");
   const feed = new ChangeFeed(
     pool,
@@ -416,24 +420,35 @@ class PostgresDriver implements KvDriver {
     return stmt(range.start, range.end, now, range.limit);
   }
 
+  /** One read statement, run again on a new connection while connections are being lost. */
   async #query(query: pg.QueryConfig): Promise<pg.QueryResult> {
-    try {
-      return await this.#reader.query(query);
-    } catch (cause) {
-      throw new KvError("STORAGE_ERROR", `PostgreSQL: ${(cause as Error).message}`, { cause });
+    const deadline = Date.now() + RECONNECT_WINDOW;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#reader.query(query);
+      } catch (cause) {
+        if (!connectionLost(cause)) {
+          throw new KvError("STORAGE_ERROR", `PostgreSQL: ${(cause as Error).message}`, { cause });
+        }
+        if (this.#closed || Date.now() >= deadline) throw unavailable(cause, false);
+        await reconnectDelay(attempt);
+      }
     }
   }
 
   /** Runs read queries in one REPEATABLE READ transaction, so they share one snapshot. */
   async #snapshot(queries: readonly pg.QueryConfig[]): Promise<pg.QueryResult[]> {
-    return this.#committer.transaction(async (client) => {
-      const results = await pipeline(client, [
-        { text: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" },
-        ...queries,
-        { text: "COMMIT" },
-      ]);
-      return results.slice(1, -1);
-    });
+    return this.#committer.transaction(
+      async (client) => {
+        const results = await pipeline(client, [
+          { text: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" },
+          ...queries,
+          { text: "COMMIT" },
+        ]);
+        return results.slice(1, -1);
+      },
+      { idempotent: true },
+    );
   }
 }
 

@@ -167,7 +167,7 @@ export class PostgresQueues {
     visibilityTimeout: number,
     limit: number,
   ): Promise<LeasedMessage[]> {
-    return this.#committer.transaction(async (client) => {
+    return this.#transaction(async (client) => {
       const [, expired, ready] = await pipeline(client, [
         { text: "BEGIN" },
         this.#sql.expiredLeases(queue, now),
@@ -208,7 +208,7 @@ export class PostgresQueues {
         (await this.#run(this.#sql.extend(token, queue, now, now + settlement.ms))).rowCount === 1
       );
     }
-    return this.#committer.transaction(async (client) => {
+    return this.#transaction(async (client) => {
       const [, found] = await pipeline(client, [
         { text: "BEGIN" },
         this.#sql.byToken(token, queue),
@@ -248,7 +248,7 @@ export class PostgresQueues {
   }
 
   requeueDead(queue: Uint8Array, ids: readonly string[] | null, now: number): Promise<number> {
-    return this.#committer.transaction(async (client) => {
+    return this.#transaction(async (client) => {
       const lock =
         ids === null ? this.#sql.lockDead(queue) : this.#sql.lockDeadIds(queue, [...new Set(ids)]);
       const [, dead] = await pipeline(client, [{ text: "BEGIN" }, lock]);
@@ -309,7 +309,16 @@ export class PostgresQueues {
     ];
   }
 
+  /**
+   * A queue operation's transaction. Each may run again after a lost connection whatever its
+   * outcome: a lease taken twice expires and the message is delivered again (delivery is at
+   * least once), and a settlement consumes its lock token, so a second run finds it gone.
+   */
+  #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#committer.transaction(work, { idempotent: true });
+  }
+
   async #run(query: pg.QueryConfig): Promise<pg.QueryResult> {
-    return this.#committer.transaction((client) => client.query(query));
+    return this.#transaction((client) => client.query(query));
   }
 }

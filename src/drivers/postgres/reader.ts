@@ -6,6 +6,7 @@
  * connection keeps none back, or a read would leave every other statement waiting for it.
  */
 import pg from "pg";
+import { connectionLost } from "./faults.js";
 
 export class Reader {
   readonly #pool: pg.Pool;
@@ -29,8 +30,10 @@ export class Reader {
       client = this.#client ?? (await this.#acquire());
       return await client.query(query);
     } catch (error) {
-      // Anything but an error the server reported leaves the connection in doubt.
-      if (client && !(error instanceof pg.DatabaseError)) this.#drop(client, error as Error);
+      // Anything but an error the server reported about the statement leaves the connection in doubt.
+      if (client && (!(error instanceof pg.DatabaseError) || connectionLost(error))) {
+        this.#drop(client, error as Error);
+      }
       throw error;
     } finally {
       this.#busy = false;
