@@ -26,6 +26,7 @@ import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } fro
 import type { KvLimits } from "./limits.js";
 import { QueueHandle } from "./queue-handle.js";
 import type { Scope } from "./scope.js";
+import { unref } from "./timers.js";
 import { warn } from "./warn.js";
 import { WatchHub, watchStream } from "./watch.js";
 
@@ -65,7 +66,7 @@ export class Database {
     this.#keepValues = (options.history?.keepValues ?? []).map((prefix) => encodeKey(prefix));
     if (options.sweepInterval > 0) {
       this.#sweeper = setInterval(() => this.#sweepInBackground(), options.sweepInterval);
-      this.#sweeper.unref();
+      unref(this.#sweeper);
     }
   }
 

@@ -9,6 +9,7 @@
 import { compareBytes, keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
 import type { ChangeEvent, ChangePage, KvDriver } from "../contract/index.js";
+import { unref } from "./timers.js";
 
 type Wake = () => void;
 
@@ -227,7 +228,7 @@ export function watchStream<T>(
       clear();
       if (state.nextExpiry !== null) {
         timer = setTimeout(signal.raise, Math.max(0, state.nextExpiry - now() + 1));
-        timer.unref();
+        unref(timer);
       }
       if (state.signature === lastSignature) return false;
       lastSignature = state.signature;
