@@ -61,7 +61,9 @@ export interface KvConnectOptions {
   readonly maxWatchKeys: number;
 }
 
-const MOUNT = "/kv";
+/** Where the server mounts KV Connect; the metadata exchange advertises paths under it. */
+export const KV_CONNECT_MOUNT = "/kv";
+const MOUNT = KV_CONNECT_MOUNT;
 const DATA = "data";
 const PROTOBUF = { "content-type": "application/x-protobuf" };
 
@@ -129,8 +131,8 @@ function dataPathScope(
   return { caller, space };
 }
 
-/** Registers the KV Connect routes under `/kv`. */
-export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnectOptions): void {
+/** The KV Connect routes, as a sub-app the server mounts at {@link KV_CONNECT_MOUNT}. */
+export function kvConnectRoutes(kv: Kv, options: KvConnectOptions): Hono<ServerEnv> {
   const { core } = coreOf(kv);
   const tokens = options.tokens ?? [];
   const access: AccessOptions = {
@@ -214,5 +216,5 @@ export function kvConnectRoutes(app: Hono<ServerEnv>, kv: Kv, options: KvConnect
     });
   }
 
-  app.route(MOUNT, connect);
+  return connect;
 }

@@ -18,7 +18,7 @@ import {
 } from "../http/auth.js";
 import { errorBody, onError } from "../http/errors.js";
 import { StreamRegistry } from "../http/streams.js";
-import { kvConnectRoutes } from "../kv-connect/routes.js";
+import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
 import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { atomicRoutes } from "./routes/atomic.js";
@@ -118,7 +118,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     );
   });
 
-  healthRoutes(app as never, kv);
+  app.route("/", healthRoutes(kv));
   docsRoutes(app);
 
   const maxBody = options.maxBodySize ?? Math.max(1024 * 1024, 4 * core.limits.maxValueSize);
@@ -167,20 +167,26 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     },
     streams,
   );
-  driverRoutes(app as never, core, {
-    otherNamespaces: (options.namespaceFrom ?? "token") === "token",
-    streams,
-    pingInterval,
-    trustClientClock: options.trustClientClock === true,
-  });
-  kvConnectRoutes(app as never, kv, {
-    tokens: options.tokens,
-    namespaceFrom: options.namespaceFrom,
-    streams,
-    pingInterval,
-    maxBodySize: maxBody,
-    maxWatchKeys: options.maxWatchKeys ?? 100,
-  });
+  app.route(
+    "/",
+    driverRoutes(core, {
+      otherNamespaces: (options.namespaceFrom ?? "token") === "token",
+      streams,
+      pingInterval,
+      trustClientClock: options.trustClientClock === true,
+    }),
+  );
+  app.route(
+    KV_CONNECT_MOUNT,
+    kvConnectRoutes(kv, {
+      tokens: options.tokens,
+      namespaceFrom: options.namespaceFrom,
+      streams,
+      pingInterval,
+      maxBodySize: maxBody,
+      maxWatchKeys: options.maxWatchKeys ?? 100,
+    }),
+  );
   typedRoutes(app, kv, options);
 
   // The fast path answers before Hono's middleware runs, so with CORS on every request goes

@@ -4,7 +4,7 @@
  * hands them to the core's commit pipeline and read path with the request's scope, the
  * namespaces its token may use, where limits and namespaces are checked as for every face.
  */
-import type { Hono } from "hono";
+import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { decodeKey } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
@@ -221,8 +221,8 @@ async function readJson(c: {
   return body as Record<string, unknown>;
 }
 
+/** The driver protocol's routes (`/api/driver/*`), as a sub-app mounted at the root. */
 export function driverRoutes(
-  app: Hono<ServerEnv>,
   core: KvCore,
   options: {
     otherNamespaces: boolean;
@@ -230,7 +230,8 @@ export function driverRoutes(
     pingInterval: number;
     trustClientClock: boolean;
   },
-): void {
+): Hono<ServerEnv> {
+  const app = new Hono<ServerEnv>();
   const parser = new WireParser(core, options.trustClientClock);
   const scopeFor = (scope: RequestScope) => scopeOf(scope, options.otherNamespaces);
   const nowOf = (claimed: unknown) =>
@@ -514,4 +515,6 @@ export function driverRoutes(
       }
     });
   });
+
+  return app;
 }

@@ -1,9 +1,11 @@
 /** Liveness and readiness, unauthenticated so orchestrators can probe them. */
-import type { Hono } from "hono";
+import { Hono } from "hono";
 import type { Kv } from "../../core/kv.js";
 import { errorBody } from "../../http/errors.js";
 
-export function healthRoutes(app: Hono, kv: Kv): void {
+/** The probes, as a sub-app mounted at the root. */
+export function healthRoutes(kv: Kv): Hono {
+  const app = new Hono();
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/readyz", async (c) => {
     try {
@@ -16,4 +18,5 @@ export function healthRoutes(app: Hono, kv: Kv): void {
       );
     }
   });
+  return app;
 }
