@@ -1,81 +1,61 @@
 #!/usr/bin/env node
 /** The `cellar` command. */
 import { createRequire } from "node:module";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command } from "commander";
 import { KvError } from "../errors.js";
 import { startServer } from "../server/serve.js";
-
-const port = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new InvalidArgumentError("a port is an integer in [0, 65535]");
-  return n;
-};
+import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
+/** Exit status of a usage or configuration mistake, as for commander's own refusals. */
+const USAGE = 2;
+
 const program = new Command("cellar")
   .description("Cellar, an ordered transactional key-value database")
-  .version(version);
+  .version(version)
+  // A refused argument is a usage error (2), told apart from a server that failed to run (1).
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : USAGE));
 
-program
+const serve = program
   .command("serve")
-  .description("serve a database over HTTP")
-  .option(
-    "--db <file|url>",
-    "SQLite file, :memory:, or postgres://user@host:5432/db?schema=name",
-    "data/cellar.db",
-  )
-  .option("--host <host>", "interface to listen on", "127.0.0.1")
-  .option("--port <port>", "port to listen on (0 = any free port)", port, 8080)
-  .option("--tokens <file>", "JSON file of bearer tokens scoped to namespaces and access")
-  .addOption(
-    new Option("--namespace-from <source>", "where a request's namespace comes from")
-      .choices(["token", "header", "host"])
-      .default("token"),
-  )
-  .addOption(
-    new Option("--durability <mode>", "SQLite durability")
-      .choices(["full", "normal"])
-      .default("full"),
-  )
-  .option("--insecure", "allow a non-loopback host without tokens")
-  .option("--cors <origins>", "comma-separated origins whose pages may call the API (* for any)")
-  .action(async (opts) => {
-    try {
-      const server = await startServer({
-        db: opts.db,
-        host: opts.host,
-        port: opts.port,
-        tokensFile: opts.tokens,
-        namespaceFrom: opts.namespaceFrom,
-        insecure: opts.insecure === true,
-        ...(opts.cors && {
-          cors: String(opts.cors)
-            .split(",")
-            .map((o: string) => o.trim()),
-        }),
-        openOptions: { durability: opts.durability === "normal" ? "normal" : "full" },
-      });
-      console.log(`cellar listening on ${server.url} (database: ${opts.db})`);
-      const stop = (signal: string) => {
-        console.log(`cellar: ${signal}, shutting down`);
-        server.close().then(
-          () => process.exit(0),
-          (error) => {
-            console.error(error);
-            process.exit(1);
-          },
-        );
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-    } catch (error) {
-      console.error(
-        error instanceof KvError ? error.message.replace(/^\[cellar\] /, "cellar: ") : error,
+  .description(
+    "serve a database over HTTP; each setting comes from its flag, else its environment variable, else the --config file, else its default",
+  );
+
+addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
+  let options: ReturnType<typeof serverOptions>;
+  try {
+    options = serverOptions(resolveSettings(flags, process.env));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`cellar: ${error.message}`);
+    process.exit(USAGE);
+  }
+  try {
+    const server = await startServer(options);
+    console.log(`cellar listening on ${server.url} (database: ${options.db})`);
+    const stop = (signal: string) => {
+      console.log(`cellar: ${signal}, shutting down`);
+      server.close().then(
+        () => process.exit(0),
+        (error) => {
+          console.error(error);
+          process.exit(1);
+        },
       );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  } catch (error) {
+    if (!(error instanceof KvError)) {
+      console.error(error);
       process.exit(1);
     }
-  });
+    console.error(error.message.replace(/^\[cellar\] /, "cellar: "));
+    // A setting the server refuses (a limit out of range, a bad tokens file) is a usage error.
+    process.exit(error.code === "INVALID_ARGUMENT" ? USAGE : 1);
+  }
+});
 
 await program.parseAsync();
