@@ -19,8 +19,8 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import {
+  afterExpiry,
   afterFailure,
-  LOCK_EXPIRED,
   lease,
   revive,
   STATE_CODE,
@@ -68,6 +68,7 @@ export function queueSql(s: string) {
         AS u(seq, state, available_at, attempts, token, locked_until, failed_at, error)
       WHERE ${q}.seq = u.seq`,
     ),
+    // An expired lease counts as the failed delivery it became on expiry (`afterExpiry`).
     stats: statement(
       "cellar_q_stats",
       `SELECT count(*) FILTER (WHERE state = 0 AND available_at <= $2) AS pending,
@@ -75,7 +76,15 @@ export function queueSql(s: string) {
         count(*) FILTER (WHERE state = 1) AS "inFlight",
         count(*) FILTER (WHERE state = 2) AS dead,
         min(CASE WHEN state = 0 AND available_at > $2 THEN available_at WHEN state = 1 THEN locked_until END) AS "nextAt"
-      FROM ${q} WHERE queue = $1`,
+      FROM (SELECT
+          CASE WHEN state = 1 AND locked_until <= $2
+            THEN CASE WHEN attempts > jsonb_array_length(backoff) THEN 2 ELSE 0 END
+            ELSE state END AS state,
+          CASE WHEN state = 1 AND locked_until <= $2
+            THEN locked_until + coalesce((backoff ->> (attempts - 1))::int8, 0)
+            ELSE available_at END AS available_at,
+          locked_until
+        FROM ${q} WHERE queue = $1) AS m`,
     ),
     dead: statement(
       "cellar_q_dead",
@@ -173,9 +182,7 @@ export class PostgresQueues {
         this.#sql.expiredLeases(queue, now),
         this.#sql.ready(queue, now, limit),
       ]);
-      const reclaimed = (expired!.rows as Row[]).map((row) =>
-        afterFailure(toMessage(row), now, LOCK_EXPIRED),
-      );
+      const reclaimed = (expired!.rows as Row[]).map((row) => afterExpiry(toMessage(row)));
       const candidates = [
         ...(ready!.rows as Row[]).map(toMessage),
         ...reclaimed.filter((m) => m.state === "ready" && m.availableAt <= now),
