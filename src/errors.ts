@@ -55,6 +55,25 @@ export function bareMessage(error: Error): string {
   return error.message.replace(/^\[cellar\] /, "");
 }
 
+/**
+ * A database URL fit to print: its password replaced by `***`. A string that is not a URL (a
+ * file path, `:memory:`) is returned as it is, since it holds no password.
+ *
+ * @example
+ * redactUrl("postgres://app:secret@db:5432/prod"); // "postgres://app:***@db:5432/prod"
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? "(unparsable URL)" : url;
+  }
+  if (!parsed.password) return url;
+  parsed.password = "***";
+  return parsed.toString();
+}
+
 /** Shorthand for throwing inside validation code. */
 export function fail(code: KvErrorCode, message: string): never {
   throw new KvError(code, message);

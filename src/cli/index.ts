@@ -2,7 +2,7 @@
 /** The `cellar` command. */
 import { createRequire } from "node:module";
 import { Command } from "commander";
-import { KvError } from "../errors.js";
+import { KvError, redactUrl } from "../errors.js";
 import { startServer } from "../server/serve.js";
 import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
 
@@ -34,7 +34,7 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
   }
   try {
     const server = await startServer(options);
-    console.log(`cellar listening on ${server.url} (database: ${options.db})`);
+    console.log(`cellar listening on ${server.url} (database: ${redactUrl(options.db)})`);
     const stop = (signal: string) => {
       console.log(`cellar: ${signal}, shutting down`);
       server.close().then(

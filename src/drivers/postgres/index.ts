@@ -36,7 +36,7 @@ import type {
   ReadRange,
   Settlement,
 } from "../../contract/index.js";
-import { KvError } from "../../errors.js";
+import { KvError, redactUrl } from "../../errors.js";
 import { isPoint } from "../shared/range.js";
 import { commitSql } from "./commit-sql.js";
 import { connectionLost, RECONNECT_WINDOW, reconnectDelay, unavailable } from "./faults.js";
@@ -128,7 +128,7 @@ export async function postgresDriver(
     if (cause instanceof KvError) throw cause;
     throw new KvError(
       "STORAGE_ERROR",
-      `cannot open PostgreSQL database ${redact(url)}: ${(cause as Error).message}`,
+      `cannot open PostgreSQL database ${redactUrl(url)}: ${(cause as Error).message}`,
       {
         cause,
       },
@@ -160,16 +160,6 @@ function parseUrl(
     `${startup ? `${startup} ` : ""}-c plan_cache_mode=force_generic_plan`,
   );
   return { connectionString: parsed.toString(), schema: schema ?? fromUrl ?? "public" };
-}
-
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }
 
 function readSql(s: string) {
