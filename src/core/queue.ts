@@ -179,6 +179,8 @@ const decodeDead = <T>(m: DeadMessage): KvDeadMessage<T> => ({
 export class KvQueue<T = unknown> {
   readonly #id: Uint8Array;
   readonly #queue: QueueHandle;
+  /** A dequeue of `listen` failed and none has succeeded since. */
+  #outage = false;
 
   /** @internal */
   constructor(
@@ -350,12 +352,23 @@ export class KvQueue<T = unknown> {
     }
   }
 
+  /**
+   * A dequeue for `listen`: storage that is failing (a lost PostgreSQL server, a full disk) is
+   * reported once and tried again on the next round, so a listener outlives an outage.
+   */
   async #tryDequeue(limit: number, visibilityTimeout: number): Promise<KvQueueMessage<T>[]> {
     try {
-      return await this.dequeueMany(limit, { visibilityTimeout });
+      const messages = await this.dequeueMany(limit, { visibilityTimeout });
+      this.#outage = false;
+      return messages;
     } catch (error) {
-      if (error instanceof KvError && error.code === "DATABASE_CLOSED") return [];
-      throw error;
+      if (!(error instanceof KvError)) throw error;
+      if (error.code === "DATABASE_CLOSED") return [];
+      if (error.code !== "STORAGE_ERROR" && error.code !== "UNAVAILABLE") throw error;
+      if (!this.#outage)
+        warn(`cellar: queue ${this.name}: dequeue failed, retrying: ${error.message}`);
+      this.#outage = true;
+      return [];
     }
   }
 

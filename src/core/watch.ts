@@ -9,6 +9,7 @@
 import { compareBytes, keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
 import type { ChangeEvent, ChangePage, KvDriver } from "../contract/index.js";
+import { KvError } from "../errors.js";
 import { unref } from "./timers.js";
 
 type Wake = () => void;
@@ -158,6 +159,9 @@ export class Signal {
  * A pull stream driven by a {@link Signal}: subscribed on start, closed with the database, and
  * `step` runs each time the signal is raised until it has enqueued something.
  */
+const isOutage = (error: unknown) =>
+  error instanceof KvError && (error.code === "STORAGE_ERROR" || error.code === "UNAVAILABLE");
+
 function signalledStream<T>(
   hub: WatchHub,
   subscribe: (wake: Wake) => () => void,
@@ -187,11 +191,28 @@ function signalledStream<T>(
         await options.start?.();
       },
       async pull(controller) {
-        try {
-          while (await signal.take()) if (await step(controller, signal)) return;
-        } catch (error) {
-          stop();
-          controller.error(error);
+        for (let failures = 0; ; ) {
+          try {
+            while (await signal.take()) {
+              const sent = await step(controller, signal);
+              failures = 0;
+              if (sent) return;
+            }
+            return;
+          } catch (error) {
+            // Storage that is failing for a while (a lost PostgreSQL server) is read again
+            // later, with a growing pause: the stream outlives an outage. Anything else ends it.
+            if (!isOutage(error) || signal.ended) {
+              stop();
+              controller.error(error);
+              return;
+            }
+            failures++;
+            await new Promise((resolve) =>
+              setTimeout(resolve, Math.min(5000, 100 * 2 ** failures)),
+            );
+            signal.raise();
+          }
         }
       },
       cancel: stop,
