@@ -27,6 +27,12 @@ export {
   MAX_UNDELIVERED_KEYS,
   type WriteRequest,
 } from "./commit.js";
+export {
+  countNamespace,
+  listNamespaces,
+  type NamespaceUsage,
+  namespaceUsage,
+} from "./discovery.js";
 export { assertNamespaceName } from "./keyspace.js";
 export { MAX_QUEUE_PAGE, type QueueHandle } from "./queue-handle.js";
 export { NamespaceScope, namespaceOf, type Scope, WHOLE_DATABASE } from "./scope.js";

@@ -22,6 +22,7 @@ import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
 import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { atomicRoutes } from "./routes/atomic.js";
+import { discoveryRoutes } from "./routes/discovery.js";
 import { driverRoutes } from "./routes/driver.js";
 import { healthRoutes } from "./routes/health.js";
 import { keysRoutes } from "./routes/keys.js";
@@ -156,6 +157,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
 
   keysRoutes(app);
   listRoutes(app, { maxPageSize: options.maxPageSize ?? 1000 });
+  discoveryRoutes(app);
   atomicRoutes(app);
   queueRoutes(app, streams, pingInterval);
   watchRoutes(

@@ -64,6 +64,11 @@ export const Entry = z
   })
   .openapi("Entry");
 
+/** An entry of a keys-only listing: no value. */
+export const KeyOnlyEntry = z
+  .object({ key: Key, versionstamp: Versionstamp })
+  .openapi("KeyOnlyEntry");
+
 export const ErrorBody = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
   .openapi("Error", {
@@ -101,6 +106,10 @@ export const ListBody = z
     cursor: z.string().optional(),
     reverse: z.boolean().optional(),
     metadata: z.boolean().optional(),
+    keysOnly: z
+      .boolean()
+      .optional()
+      .openapi({ description: "answer keys and versionstamps without values" }),
   })
   .openapi("ListRequest");
 
@@ -121,6 +130,7 @@ export const ListQuery = PathSelectorQuery.extend({
   cursor: z.string().optional(),
   reverse: flag,
   metadata: flag,
+  keysOnly: flag,
 });
 
 export const MetadataQuery = z.object({ metadata: flag });

@@ -6,7 +6,16 @@ import type { KvListSelector } from "../../core/types.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import { keyFromJson, keyFromPath } from "../../wire/json.js";
-import { Entry, entryJson, isTrue, ListBody, ListQuery, PathSelectorQuery } from "../schemas.js";
+import {
+  Entry,
+  entryJson,
+  isTrue,
+  KeyOnlyEntry,
+  keyJson,
+  ListBody,
+  ListQuery,
+  PathSelectorQuery,
+} from "../schemas.js";
 import { body, errors, json } from "./keys.js";
 
 export interface ListLimits {
@@ -51,7 +60,11 @@ function fromJson(body: { prefix?: unknown; start?: unknown; end?: unknown }) {
 }
 
 const Page = z
-  .object({ entries: z.array(Entry), cursor: z.string().nullable(), hasMore: z.boolean() })
+  .object({
+    entries: z.array(z.union([Entry, KeyOnlyEntry])),
+    cursor: z.string().nullable(),
+    hasMore: z.boolean(),
+  })
   .openapi("Page");
 
 export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): void {
@@ -73,6 +86,7 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       cursor?: string | undefined;
       reverse?: boolean;
       metadata?: boolean;
+      keysOnly?: boolean | undefined;
     },
   ) => {
     const result = await c.get("kv").paginate(selector, {
@@ -82,7 +96,9 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       metadata: options.metadata === true,
     });
     return {
-      entries: result.entries.map(entryJson),
+      entries: options.keysOnly
+        ? result.entries.map((e) => ({ key: keyJson(e.key), versionstamp: e.versionstamp }))
+        : result.entries.map(entryJson),
       cursor: result.cursor,
       hasMore: result.hasMore,
     };
@@ -94,6 +110,7 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       path: "/api/list",
       tags: ["ranges"],
       summary: "List a range (prefix, or start/end key paths); one page per request",
+      description: "`keysOnly=1` answers each entry's key and versionstamp without its value.",
       request: { query: ListQuery },
       responses: { 200: json(Page), ...errors },
     }),
@@ -105,6 +122,7 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
           ...q,
           reverse: isTrue(q.reverse),
           metadata: isTrue(q.metadata),
+          keysOnly: isTrue(q.keysOnly),
         }),
         200,
       );
