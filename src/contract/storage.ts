@@ -173,6 +173,17 @@ export interface KvStorage {
   /** Deletes up to `limit` entries with `expiresAt <= now`; resolves to how many it deleted. */
   deleteExpired(now: number, limit: number): Promise<number>;
 
+  /**
+   * Removes everything stored under `prefix`, in one storage transaction: every entry whose key
+   * starts with `prefix` (expired or not) and the revision history of every such key (deleted
+   * keys' included); in a driver with queues, also every message (ready, leased or dead) and
+   * dedup key of each queue whose name starts with `prefix`. The removed entries' keys are
+   * reported to the change feed as one commit, under a new versionstamp; nothing is reported
+   * when no entry was stored. Resolves to the number of live entries (as of `now`) removed.
+   * `prefix` has a byte below 0xff (every namespace prefix does); another is `INVALID_ARGUMENT`.
+   */
+  purge(prefix: Uint8Array, now: number): Promise<number>;
+
   /** Finishes pending writes, then releases the storage. Later calls fail with `DATABASE_CLOSED`. */
   close(): Promise<void>;
 }

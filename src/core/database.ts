@@ -184,6 +184,19 @@ export class Database {
   }
 
   /**
+   * Drops the namespace whose stored prefix is `prefix` (which `scope` must allow): its entries,
+   * expired or not, their revision history, and every message and dedup key of its queues, in
+   * one storage transaction (see `KvStorage.purge`). Watchers of its keys see them deleted.
+   * Resolves to the number of live entries removed.
+   */
+  purgeNamespace(prefix: Uint8Array, scope: Scope, now = this.now()): Promise<number> {
+    this.assertOpen();
+    if (scope.prefixLength(prefix) !== prefix.length)
+      fail("INVALID_ARGUMENT", "purgeNamespace takes a namespace's prefix, nothing more");
+    return this.#driver.purge(prefix, now);
+  }
+
+  /**
    * The entries of the keys `ranges` read (point ranges, checked against `scope`): at once, then
    * again after every commit or expiry that changes any of them. `null` for an absent key.
    */

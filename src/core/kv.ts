@@ -486,7 +486,12 @@ export class Kv implements AsyncDisposable {
     return new Kv(this.#db, name);
   }
 
-  /** Deletes every entry of namespace `name`, in atomic batches; resolves to how many. */
+  /**
+   * Drops namespace `name`, in one storage transaction: every entry (expired ones too) with its
+   * revision history, and every message of its queues (pending, delayed, leased or dead) with
+   * their dedup keys. Watchers of its keys see them deleted. Resolves to the number of live
+   * entries removed.
+   */
   async dropNamespace(name: string): Promise<number> {
     this.#db.assertOpen();
     assertNamespaceName(name);
@@ -497,7 +502,7 @@ export class Kv implements AsyncDisposable {
       );
     }
     const keyspace = new Keyspace(name, this.#db.limits);
-    return this.#deleteRange(keyspace, concatBytes(keyspace.prefix, 0x00), keyspace.end, undefined);
+    return this.#db.purgeNamespace(keyspace.prefix, keyspace);
   }
 
   /** Runs the expiry sweeper now; resolves to how many expired entries it deleted. */

@@ -55,6 +55,7 @@ export type KvCore = Pick<
   | "queue"
   | "sweep"
   | "deleteExpired"
+  | "purgeNamespace"
   | "keepsValues"
   | "encodeValue"
 >;

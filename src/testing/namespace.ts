@@ -61,6 +61,28 @@ export function namespaceSuite(target: KvTarget): void {
       expect(await kv.count({ prefix: [] })).toBe(1);
     });
 
+    it("drops a namespace's revision history and expired entries, and tells its watchers", async () => {
+      kv = await target.open({ history: { keepValues: [["audit"]] } });
+      const a = kv.namespace("drop-me");
+      await a.set(["audit", "x"], 1);
+      await a.set(["audit", "x"], 2);
+      await a.delete(["audit", "x"]);
+      await a.set(["audit", "y"], "live");
+      await a.set(["brief"], "gone soon", { expireIn: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await kv.namespace("keep").set(["audit", "x"], "kept");
+      const reader = a.watch([["audit", "y"]]).getReader();
+      expect((await reader.read()).value?.[0]?.value).toBe("live");
+      expect(await kv.dropNamespace("drop-me")).toBe(1);
+      expect((await reader.read()).value?.[0]?.value).toBeNull();
+      await reader.cancel();
+      expect(await a.history(["audit", "x"])).toEqual([]);
+      expect(await a.history(["audit", "y"])).toEqual([]);
+      expect(await a.count({ prefix: [] })).toBe(0);
+      expect(await kv.sweepExpired()).toBe(0);
+      expect(await kv.namespace("keep").history(["audit", "x"])).toHaveLength(1);
+    });
+
     it("refuses bad names and nesting", async () => {
       kv = await target.open();
       for (const name of ["", "$system", "a\0b", "x".repeat(257), 5]) {

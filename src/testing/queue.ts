@@ -286,6 +286,31 @@ export function queueSuite(target: KvTarget): void {
       expect((await kv.namespace("a").queue("q").dequeue())?.value).toBe("for a");
     });
 
+    it("drops a namespace's queues with it: pending, leased and dead messages and dedup keys", async () => {
+      await open();
+      const q = kv.namespace("gone").queue("q");
+      await q.enqueue("leased");
+      await q.enqueue("dead", { backoffSchedule: [] });
+      const leased = (await q.dequeue())!;
+      await q.nack((await q.dequeue())!.token);
+      await q.enqueue("pending", { dedupKey: "once" });
+      await q.enqueue("delayed", { delay: 1000 });
+      await kv.namespace("kept").queue("q").enqueue("stays");
+      expect(await q.stats()).toMatchObject({ pending: 1, delayed: 1, inFlight: 1, dead: 1 });
+      expect(await kv.dropNamespace("gone")).toBe(0);
+      expect(await q.stats()).toEqual({
+        pending: 0,
+        delayed: 0,
+        inFlight: 0,
+        dead: 0,
+        nextAt: null,
+      });
+      expect(await q.dlq.list()).toEqual([]);
+      await expect(q.ack(leased.token)).rejects.toMatchObject({ code: "INVALID_TOKEN" });
+      expect(await q.enqueue("again", { dedupKey: "once" })).toMatchObject({ deduplicated: false });
+      expect((await kv.namespace("kept").queue("q").dequeue())?.value).toBe("stays");
+    });
+
     it("listens: acks what the handler finishes, retries what it throws, up to its concurrency", async () => {
       kv = await target.open({ sweepInterval: 0 });
       const seen: unknown[] = [];

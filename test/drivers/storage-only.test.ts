@@ -18,6 +18,7 @@ function storageOnly(options: DriverOptions = {}): KvDriver {
     atomicWrite: (write) => full.atomicWrite(write),
     history: (key, options) => full.history(key, options),
     deleteExpired: (now, limit) => full.deleteExpired(now, limit),
+    purge: (prefix, now) => full.purge(prefix, now),
     close: () => full.close(),
     onChange: (listener) => full.onChange(listener),
     readChanges: (after, limit) => full.readChanges(after, limit),

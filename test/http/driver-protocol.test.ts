@@ -147,6 +147,20 @@ describe("malformed and hostile requests", () => {
       ]);
     });
 
+    it("drops a namespace only for an admin, and only by a whole namespace's prefix", async () => {
+      expectRefused(
+        await call("/api/driver/purge", { token: A_WRITER, ...json({ prefix: stored("a") }) }),
+        403,
+        "FORBIDDEN",
+      );
+      expectRefused(
+        await call("/api/driver/purge", json({ prefix: inA })),
+        400,
+        "INVALID_ARGUMENT",
+      );
+      expectRefused(await call("/api/driver/purge", json({ prefix: 5 })), 400, "INVALID_REQUEST");
+    });
+
     it("confines driver keys to the request's namespace when the namespace comes from a header", async () => {
       const byHeader = await serve({ namespaceFrom: "header" });
       try {

@@ -124,13 +124,17 @@ describe("authentication and namespaces", () => {
       403,
       "FORBIDDEN",
     );
-    await server.kv.namespace("doomed").set(["x"], 1);
+    const doomed = server.kv.namespace("doomed");
+    await doomed.set(["x"], 1);
+    await doomed.queue("jobs").enqueue("pending");
     const reply = await send(server.url, "/api/namespace", {
       method: "DELETE",
       token: admin,
       namespace: "doomed",
     });
     expect([reply.status, reply.json]).toEqual([200, { deleted: 1 }]);
+    expect(await doomed.queue("jobs").stats()).toMatchObject({ pending: 0 });
+    expect(await doomed.history(["x"])).toEqual([]);
   });
 
   it("lets the remote client in with a valid token, and refuses a wrong one with UNAUTHORIZED", async () => {

@@ -274,6 +274,26 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
       return expired.length;
     },
 
+    async purge(prefix, now) {
+      assertOpen();
+      const prefixId = keyId(prefix);
+      const removed: string[] = [];
+      let live = 0;
+      for (const [id, entry] of entries.entries(prefixId)) {
+        if (!id.startsWith(prefixId)) break;
+        removed.push(id);
+        if (isLive(entry.expiresAt, now)) live++;
+      }
+      for (const id of removed) store(id, null);
+      for (const id of histories.keys()) if (id.startsWith(prefixId)) histories.delete(id);
+      queues.purge(prefixId);
+      if (removed.length > 0) {
+        version++;
+        emit({ versionstamp: formatVersionstamp(version), keys: removed.map(fromId) });
+      }
+      return live;
+    },
+
     async readChanges(after, limit) {
       assertOpen();
       const from = parseVersionstamp(after);

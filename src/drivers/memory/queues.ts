@@ -147,6 +147,12 @@ export class MemoryQueues {
     }
   }
 
+  /** Forgets every queue whose id starts with `prefixId`: its messages and dedup keys. */
+  purge(prefixId: string): void {
+    for (const queueId of this.#queues.keys())
+      if (queueId.startsWith(prefixId)) this.#queues.delete(queueId);
+  }
+
   listDead(queueId: string, limit: number, after?: string): DeadMessage[] {
     const dead = [...(this.#queues.get(queueId)?.dead.values() ?? [])];
     const start = after === undefined ? 0 : dead.findIndex((m) => m.id === after) + 1;

@@ -61,6 +61,23 @@ export function commitSql(s: string) {
     commit: new CommitStatements(s),
     notify: statement("cellar_notify", "SELECT pg_notify($1, $2)"),
     forgetDedup: statement("cellar_forget_dedup", `DELETE FROM ${dedup} WHERE until <= $1`),
+    inRange: statement(
+      "cellar_in_range",
+      `SELECT ${STORED_COLUMNS.join(", ")}, NULL::json AS value_json, NULL::bytea AS value_bin
+      FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key FOR UPDATE`,
+    ),
+    dropHistoryRange: statement(
+      "cellar_drop_history_range",
+      `DELETE FROM ${s}.cellar_history WHERE key >= $1 AND key < $2`,
+    ),
+    purgeQueues: statement(
+      "cellar_purge_queues",
+      `DELETE FROM ${s}.cellar_queue WHERE queue >= $1 AND queue < $2`,
+    ),
+    purgeDedup: statement(
+      "cellar_purge_dedup",
+      `DELETE FROM ${dedup} WHERE queue >= $1 AND queue < $2`,
+    ),
   };
 }
 

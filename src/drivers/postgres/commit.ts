@@ -284,6 +284,33 @@ export class CommitBatch {
     return keys.length;
   }
 
+  /**
+   * Deletes every key of `rows` (read by {@link CommitPlan.extra}) as one commit, dropping their
+   * revision history with the revisions that commit archives. Resolves to how many were live.
+   */
+  purge(rows: readonly KvRow[], now: number): number {
+    this.load(rows);
+    const keys = rows.map((row) => row.key);
+    const live = keys.filter((key) => {
+      const current = this.#current(key, false);
+      return current !== null && isLive(current.expiresAt, now);
+    }).length;
+    if (keys.length === 0) return 0;
+    this.commit(
+      [],
+      keys.map((key): Mutation => ({ type: "delete", key })),
+      now,
+    );
+    for (const key of keys) {
+      const history = this.#history.get(keyId(key));
+      if (!history) continue;
+      history.drop = true;
+      history.prune = false;
+      history.rows.clear();
+    }
+    return live;
+  }
+
   /** Whether the batch assigned a version, and so has something to store. */
   get committed(): boolean {
     return this.#version > this.base;

@@ -37,8 +37,8 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import { KvError, redactUrl } from "../../errors.js";
-import { isPoint } from "../shared/range.js";
-import { commitSql } from "./commit-sql.js";
+import { isPoint, prefixEnd } from "../shared/range.js";
+import { type CommitSql, commitSql } from "./commit-sql.js";
 import { connectionLost, RECONNECT_WINDOW, reconnectDelay, unavailable } from "./faults.js";
 import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./feed.js";
 import { Committer } from "./group.js";
@@ -232,6 +232,7 @@ class PostgresDriver implements KvDriver {
   readonly #feed: ChangeFeed;
   readonly #sql: ReturnType<typeof readSql>;
   readonly #committer: Committer;
+  readonly #commitSql: CommitSql;
   readonly #queues: PostgresQueues;
   readonly #depth: number;
   #closed = false;
@@ -249,9 +250,10 @@ class PostgresDriver implements KvDriver {
     this.#feed = feed;
     this.#sql = readSql(s);
     this.#depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
+    this.#commitSql = commitSql(s);
     this.#committer = new Committer({
       pool,
-      sql: commitSql(s),
+      sql: this.#commitSql,
       feed,
       channel: channelOf(schema),
       batch: {
@@ -320,6 +322,34 @@ class PostgresDriver implements KvDriver {
 
   deleteExpired(now: number, limit: number): Promise<number> {
     return this.#ifOpen(() => this.#committer.expire(now, limit));
+  }
+
+  /**
+   * One transaction under the commit lock: the range's entries are deleted as one commit (its
+   * change event names them), then their history, queues and dedup keys go in the same round
+   * trip as that commit's statement.
+   */
+  purge(prefix: Uint8Array, now: number): Promise<number> {
+    const end = prefixEnd(prefix);
+    const sql = this.#commitSql;
+    return this.#ifOpen(() =>
+      this.#committer.transaction(async (client) => {
+        const opened = await this.#committer.open(client, {
+          begin: true,
+          keys: [],
+          valueKeys: [],
+          dedup: [],
+          extra: [sql.inRange(prefix, end)],
+        });
+        const live = opened.batch.purge(opened.extra[0]!.rows as KvRow[], now);
+        await this.#committer.finish(client, opened, [
+          sql.dropHistoryRange(prefix, end),
+          sql.purgeQueues(prefix, end),
+          sql.purgeDedup(prefix, end),
+        ]);
+        return live;
+      }),
+    );
   }
 
   onChange(listener: (change: ChangeEvent) => void): () => void {

@@ -367,6 +367,16 @@ class Remote implements RemoteDriver {
       .deleted;
   }
 
+  async purge(prefix: Uint8Array, now: number): Promise<number> {
+    this.#assertOpen();
+    return (
+      await this.#client.call<{ purged: number }>("POST", "/api/driver/purge", {
+        prefix: b64(prefix),
+        now,
+      })
+    ).purged;
+  }
+
   async readChanges(after: string, limit: number): Promise<ChangePage> {
     this.#assertOpen();
     return changePageFromWire(

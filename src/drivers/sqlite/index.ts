@@ -40,7 +40,7 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import { isPoint } from "../shared/range.js";
+import { isPoint, prefixEnd } from "../shared/range.js";
 import { isFileFault, storageError } from "./errors.js";
 import { prepareLocation } from "./path.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
@@ -323,6 +323,25 @@ class SqliteDriver implements KvDriver {
         );
       }
       return expired.length;
+    });
+  }
+
+  purge(prefix: Uint8Array, now: number): Promise<number> {
+    const end = prefixEnd(prefix);
+    return this.#write((tx) => {
+      const stored = this.#stmt.storedKeys.all({ start: prefix, end, now }) as [Buffer, number][];
+      // Deleting through the commit path logs the keys under one versionstamp for the feed; the
+      // revisions those deletes archive go with the rest of the range's history just after.
+      if (stored.length > 0) {
+        tx.commit(
+          [],
+          stored.map(([key]) => ({ type: "delete", key })),
+          now,
+        );
+      }
+      this.#stmt.dropHistoryRange.run(prefix, end);
+      this.#queues.purge(prefix, end);
+      return stored.filter(([, live]) => live === 1).length;
     });
   }
 

@@ -150,6 +150,8 @@ export class SqliteQueues {
       deleteDeadOne: p("DELETE FROM cellar_queue WHERE queue = ? AND id = ? AND state = 2"),
       deleteDeadAll: p("DELETE FROM cellar_queue WHERE queue = ? AND state = 2"),
       readyQueues: p("SELECT DISTINCT queue FROM cellar_queue WHERE state = 0").pluck(),
+      purge: p("DELETE FROM cellar_queue WHERE queue >= ? AND queue < ?"),
+      purgeDedup: p("DELETE FROM cellar_queue_dedup WHERE queue >= ? AND queue < ?"),
     };
   }
 
@@ -230,6 +232,12 @@ export class SqliteQueues {
   /** Queues that have messages waiting (ready now or after a delay): their consumers look again. */
   readyQueues(): Uint8Array[] {
     return this.#stmt.readyQueues.all() as Buffer[];
+  }
+
+  /** Deletes the messages and dedup keys of every queue named in `[start, end)`. */
+  purge(start: Uint8Array, end: Uint8Array): void {
+    this.#stmt.purge.run(start, end);
+    this.#stmt.purgeDedup.run(start, end);
   }
 
   listDead(queue: Uint8Array, limit: number, after?: string): DeadMessage[] {

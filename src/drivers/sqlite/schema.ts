@@ -86,6 +86,8 @@ export type StatementName =
   | "dropHistory"
   | "history"
   | "expired"
+  | "storedKeys"
+  | "dropHistoryRange"
   | "getVersion"
   | "logChange"
   | "changes"
@@ -143,6 +145,10 @@ export function prepareStatements(
     expired: p(
       "SELECT key FROM cellar_kv WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
     ).pluck(),
+    storedKeys: p(
+      `SELECT key, ${LIVE} FROM cellar_kv WHERE key >= @start AND key < @end ORDER BY key`,
+    ).raw(),
+    dropHistoryRange: p("DELETE FROM cellar_history WHERE key >= ? AND key < ?"),
     getVersion: p("SELECT value FROM cellar_meta WHERE name = 'version'").pluck(),
     logChange: p("INSERT OR IGNORE INTO cellar_changes (vs, key) VALUES (?, ?)"),
     changes: p(`SELECT vs, key FROM cellar_changes WHERE vs > @after AND vs <= coalesce(

@@ -410,6 +410,15 @@ export function driverRoutes(
     return c.json({ deleted: await core.sweep() });
   });
 
+  app.post("/api/driver/purge", async (c) => {
+    // Dropping a namespace is an admin's act, as DELETE /api/namespace is.
+    requireAccess(c, "admin");
+    const body = await readJson(c);
+    const prefix = unb64(body.prefix, "prefix");
+    const purged = await core.purgeNamespace(prefix, scopeFor(c.get("scope")), nowOf(body.now));
+    return c.json({ purged });
+  });
+
   const visibleChanges = async (scope: RequestScope, after: string, limit: number) => {
     const visible = visibleTo(scopeFor(scope));
     const page = await core.changes(after, limit);

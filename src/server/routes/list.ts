@@ -2,6 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { KvKey } from "../../codec/key.js";
 import type { Kv } from "../../core/kv.js";
+import { coreOf } from "../../core/surface.js";
 import type { KvListSelector } from "../../core/types.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
@@ -203,12 +204,14 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       method: "delete",
       path: "/api/namespace",
       tags: ["ranges"],
-      summary: "Delete every entry of the request's namespace (admin)",
+      summary:
+        "Drop the request's namespace (admin): its entries with their history, and its queues' messages and dedup keys; `deleted` counts the live entries",
       responses: { 200: json(z.object({ deleted: z.number() })), ...errors },
     }),
     async (c) => {
       requireAccess(c, "admin");
-      return c.json({ deleted: await c.get("kv").deleteMany({ prefix: [] }) }, 200);
+      const { core, keyspace } = coreOf(c.get("kv"));
+      return c.json({ deleted: await core.purgeNamespace(keyspace.prefix, keyspace) }, 200);
     },
   );
 }
