@@ -116,4 +116,11 @@ export interface KvQueueStore {
 
   /** Deletes dead messages (all when `ids` is null). */
   deleteDead(queue: Uint8Array, ids: readonly string[] | null): Promise<number>;
+
+  /**
+   * The names of the queues in `[start, end)` (byte order, as keys) that hold any message:
+   * ready, delayed, leased or dead; at most `limit`, in byte order. Optional: without it, listing
+   * queues answers `UNSUPPORTED`.
+   */
+  listQueues?(range: { start: Uint8Array; end: Uint8Array }, limit: number): Promise<Uint8Array[]>;
 }

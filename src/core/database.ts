@@ -264,6 +264,24 @@ export class Database {
     return false;
   }
 
+  /**
+   * The stored names of the queues in `range` (which `scope` must allow) that hold any message,
+   * in byte order, at most `limit`. `UNSUPPORTED` when the driver has no queues or cannot list
+   * them.
+   */
+  listQueues(
+    range: { start: Uint8Array; end: Uint8Array },
+    scope: Scope,
+    limit: number,
+  ): Promise<Uint8Array[]> {
+    this.assertOpen();
+    this.#assertRanges([range], scope);
+    const store = this.#queues();
+    if (!store.listQueues)
+      throw new KvError("UNSUPPORTED", "this database's driver cannot list its queues");
+    return store.listQueues(range, limit);
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;

@@ -53,6 +53,7 @@ export type KvCore = Pick<
   | "changes"
   | "onChange"
   | "queue"
+  | "listQueues"
   | "sweep"
   | "deleteExpired"
   | "purgeNamespace"

@@ -100,3 +100,30 @@ describe("discovery", () => {
     expectError(await send(server().url, "/api/stats"), 401, "UNAUTHORIZED");
   });
 });
+
+describe("GET /api/queues", () => {
+  const server = serverFor({
+    tokens: [
+      { token: ADMIN, namespaces: ["*"], access: "admin" },
+      { token: A_READER, namespaces: ["a"], access: "read" },
+    ],
+  });
+
+  it("lists the queues of the request's namespace that hold messages, with their stats", async () => {
+    const a = server().kv.namespace("a");
+    await a.queue("emails").enqueue({ to: "ada" });
+    await a.queue("emails").enqueue({ to: "bob" }, { delay: 60_000 });
+    await a.enqueue("to the default queue");
+    await server().kv.namespace("b").queue("jobs").enqueue(1);
+    const reply = await send(server().url, "/api/queues", { token: A_READER });
+    expect(reply.status, reply.text).toBe(200);
+    expect(reply.json.queues).toEqual([
+      { name: "default", pending: 1, delayed: 0, inFlight: 0, dead: 0, nextAt: null },
+      { name: "emails", pending: 1, delayed: 1, inFlight: 0, dead: 0, nextAt: expect.any(Number) },
+    ]);
+    const b = await send(server().url, "/api/queues", { token: ADMIN, namespace: "b" });
+    expect(b.json.queues.map((q: { name: string }) => q.name)).toEqual(["jobs"]);
+    const empty = await send(server().url, "/api/queues", { token: ADMIN, namespace: "c" });
+    expect(empty.json).toEqual({ queues: [] });
+  });
+});

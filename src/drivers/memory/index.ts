@@ -320,5 +320,10 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
       closed = true;
       listeners.clear();
     },
+
+    async listQueues(range, limit) {
+      assertOpen();
+      return queues.names(keyId(range.start), keyId(range.end), limit).map(fromId);
+    },
   };
 }

@@ -216,4 +216,15 @@ export class MemoryQueues {
     this.#queues.set(queueId, state);
     return state;
   }
+
+  /** Ids of the queues in `[start, end)` holding any message, in order, at most `limit`. */
+  names(start: string, end: string, limit: number): string[] {
+    return [...this.#queues]
+      .filter(
+        ([id, q]) => id >= start && id < end && q.ready.size + q.leased.size + q.dead.size > 0,
+      )
+      .map(([id]) => id)
+      .sort()
+      .slice(0, limit);
+  }
 }

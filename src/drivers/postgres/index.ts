@@ -470,6 +470,10 @@ class PostgresDriver implements KvDriver {
       { idempotent: true },
     );
   }
+
+  listQueues(range: { start: Uint8Array; end: Uint8Array }, limit: number) {
+    return this.#ifOpen(() => this.#queues.names(range.start, range.end, limit));
+  }
 }
 
 function revisionOf(row: HistoryRow, withValue: boolean): RawRevision {

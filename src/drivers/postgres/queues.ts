@@ -114,6 +114,10 @@ export function queueSql(s: string) {
       "cellar_q_delete_dead_ids",
       `DELETE FROM ${q} m USING unnest($2::text[]) AS u(id) WHERE m.queue = $1 AND m.id = u.id AND m.state = 2`,
     ),
+    names: statement(
+      "cellar_q_names",
+      `SELECT DISTINCT queue FROM ${q} WHERE queue >= $1 AND queue < $2 ORDER BY queue LIMIT $3`,
+    ),
   };
 }
 
@@ -327,5 +331,11 @@ export class PostgresQueues {
 
   async #run(query: pg.QueryConfig): Promise<pg.QueryResult> {
     return this.#transaction((client) => client.query(query));
+  }
+
+  /** Names of the queues in `[start, end)` holding any message, in byte order. */
+  async names(start: Uint8Array, end: Uint8Array, limit: number): Promise<Uint8Array[]> {
+    const { rows } = await this.#run(this.#sql.names(start, end, limit));
+    return rows.map((row: { queue: Buffer }) => new Uint8Array(row.queue));
   }
 }

@@ -451,4 +451,17 @@ class Remote implements RemoteDriver {
   #emit(change: ChangeEvent): void {
     for (const listener of this.#listeners) listener(change);
   }
+
+  async listQueues(
+    range: { start: Uint8Array; end: Uint8Array },
+    limit: number,
+  ): Promise<Uint8Array[]> {
+    this.#assertOpen();
+    const { queues } = await this.#client.call<{ queues: string[] }>("POST", "/api/driver/queues", {
+      start: b64(range.start),
+      end: b64(range.end),
+      limit,
+    });
+    return queues.map((name) => unb64(name));
+  }
 }

@@ -643,4 +643,15 @@ class SqliteDriver implements KvDriver {
   #emit(change: ChangeEvent): void {
     for (const listener of this.#listeners) listener(change);
   }
+
+  async listQueues(range: { start: Uint8Array; end: Uint8Array }, limit: number) {
+    this.#assertOpen();
+    // The (queue, id) index holds the names in order: the scan reads one name per queue.
+    const rows = this.#db
+      .prepare(
+        "SELECT DISTINCT queue FROM cellar_queue WHERE queue >= ? AND queue < ? ORDER BY queue LIMIT ?",
+      )
+      .all(range.start, range.end, limit) as { queue: Uint8Array }[];
+    return rows.map((row) => new Uint8Array(row.queue));
+  }
 }

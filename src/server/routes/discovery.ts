@@ -3,6 +3,7 @@
  * caller sees only the namespaces its token may use; an admin sees every one.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { decodeKey } from "../../codec/key.js";
 import {
   coreOf,
   countNamespace,
@@ -13,6 +14,9 @@ import {
 } from "../../core/surface.js";
 import { type RequestScope, requireAccess, type ServerEnv } from "../../http/auth.js";
 import { errors, json } from "./keys.js";
+
+/** Queues one request lists at most. */
+const MAX_QUEUES = 1000;
 
 /** Namespaces one request lists at most; `after` pages on. */
 const MAX_NAMESPACES = 1000;
@@ -27,6 +31,17 @@ const NamespaceInfo = z
       .openapi({ description: "one of Cellar's own (`$…`), listed to admins only" }),
   })
   .openapi("NamespaceInfo");
+
+const QueueInfo = z
+  .object({
+    name: z.string(),
+    pending: z.number(),
+    delayed: z.number(),
+    inFlight: z.number(),
+    dead: z.number(),
+    nextAt: z.number().nullable(),
+  })
+  .openapi("QueueInfo");
 
 const Usage = z.object({ entries: z.number(), bytes: z.number() });
 
@@ -125,6 +140,34 @@ export function discoveryRoutes(app: OpenAPIHono<ServerEnv>): void {
       const total = (field: "entries" | "bytes") =>
         namespaces.reduce((sum, usage) => sum + usage[field], 0);
       return c.json({ entries: total("entries"), bytes: total("bytes"), namespaces }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/queues",
+      tags: ["discovery", "queues"],
+      summary: "Queues of the request's namespace that hold messages, with their stats",
+      description: `A queue is listed while it holds any message: ready, delayed, leased or dead. At most ${MAX_QUEUES}, by name.`,
+      responses: { 200: json(z.object({ queues: z.array(QueueInfo) })), ...errors },
+    }),
+    async (c) => {
+      requireAccess(c, "read");
+      const kv = c.get("kv");
+      const { core, keyspace } = coreOf(kv);
+      const stored = await core.listQueues(
+        { start: keyspace.prefix, end: keyspace.end },
+        keyspace,
+        MAX_QUEUES,
+      );
+      const queues = await Promise.all(
+        stored.map(async (bytes) => {
+          const name = String(decodeKey(bytes.subarray(keyspace.prefix.length))[0]);
+          return { name, ...(await kv.queue(name).stats()) };
+        }),
+      );
+      return c.json({ queues }, 200);
     },
   );
 }

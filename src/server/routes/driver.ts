@@ -338,6 +338,21 @@ export function driverRoutes(
     return c.json({ revisions: revisions.map(revisionToWire) });
   });
 
+  app.post("/api/driver/queues", async (c) => {
+    requireAccess(c, "read");
+    const body = await readJson(c);
+    const limit = body.limit;
+    if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > 10_000) {
+      throw new KvError("INVALID_REQUEST", "limit is an integer in [1, 10000]");
+    }
+    const names = await core.listQueues(
+      parser.range(body),
+      scopeFor(c.get("scope")),
+      limit as number,
+    );
+    return c.json({ queues: names.map((name) => b64(name)) });
+  });
+
   app.post("/api/driver/queue", async (c) => {
     const body = await readJson(c);
     const queue = core.queue(parser.queue(body.queue), scopeFor(c.get("scope")));
