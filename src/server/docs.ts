@@ -25,23 +25,25 @@ export function docsRoutes(app: OpenAPIHono<ServerEnv>): void {
     type: "http",
     scheme: "bearer",
   });
-  let document: unknown;
+  let document: OpenApiDocument | undefined;
   app.get("/api/openapi.json", (c) => {
-    document ??= JSON.parse(
-      JSON.stringify(
-        app.getOpenAPI31Document({
-          openapi: "3.1.0",
-          info: {
-            title: "Cellar",
-            version: "1",
-            description:
-              "Cellar's HTTP API. Keys in paths: one segment per part (~n: number, ~i: bigint, ~x: hex bytes, ~t/~f booleans, ~s: string). Errors: { error: { code, message } }.",
-          },
-          security: [{ bearer: [] }],
-        }),
-      ).replaceAll("{key{.+}}", "{key}"),
+    document ??= withNamespaceAndIds(
+      JSON.parse(
+        JSON.stringify(
+          app.getOpenAPI31Document({
+            openapi: "3.1.0",
+            info: {
+              title: "Cellar",
+              version: "1",
+              description:
+                "Cellar's HTTP API. Keys in paths: one segment per part (~n: number, ~i: bigint, ~x: hex bytes, ~t/~f booleans, ~s: string). Errors: { error: { code, message } }.",
+            },
+            security: [{ bearer: [] }],
+          }),
+        ).replaceAll("{key{.+}}", "{key}"),
+      ),
     );
-    return c.json(document as object);
+    return c.json(document);
   });
 
   const dir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
@@ -55,4 +57,65 @@ export function docsRoutes(app: OpenAPIHono<ServerEnv>): void {
     c.header("cache-control", "public, max-age=86400");
     return c.body(new Uint8Array(body));
   });
+}
+
+type Operation = { operationId?: string; parameters?: unknown[] };
+type OpenApiDocument = {
+  paths?: Record<string, Record<string, Operation>>;
+  components?: Record<string, Record<string, unknown>>;
+};
+
+const HTTP_METHODS = new Set(["get", "put", "post", "patch", "delete", "head", "options"]);
+
+/**
+ * The operation id a route without its own gets, from its method and path, so generated clients
+ * have stable names: `GET /api/keys/{key}` is `getKeysByKey`, `POST /api/queues/{name}/dlq/requeue`
+ * is `postQueuesByNameDlqRequeue`.
+ */
+export function operationIdOf(method: string, path: string): string {
+  const words = path
+    .replace(/^\/api(?=\/|$)/, "")
+    .split("/")
+    .filter(Boolean)
+    .map((segment) => {
+      const param = /^\{(.+)\}$/.exec(segment);
+      return param ? `By-${param[1]}` : segment;
+    })
+    .flatMap((segment) => segment.split(/[^A-Za-z0-9]+/))
+    .filter(Boolean)
+    .map((word) => word[0]!.toUpperCase() + word.slice(1));
+  return method.toLowerCase() + words.join("");
+}
+
+/**
+ * Gives every operation an operationId and every `/api` operation the namespace header, which
+ * applies to all of them (`--namespace-from token|header`): Hono's route definitions would have
+ * to repeat both on each route.
+ */
+function withNamespaceAndIds(document: OpenApiDocument): OpenApiDocument {
+  document.components ??= {};
+  document.components.parameters = {
+    ...document.components.parameters,
+    Namespace: {
+      name: "X-Cellar-Namespace",
+      in: "header",
+      required: false,
+      description:
+        "The namespace the request works in, for a token that may use several (or any, with --namespace-from header). A token of one namespace needs none; with --namespace-from host the host name decides and the header is ignored.",
+      schema: { type: "string", minLength: 1, maxLength: 256 },
+    },
+  };
+  for (const [path, operations] of Object.entries(document.paths ?? {})) {
+    for (const [method, operation] of Object.entries(operations)) {
+      if (!HTTP_METHODS.has(method)) continue;
+      operation.operationId ??= operationIdOf(method, path);
+      if (path.startsWith("/api/")) {
+        operation.parameters = [
+          ...(operation.parameters ?? []),
+          { $ref: "#/components/parameters/Namespace" },
+        ];
+      }
+    }
+  }
+  return document;
 }
