@@ -28,6 +28,7 @@ import { healthRoutes } from "./routes/health.js";
 import { keysRoutes } from "./routes/keys.js";
 import { listRoutes } from "./routes/list.js";
 import { queueRoutes } from "./routes/queues.js";
+import { seedCompatRoutes } from "./routes/seed-compat.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
 import { watchRoutes } from "./routes/watch.js";
 
@@ -155,6 +156,8 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   app.use("/api/*", authenticate(auth));
   app.use("/workspaces/*", authenticate(auth));
 
+  // Before the single-key routes, whose GET /api/keys/{key} would take /api/keys/count.
+  seedCompatRoutes(app);
   keysRoutes(app);
   listRoutes(app, { maxPageSize: options.maxPageSize ?? 1000 });
   discoveryRoutes(app);

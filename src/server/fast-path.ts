@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:
 import { type Authenticator, type Credentials, NAMESPACE_HEADER } from "../http/auth.js";
 import { errorResponse } from "../http/errors.js";
 import { KEYS_ROUTE, readKey } from "./routes/keys.js";
+import { SEED_KEY_ROUTES } from "./routes/seed-compat.js";
 
 /** Answers `req` and returns true, or returns false and leaves it to the next listener. */
 export type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -50,6 +51,7 @@ export function createFastPath(auth: Authenticator): FastPath {
     const q = target.indexOf("?");
     const query = q < 0 ? null : target.slice(q + 1);
     if (query !== null && !PLAIN_QUERY.test(query)) return false;
+    if (SEED_KEY_ROUTES.has(q < 0 ? target : target.slice(0, q))) return false;
     let entry: Promise<unknown>;
     try {
       const metadata = query === null ? undefined : queryParam(query, "metadata");
