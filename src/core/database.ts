@@ -128,7 +128,18 @@ export class Database {
   commit(write: WriteRequest, scope: Scope, now = this.now()): Promise<CommitResult | null> {
     this.assertOpen();
     if (write.enqueues && write.enqueues.length > 0) this.#queues();
-    return this.#driver.atomicWrite(planCommit(this, write, scope, now));
+    const plan = planCommit(this, write, scope, now);
+    const done = this.#driver.atomicWrite(plan);
+    if (!this.hub.watchesKeys) return done;
+    // Watchers of the written keys capture the state this commit left before it resolves, so a
+    // reader that keeps up sees each write acknowledged before the next (see `watch.ts`).
+    return done.then(async (result) => {
+      if (result) {
+        const keys = plan.mutations.map((m) => m.key);
+        await this.hub.settled(result.versionstamp, keys);
+      }
+      return result;
+    });
   }
 
   /** Reads every range from one snapshot, each checked against `scope`. */

@@ -371,8 +371,13 @@ export class Kv implements AsyncDisposable {
   }
 
   /**
-   * A stream that emits the current entries of `keys` at once, then again after every change
-   * to any of them (including expiry). Cancel the stream (or close the database) to stop.
+   * A stream that emits the current entries of `keys` at once, then again after each commit or
+   * expiry that changes any of them, never the same state twice in a row. A reader that falls
+   * behind skips to the latest state; a reader that keeps up gets the state each write through
+   * this database left, when each write is acknowledged before the next starts (a write
+   * resolves once watchers of its keys have read it). Commits that land together (group-committed
+   * in one tick, or other processes' between two reads) may show as one emission. Cancel the
+   * stream (or close the database) to stop.
    *
    * @example
    * for await (const [config] of kv.watch([["config"]])) apply(config.value);

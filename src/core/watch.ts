@@ -1,10 +1,14 @@
 /**
  * Watch: streams of entry arrays pushed from the commit path. One driver listener feeds a hub
  * that maps each watched key to its watchers, so a commit costs one lookup per changed key,
- * however many streams are open. A watcher re-reads its keys when woken and emits only when a
- * versionstamp differs from what it last emitted; a slow reader skips intermediate states and
- * always gets the latest one (as Deno KV does). An entry that expires wakes its watcher at its
- * expiry instant, so an expired value is never the last word.
+ * however many streams are open. A watcher reads its keys the moment a change wakes it (a
+ * capture), and emits only states whose versionstamps differ from the last it emitted. While
+ * its reader keeps up (nothing unread in the stream) every capture is emitted, in order; once
+ * the reader falls behind, only the latest capture is kept, so a slow reader skips intermediate
+ * states and always gets the latest one (as Deno KV does). A commit made through this database
+ * resolves only after the captures it woke are read (see {@link WatchHub.settled}), so a reader
+ * that keeps up sees the state of each write acknowledged before the next one. An entry that
+ * expires wakes its watcher at its expiry instant, so an expired value is never the last word.
  */
 import { compareBytes, keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
@@ -13,9 +17,11 @@ import { KvError } from "../errors.js";
 import { unref } from "./timers.js";
 
 type Wake = () => void;
+/** Wakes a key watcher; resolves once it has read the state the change left. */
+type Capture = () => Promise<unknown>;
 
 export class WatchHub {
-  readonly #byKey = new Map<string, Set<Wake>>();
+  readonly #byKey = new Map<string, Set<Capture>>();
   readonly #prefixes = new Map<Wake, Uint8Array[]>();
   readonly #queues = new Map<string, Set<Wake>>();
   readonly #streams = new Set<() => void>();
@@ -35,11 +41,11 @@ export class WatchHub {
   }
 
   /** Calls `wake` whenever one of `keys` changes. Returns the unsubscribe function. */
-  subscribe(keys: readonly Uint8Array[], wake: Wake): () => void {
+  subscribe(keys: readonly Uint8Array[], wake: Capture): () => void {
     this.#listen();
     const ids = keys.map(keyId);
     for (const id of ids) {
-      const set = this.#byKey.get(id) ?? new Set<Wake>();
+      const set = this.#byKey.get(id) ?? new Set<Capture>();
       this.#byKey.set(id, set);
       set.add(wake);
     }
@@ -95,11 +101,35 @@ export class WatchHub {
     this.#queues.clear();
   }
 
+  /** Whether any stream watches keys (not prefixes or queues). */
+  get watchesKeys(): boolean {
+    return this.#byKey.size > 0;
+  }
+
+  /**
+   * Resolves once this process's watchers of `keys` have captured the state the commit
+   * `versionstamp` left (or a later one). A driver whose change feed has not announced the
+   * commit yet (the remote driver hears of it over a stream, after the write's reply) is told
+   * of it here, so its watchers capture it before the write resolves. At once when no watcher
+   * watches any of `keys`.
+   */
+  settled(versionstamp: string, keys: readonly Uint8Array[]): Promise<void> {
+    if (!keys.some((key) => this.#byKey.has(keyId(key)))) return Promise.resolve();
+    if (versionstamp > this.#latest) this.#dispatch({ versionstamp, keys });
+    return this.#captures.get(versionstamp) ?? Promise.resolve();
+  }
+
+  /** The highest versionstamp dispatched so far. */
+  #latest = "";
+  /** Captures a change woke that are still being read, by the change's versionstamp. */
+  readonly #captures = new Map<string, Promise<void>>();
+
   #dispatch(change: ChangeEvent): void {
+    if (change.versionstamp > this.#latest) this.#latest = change.versionstamp;
     if (change.reset) {
-      for (const set of [...this.#byKey.values(), ...this.#queues.values()])
-        for (const wake of set) wake();
+      for (const set of this.#queues.values()) for (const wake of set) wake();
       for (const wake of this.#prefixes.keys()) wake();
+      this.#capture(change.versionstamp, new Set([...this.#byKey.values()].flatMap((s) => [...s])));
       return;
     }
     const woken = new Set<Wake>();
@@ -107,10 +137,12 @@ export class WatchHub {
       const set = this.#queues.get(keyId(queue));
       if (set) for (const wake of set) woken.add(wake);
     }
+    const captures = new Set<Capture>();
     for (const key of change.keys) {
       const set = this.#byKey.get(keyId(key));
-      if (set) for (const wake of set) woken.add(wake);
+      if (set) for (const capture of set) captures.add(capture);
     }
+    this.#capture(change.versionstamp, captures);
     if (this.#prefixes.size > 0) {
       for (const [wake, prefixes] of this.#prefixes) {
         if (change.keys.some((key) => prefixes.some((p) => startsWith(key, p)))) {
@@ -119,6 +151,14 @@ export class WatchHub {
       }
     }
     for (const wake of woken) wake();
+  }
+
+  #capture(versionstamp: string, captures: ReadonlySet<Capture>): void {
+    if (captures.size === 0) return;
+    const done = Promise.allSettled([...captures].map((capture) => capture())).then(() => {
+      if (this.#captures.get(versionstamp) === done) this.#captures.delete(versionstamp);
+    });
+    this.#captures.set(versionstamp, done);
   }
 }
 
@@ -221,14 +261,23 @@ function signalledStream<T>(
   );
 }
 
+/** What a watcher read: its keys' state, a signature of their versionstamps, the next expiry. */
+export interface WatchState<T> {
+  readonly value: T;
+  readonly signature: string;
+  readonly nextExpiry: number | null;
+}
+
 export interface WatchSource<T> {
   /** Reads the current state and the earliest expiry among its entries (or null). */
-  read(): Promise<{ value: T; signature: string; nextExpiry: number | null }>;
-  subscribe(wake: Wake): () => void;
+  read(): Promise<WatchState<T>>;
+  subscribe(capture: Capture): () => void;
 }
 
 /**
- * A stream that emits `source`'s state first, then again whenever it changes.
+ * A stream that emits `source`'s state first, then again whenever it changes: each change is
+ * captured (read) when it wakes the stream, and every capture is emitted while the reader keeps
+ * up; once the reader has an emitted state it has not read, only the latest capture is kept.
  */
 export function watchStream<T>(
   hub: WatchHub,
@@ -237,24 +286,45 @@ export function watchStream<T>(
 ): ReadableStream<T> {
   let timer: ReturnType<typeof setTimeout> | null = null;
   let lastSignature: string | null = null;
+  let stream: ReadableStreamDefaultController<T> | null = null;
+  // States read when changes woke the stream, oldest first, not taken by a step yet.
+  let captured: Promise<WatchState<T>>[] = [];
   const clear = () => {
     if (timer) clearTimeout(timer);
     timer = null;
   };
+  const subscribe = (raise: Wake) =>
+    source.subscribe(() => {
+      const read = source.read();
+      // A failed read is reported by the step that takes it, or dropped with its capture.
+      read.catch(() => {});
+      const behind = stream !== null && (stream.desiredSize ?? 1) <= 0;
+      captured = behind ? [read] : [...captured, read];
+      raise();
+      return read;
+    });
   return signalledStream<T>(
     hub,
-    source.subscribe,
+    subscribe,
     async (controller, signal) => {
-      const state = await source.read();
+      stream = controller;
+      const taken = captured;
+      captured = [];
+      const states = taken.length > 0 ? await Promise.all(taken) : [await source.read()];
+      const latest = states.at(-1)!;
       clear();
-      if (state.nextExpiry !== null) {
-        timer = setTimeout(signal.raise, Math.max(0, state.nextExpiry - now() + 1));
+      if (latest.nextExpiry !== null) {
+        timer = setTimeout(signal.raise, Math.max(0, latest.nextExpiry - now() + 1));
         unref(timer);
       }
-      if (state.signature === lastSignature) return false;
-      lastSignature = state.signature;
-      controller.enqueue(state.value);
-      return true;
+      let sent = false;
+      for (const state of states) {
+        if (state.signature === lastSignature) continue;
+        lastSignature = state.signature;
+        controller.enqueue(state.value);
+        sent = true;
+      }
+      return sent;
     },
     { stop: clear },
   );

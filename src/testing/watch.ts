@@ -50,6 +50,18 @@ export function watchSuite(target: KvTarget): void {
       await reader.cancel();
     });
 
+    it("shows a reader that keeps up the state of each write acknowledged before the next", async () => {
+      kv = await target.open();
+      const reader = kv.watch([["seq"]]).getReader();
+      expect((await next(reader))[0]?.value).toBeNull();
+      await kv.set(["seq"], 1);
+      await kv.set(["seq"], 2);
+      await kv.delete(["seq"]);
+      const seen = [await next(reader), await next(reader), await next(reader)];
+      expect(seen.map((entries) => entries[0]?.value)).toEqual([1, 2, null]);
+      await reader.cancel();
+    });
+
     it("emits null when a watched entry expires", async () => {
       kv = await target.open({ sweepInterval: 0 });
       await kv.set(["ttl"], "soon", { expireIn: 60 });
