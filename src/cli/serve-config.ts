@@ -162,6 +162,20 @@ export const SETTINGS: readonly Setting[] = [
     default: false,
   }),
   setting({
+    name: "tlsCert",
+    kind: text,
+    argument: "<file>",
+    description: "PEM certificate (chain): serve HTTPS, HTTP/1.1 and HTTP/2 by ALPN",
+    path: true,
+  }),
+  setting({
+    name: "tlsKey",
+    kind: text,
+    argument: "<file>",
+    description: "PEM private key of --tls-cert",
+    path: true,
+  }),
+  setting({
     name: "cors",
     kind: list,
     argument: "<origins>",
@@ -358,6 +372,21 @@ export function resolveSettings(flags: Values, env: NodeJS.ProcessEnv): Values {
   return { ...defaults, ...file, ...fromEnvironment(env), ...given };
 }
 
+/** The certificate and key files, read; both or neither. */
+function tlsOf(cert: string | undefined, key: string | undefined): ServerOptions["tls"] {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined)
+    throw new ConfigError("TLS needs both a certificate (tlsCert) and its key (tlsKey)");
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(`cannot read TLS ${what} ${path}: ${(error as Error).message}`);
+    }
+  };
+  return { cert: read(cert, "certificate"), key: read(key, "key") };
+}
+
 /** `startServer`'s options for resolved settings. */
 export function serverOptions(settings: Values): ServerOptions & { db: string } {
   // resolveSettings checked every value against its setting's kind.
@@ -372,6 +401,7 @@ export function serverOptions(settings: Values): ServerOptions & { db: string } 
     maxReadKeys: v.maxReadKeys,
   });
   const history = defined({ depth: v.historyDepth, keepValues: v.keepValues });
+  const tls = tlsOf(v.tlsCert, v.tlsKey);
   return {
     db: v.db,
     host: v.host,
@@ -387,6 +417,7 @@ export function serverOptions(settings: Values): ServerOptions & { db: string } 
     }),
     namespaceFrom: v.namespaceFrom,
     insecure: v.insecure === true,
+    ...(tls && { tls }),
     openOptions: {
       durability: v.durability,
       ...(Object.keys(limits).length > 0 && { limits }),

@@ -3,8 +3,9 @@
  * end watch streams, let in-flight requests finish, then close the database so every
  * acknowledged write is on disk.
  */
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createSecureServer, type Http2SecureServer, type Http2Session } from "node:http2";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Kv } from "../core/kv.js";
@@ -27,6 +28,11 @@ export interface ServerOptions extends AppOptions {
   readonly tokensFile?: string;
   /** Allow a non-loopback host without tokens. */
   readonly insecure?: boolean;
+  /**
+   * Serve HTTPS with this certificate and key (PEM): HTTP/1.1 and HTTP/2, chosen by ALPN, on one
+   * port. Without it the server speaks cleartext HTTP/1.1 and HTTP/2 with prior knowledge.
+   */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 export interface RunningServer {
@@ -54,10 +60,22 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const { app, fastPath, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
   const hono = getRequestListener(app.fetch, { hostname: host, errorHandler: adapterError });
   // HTTP/1.1 requests meet the fast path first; HTTP/2 ones (see shareWithHttp2) go to Hono.
-  const server = createServer((req, res) => {
-    if (!fastPath(req, res)) void hono(req, res);
-  });
-  server.on("clientError", answerClientError);
+  const server: Server | Http2SecureServer = options.tls
+    ? createSecureServer(
+        { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
+        (req, res) => {
+          const http1 = req.httpVersionMajor === 1;
+          if (
+            !http1 ||
+            !fastPath(req as unknown as IncomingMessage, res as unknown as ServerResponse)
+          )
+            void hono(req, res);
+        },
+      )
+    : createServer((req, res) => {
+        if (!fastPath(req, res)) void hono(req, res);
+      });
+  if (!options.tls) server.on("clientError", answerClientError);
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -74,9 +92,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       { cause },
     );
   }
-  const http2 = shareWithHttp2(server, app.fetch, host);
+  const connections = options.tls
+    ? trackSecure(server as Http2SecureServer)
+    : shareWithHttp2(server as Server, app.fetch, host);
   const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
 
   let closing: Promise<void> | null = null;
   return {
@@ -86,12 +106,16 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         endStreams();
-        http2.close();
-        // Keep-alive connections become idle as their last responses finish; close them as they do.
-        const sweep = setInterval(() => server.closeIdleConnections(), 25);
-        server.closeIdleConnections();
-        await stopped;
-        clearInterval(sweep);
+        connections.close();
+        if ("closeIdleConnections" in server) {
+          // Keep-alive connections become idle as their last responses finish; close them as they do.
+          const sweep = setInterval(() => server.closeIdleConnections(), 25);
+          server.closeIdleConnections();
+          await stopped;
+          clearInterval(sweep);
+        } else {
+          await stopped;
+        }
         await kv.close();
       })();
       return closing;
@@ -135,4 +159,48 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+}
+
+/**
+ * Graceful stop of a TLS server's connections, which node's secure HTTP/2 server does not track
+ * for HTTP/1.1: sessions finish their open streams and close; an HTTP/1.1 connection closes
+ * once it has no response in flight.
+ */
+function trackSecure(server: Http2SecureServer): { close(): void } {
+  const sessions = new Set<Http2Session>();
+  const inFlight = new Map<Socket, number>();
+  let closing = false;
+  server.on("session", (session: Http2Session) => {
+    sessions.add(session);
+    session.on("error", () => {});
+    session.once("close", () => sessions.delete(session));
+    // A connection accepted just before the stop may become a session just after it.
+    if (closing) session.close();
+  });
+  server.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
+    if (socket.alpnProtocol === "h2") return;
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    inFlight.set(socket, 0);
+    socket.once("close", () => inFlight.delete(socket));
+  });
+  server.on("request", (req: { httpVersionMajor: number; socket: Socket }, res: ServerResponse) => {
+    if (req.httpVersionMajor !== 1) return;
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      inFlight.set(socket, left);
+      if (closing && left === 0) socket.destroy();
+    });
+  });
+  return {
+    close() {
+      closing = true;
+      for (const session of sessions) session.close();
+      for (const [socket, count] of inFlight) if (count === 0) socket.destroy();
+    },
+  };
 }
