@@ -128,8 +128,21 @@ export interface Check {
  * order, inside one storage transaction: if any check fails nothing is written and the result
  * is `null`; if a mutation throws nothing is written and the error propagates.
  */
+/**
+ * A range precondition: `[start, end)` must hold exactly `count` live entries. With a
+ * {@link Check} on each key a read of the range returned, it fails the write if any key in the
+ * range was written, deleted, added or expired since that read: a transaction's range read.
+ */
+export interface RangeCheck {
+  readonly start: Uint8Array;
+  readonly end: Uint8Array;
+  readonly count: number;
+}
+
 export interface AtomicWrite {
   readonly checks: readonly Check[];
+  /** Evaluated with `checks`, inside the same storage transaction; a failure is a failed check. */
+  readonly rangeChecks?: readonly RangeCheck[];
   readonly mutations: readonly Mutation[];
   /** Queue messages committed with the mutations, or not at all. */
   readonly enqueues?: readonly Enqueue[];

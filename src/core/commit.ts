@@ -9,7 +9,7 @@
  */
 import type { RawValue } from "../codec/value.js";
 import { rawSize } from "../codec/value.js";
-import type { AtomicWrite, Check, Enqueue, Mutation } from "../contract/index.js";
+import type { AtomicWrite, Check, Enqueue, Mutation, RangeCheck } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import type { KvLimits } from "./limits.js";
 import type { Scope } from "./scope.js";
@@ -17,6 +17,7 @@ import type { Scope } from "./scope.js";
 /** An atomic write as a face hands it to the pipeline: stored keys, encoded values, no clock. */
 export interface WriteRequest {
   readonly checks: readonly Check[];
+  readonly rangeChecks?: readonly RangeCheck[];
   readonly mutations: readonly Mutation[];
   readonly enqueues?: readonly Enqueue[];
 }
@@ -99,15 +100,26 @@ export function planCommit(
 ): AtomicWrite {
   const { limits } = context;
   const enqueues = write.enqueues ?? [];
-  assertCounts(limits, write.checks.length, write.mutations.length + enqueues.length);
+  const rangeChecks = write.rangeChecks ?? [];
+  assertCounts(
+    limits,
+    write.checks.length + rangeChecks.length,
+    write.mutations.length + enqueues.length,
+  );
   for (const check of write.checks) {
     const prefixLength = scope.prefixLength(check.key);
     assertReadKeySize(limits, check.key.length - prefixLength);
+  }
+  for (const check of rangeChecks) {
+    scope.assertRange(check.start, check.end);
+    if (!Number.isSafeInteger(check.count) || check.count < 0)
+      fail("INVALID_ARGUMENT", `a range check counts entries, got ${describe(check.count)}`);
   }
   const mutations = write.mutations.map((mutation, i) => planMutation(context, scope, mutation, i));
   for (const enqueue of enqueues) assertEnqueue(context, scope, enqueue, now);
   return {
     checks: write.checks,
+    ...(rangeChecks.length > 0 && { rangeChecks }),
     mutations,
     ...(enqueues.length > 0 && { enqueues }),
     now,

@@ -4,17 +4,26 @@
  * same transaction. When a check fails at commit (another writer got there first) the callback
  * runs again on fresh reads, after an exponential backoff with full jitter.
  */
-import { concatBytes, type KvKey, keyId } from "../codec/key.js";
+import { compareBytes, concatBytes, type KvKey, keyId } from "../codec/key.js";
 import type { KvU64 } from "../codec/u64.js";
 import { decodeValue } from "../codec/value.js";
 import { applyMutation, isLive, type StoredEntry } from "../contract/apply.js";
-import type { Check, Enqueue, Mutation } from "../contract/index.js";
+import type { Check, Enqueue, Mutation, RangeCheck, RawEntry } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import { arrayOperand, type Database, numericOperand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
-import { assertOptions, expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
+import {
+  assertOptions,
+  assertPositiveInteger,
+  expiryFrom,
+  SET_OPTIONS,
+  writeInfoFrom,
+} from "./limits.js";
+import { resolveSelector } from "./list.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
-import type { KvSetOptions, KvWriteInfo } from "./types.js";
+import type { KvListSelector, KvSetOptions, KvWriteInfo } from "./types.js";
+
+const MAX_LIST = 1000;
 
 export interface KvTransactionOptions {
   /** Attempts after the first, on conflict (default 10). */
@@ -39,6 +48,8 @@ export interface KvTransactionEntry<T = unknown> {
 }
 
 interface KeyState {
+  /** The stored key. */
+  readonly key: Uint8Array;
   /** What the database held when first read; undefined until read. */
   base?: StoredEntry | null;
   /** Mutations of this transaction not yet folded into a known state. */
@@ -51,6 +62,7 @@ interface KeyState {
 export class KvTransaction {
   readonly #keys = new Map<string, KeyState>();
   readonly #checks = new Map<string, Check>();
+  readonly #rangeChecks: RangeCheck[] = [];
   readonly #mutations: Mutation[] = [];
   readonly #enqueues: Enqueue[] = [];
 
@@ -81,33 +93,97 @@ export class KvTransaction {
         this.keyspace,
         { now, metadata: true },
       );
-      missing.forEach((bytes, i) => {
-        const raw = results[i]?.[0];
-        const base: StoredEntry | null =
-          raw?.meta && isLive(raw.expiresAt, now)
-            ? {
-                value: raw.value,
-                versionstamp: raw.versionstamp,
-                expiresAt: raw.expiresAt,
-                meta: raw.meta,
-              }
-            : null;
-        const id = keyId(bytes);
-        const state = this.#state(id);
-        state.base = base;
-        if (!this.#checks.has(id))
-          this.#checks.set(id, { key: bytes, versionstamp: base?.versionstamp ?? null });
-      });
+      missing.forEach((bytes, i) => this.#recordBase(bytes, results[i]?.[0], now));
     }
-    return encoded.map((bytes, i) => {
-      const current = this.#resolve(this.#state(keyId(bytes)));
-      const written = this.#state(keyId(bytes)).written;
-      return {
-        key: keys[i]!,
-        value: current ? decodeValue(current.value) : null,
-        versionstamp: current && !written ? current.versionstamp : null,
-      };
-    }) as { [K in keyof T]: KvTransactionEntry<T[K]> };
+    return encoded.map((bytes, i) => this.#entry(bytes, keys[i]!)) as {
+      [K in keyof T]: KvTransactionEntry<T[K]>;
+    };
+  }
+
+  /**
+   * Reads a range as `kv.list` would (up to `limit` entries, default 100, at most 1000), with this
+   * transaction's own writes applied. The read is tracked: the commit fails, and the transaction
+   * runs again, if any key in the part of the range it saw was written, added or deleted since.
+   *
+   * @example
+   * await kv.transaction(async (tx) => {
+   *   const open = await tx.list<Order>({ prefix: ["orders"] });
+   *   if (open.length < 10) tx.set(["orders", id], order);
+   * });
+   */
+  async list<T = unknown>(
+    selector: KvListSelector,
+    options: { limit?: number; reverse?: boolean } = {},
+  ): Promise<KvTransactionEntry<T>[]> {
+    assertOptions("list", options, ["limit", "reverse"]);
+    assertPositiveInteger("limit", options.limit, MAX_LIST);
+    const limit = options.limit ?? 100;
+    const reverse = options.reverse === true;
+    const { start, end } = resolveSelector(selector, this.keyspace);
+    const inRange = (key: Uint8Array) =>
+      compareBytes(key, start) >= 0 && compareBytes(key, end) < 0;
+    const written = [...this.#keys.values()].filter((s) => s.written && inRange(s.key));
+    // This transaction's deletes may hide stored entries: read enough to fill the page anyway.
+    const wanted = limit + written.length;
+    const now = this.db.now();
+    const [raws = []] = await this.db.read(
+      [{ start, end, limit: wanted, reverse }],
+      this.keyspace,
+      { now, metadata: true },
+    );
+    for (const raw of raws) {
+      if (this.#keys.get(keyId(raw.key))?.base === undefined) this.#recordBase(raw.key, raw, now);
+    }
+    const last = raws.at(-1);
+    const seen =
+      raws.length < wanted || !last
+        ? { start, end }
+        : reverse
+          ? { start: last.key, end }
+          : { start, end: concatBytes(last.key, 0) };
+    this.#rangeChecks.push({ ...seen, count: raws.length });
+    // Written keys never read need their stored state before their pending writes apply.
+    const unread = written.filter((s) => s.base === undefined && s.current === undefined);
+    if (unread.length > 0) await this.getMany(unread.map((s) => this.keyspace.decode(s.key)));
+    const keys = new Map<string, Uint8Array>();
+    for (const raw of raws) keys.set(keyId(raw.key), raw.key);
+    for (const s of written) keys.set(keyId(s.key), s.key);
+    const ordered = [...keys.values()].sort(compareBytes);
+    if (reverse) ordered.reverse();
+    const entries: KvTransactionEntry<T>[] = [];
+    for (const key of ordered) {
+      if (entries.length === limit) break;
+      if (this.#resolve(this.#state(keyId(key), key)) === null) continue;
+      entries.push(this.#entry<T>(key, this.keyspace.decode(key)));
+    }
+    return entries;
+  }
+
+  /** What the database held for `key` when first read, and the check that holds the commit to it. */
+  #recordBase(key: Uint8Array, raw: RawEntry | undefined, now: number): void {
+    const base: StoredEntry | null =
+      raw?.meta && isLive(raw.expiresAt, now)
+        ? {
+            value: raw.value,
+            versionstamp: raw.versionstamp,
+            expiresAt: raw.expiresAt,
+            meta: raw.meta,
+          }
+        : null;
+    const id = keyId(key);
+    this.#state(id, key).base = base;
+    if (!this.#checks.has(id))
+      this.#checks.set(id, { key, versionstamp: base?.versionstamp ?? null });
+  }
+
+  #entry<T>(bytes: Uint8Array, key: KvKey): KvTransactionEntry<T> {
+    const state = this.#state(keyId(bytes), bytes);
+    const current = this.#resolve(state);
+    return {
+      key,
+      value: current ? (decodeValue(current.value) as T) : null,
+      versionstamp: current && !state.written ? current.versionstamp : null,
+    };
   }
 
   set(key: KvKey, value: unknown, options: KvSetOptions = {}): this {
@@ -170,6 +246,7 @@ export class KvTransaction {
     return this.db.commit(
       {
         checks: [...this.#checks.values()],
+        ...(this.#rangeChecks.length > 0 && { rangeChecks: this.#rangeChecks }),
         mutations: this.#mutations,
         ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
       },
@@ -201,7 +278,7 @@ export class KvTransaction {
 
   #write(mutation: Mutation): this {
     this.#mutations.push(mutation);
-    const state = this.#state(keyId(mutation.key));
+    const state = this.#state(keyId(mutation.key), mutation.key);
     state.written = true;
     if (mutation.type === "set" || mutation.type === "delete") {
       state.pending = [];
@@ -231,10 +308,10 @@ export class KvTransaction {
     }).entry;
   }
 
-  #state(id: string): KeyState {
+  #state(id: string, key: Uint8Array): KeyState {
     let state = this.#keys.get(id);
     if (!state) {
-      state = { pending: [], written: false };
+      state = { key, pending: [], written: false };
       this.#keys.set(id, state);
     }
     return state;

@@ -46,6 +46,58 @@ export function transactionSuite(target: KvTarget): void {
       expect((await kv.get(["counter"])).value).toBe(20);
     });
 
+    it("lists a range with its own writes applied, in order, within the limit", async () => {
+      for (const id of [1, 2, 3, 4]) await kv.set(["o", id], `stored ${id}`);
+      const res = await kv.transaction(async (tx) => {
+        tx.delete(["o", 2]);
+        tx.set(["o", 5], "new");
+        tx.set(["o", 3], "changed");
+        const all = await tx.list<string>({ prefix: ["o"] });
+        const firstTwo = await tx.list<string>({ prefix: ["o"] }, { limit: 2 });
+        const lastTwo = await tx.list<string>({ prefix: ["o"] }, { limit: 2, reverse: true });
+        return { all, firstTwo, lastTwo };
+      });
+      if (!res.ok) throw res.error;
+      const values = (entries: { value: string | null }[]) => entries.map((e) => e.value);
+      expect(values(res.value.all)).toEqual(["stored 1", "changed", "stored 4", "new"]);
+      expect(res.value.all.map((e) => e.versionstamp === null)).toEqual([false, true, false, true]);
+      expect(values(res.value.firstTwo)).toEqual(["stored 1", "changed"]);
+      expect(values(res.value.lastTwo)).toEqual(["new", "stored 4"]);
+    });
+
+    it("runs again when a key is added to, changed in or deleted from a range it listed", async () => {
+      for (const id of [1, 2, 3]) await kv.set(["q", id], id);
+      for (const interfere of [
+        () => kv.set(["q", 2.5], "added"),
+        () => kv.set(["q", 3], "changed"),
+        () => kv.delete(["q", 1]),
+      ]) {
+        let runs = 0;
+        const res = await kv.transaction(async (tx) => {
+          runs++;
+          const seen = await tx.list({ prefix: ["q"] });
+          if (runs === 1) await interfere();
+          tx.set(["q-count"], seen.length);
+          return seen.length;
+        });
+        expect(res.ok).toBe(true);
+        expect(runs).toBe(2);
+      }
+      // A write outside the range, or past the part a limited list saw, is no conflict.
+      let runs = 0;
+      const res = await kv.transaction(async (tx) => {
+        runs++;
+        await tx.list({ prefix: ["q"] }, { limit: 1 });
+        if (runs === 1) {
+          await kv.set(["other"], 1);
+          await kv.set(["q", 9], "beyond what was seen");
+        }
+        tx.set(["q-count"], 1);
+      });
+      expect(res.ok).toBe(true);
+      expect(runs).toBe(1);
+    });
+
     it("gives up with a CONFLICT error after maxRetries", async () => {
       await kv.set(["hot"], 0);
       let attempts = 0;

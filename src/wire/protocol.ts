@@ -14,6 +14,7 @@ import type {
   Enqueue,
   EntryMeta,
   Mutation,
+  RangeCheck,
   RawEntry,
   RawRevision,
   ReadRange,
@@ -55,6 +56,8 @@ export interface WireMutation {
 }
 export interface WireWrite {
   readonly checks: readonly { readonly k: string; readonly vs: string | null }[];
+  /** Range checks: start, end, how many live entries. */
+  readonly rc?: readonly { readonly s: string; readonly e: string; readonly n: number }[];
   readonly mutations: readonly WireMutation[];
   readonly enqueues?: readonly WireEnqueue[];
   /** The client's clock; used only by servers that trust client clocks (see `trustClientClock`). */
@@ -161,6 +164,12 @@ export function mutationToWire(m: Mutation): WireMutation {
 }
 
 export const checkToWire = (check: Check) => ({ k: b64(check.key), vs: check.versionstamp });
+
+export const rangeCheckToWire = (check: RangeCheck) => ({
+  s: b64(check.start),
+  e: b64(check.end),
+  n: check.count,
+});
 
 export const revisionFromWire = ({ value, ...rest }: WireRevision): RawRevision => ({
   ...rest,

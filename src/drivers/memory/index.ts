@@ -145,12 +145,26 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
     notify(change);
   };
 
+  const countLive = (range: KeyRange, now: number): number => {
+    let n = 0;
+    entries.forRange(keyId(range.start), keyId(range.end), false, (_id, entry) => {
+      if (isLive(entry.expiresAt, now)) n++;
+    });
+    return n;
+  };
+
   /** Applies checks and mutations as one commit; null when a check fails. */
-  const commit = (checks: AtomicWrite["checks"], mutations: readonly Mutation[], now: number) => {
+  const commit = (
+    checks: AtomicWrite["checks"],
+    mutations: readonly Mutation[],
+    now: number,
+    rangeChecks: AtomicWrite["rangeChecks"] = [],
+  ) => {
     for (const check of checks) {
       const current = live(keyId(check.key), now);
       if ((current?.versionstamp ?? null) !== check.versionstamp) return null;
     }
+    for (const check of rangeChecks) if (countLive(check, now) !== check.count) return null;
     const versionstamp = formatVersionstamp(version + 1);
     const context = {
       now,
@@ -194,16 +208,12 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
 
     async count(range: KeyRange, options) {
       assertOpen();
-      let n = 0;
-      entries.forRange(keyId(range.start), keyId(range.end), false, (_id, entry) => {
-        if (isLive(entry.expiresAt, options.now)) n++;
-      });
-      return n;
+      return countLive(range, options.now);
     },
 
     async atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
       assertOpen();
-      const done = commit(write.checks, write.mutations, write.now);
+      const done = commit(write.checks, write.mutations, write.now, write.rangeChecks);
       if (!done) return null;
       const enqueued = (write.enqueues ?? []).map((e) =>
         queues.enqueue(keyId(e.queue), e, write.now),

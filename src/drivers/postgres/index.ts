@@ -38,6 +38,7 @@ import type {
 } from "../../contract/index.js";
 import { KvError, redactUrl } from "../../errors.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
+import { keysOf, uniqueKeys } from "./commit.js";
 import { type CommitSql, commitSql } from "./commit-sql.js";
 import { connectionLost, RECONNECT_WINDOW, reconnectDelay, unavailable } from "./faults.js";
 import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./feed.js";
@@ -304,7 +305,39 @@ class PostgresDriver implements KvDriver {
   }
 
   atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
+    if (write.rangeChecks?.length) return this.#ifOpen(() => this.#writeCounted(write));
     return this.#ifOpen(() => this.#committer.write(write));
+  }
+
+  /**
+   * A write with range checks, in a transaction of its own: the ranges are counted under the
+   * commit lock, in the round trip that reads the write's keys, so no commit comes between the
+   * counts and the write.
+   */
+  #writeCounted(write: AtomicWrite): Promise<CommitResult | null> {
+    const checks = write.rangeChecks ?? [];
+    return this.#committer.transaction(async (client) => {
+      const opened = await this.#committer.open(client, {
+        begin: true,
+        keys: uniqueKeys(keysOf(write.checks, write.mutations).keys),
+        valueKeys: keysOf([], write.mutations).valueKeys,
+        dedup: (write.enqueues ?? []).flatMap((e) =>
+          e.dedup ? [{ queue: e.queue, key: e.dedup.key }] : [],
+        ),
+        extra: checks.map((c) => this.#sql.count(c.start, c.end, write.now)),
+      });
+      const counted = opened.extra.every(
+        (result, i) => Number((result.rows[0] as { n: string }).n) === checks[i]!.count,
+      );
+      const done = counted
+        ? opened.batch.commit(write.checks, write.mutations, write.now, write.enqueues)
+        : null;
+      await this.#committer.finish(client, opened, []);
+      if (!done) return null;
+      return write.enqueues?.length
+        ? { versionstamp: done.versionstamp, enqueued: done.enqueued }
+        : { versionstamp: done.versionstamp };
+    });
   }
 
   async history(

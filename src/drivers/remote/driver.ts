@@ -33,6 +33,7 @@ import {
   entryFromWire,
   messageFromWire,
   mutationToWire,
+  rangeCheckToWire,
   rangeToWire,
   revisionFromWire,
   type ServerInfo,
@@ -233,6 +234,7 @@ class Remote implements RemoteDriver {
         {
           writes: writes.map((w) => ({
             checks: w.checks.map(checkToWire),
+            ...(w.rangeChecks && { rc: w.rangeChecks.map(rangeCheckToWire) }),
             mutations: w.mutations.map(mutationToWire),
             ...(w.enqueues && { enqueues: w.enqueues.map(enqueueToWire) }),
             now: w.now,

@@ -221,6 +221,10 @@ class SqliteDriver implements KvDriver {
 
   atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
     return this.#write((tx): CommitResult | null => {
+      // Inside the group's transaction, so the counts are those the commit would change.
+      for (const { start, end, count } of write.rangeChecks ?? []) {
+        if (this.#stmt.count.get({ start, end, now: write.now }) !== count) return null;
+      }
       const done = tx.commit(write.checks, write.mutations, write.now);
       if (!done) return null;
       const enqueued = (write.enqueues ?? []).map((e) => this.#queues.enqueue(tx, e, write.now));

@@ -117,14 +117,20 @@ class WireParser {
       throw new KvError("INVALID_REQUEST", "a write is an object");
     const {
       checks = [],
+      rc = [],
       mutations = [],
       enqueues = [],
-    } = (raw ?? {}) as { checks?: unknown; mutations?: unknown; enqueues?: unknown };
-    if (!Array.isArray(checks) || !Array.isArray(mutations) || !Array.isArray(enqueues)) {
-      throw new KvError("INVALID_REQUEST", "a write has checks, mutations and enqueues arrays");
+    } = (raw ?? {}) as { checks?: unknown; rc?: unknown; mutations?: unknown; enqueues?: unknown };
+    if (
+      !Array.isArray(checks) ||
+      !Array.isArray(rc) ||
+      !Array.isArray(mutations) ||
+      !Array.isArray(enqueues)
+    ) {
+      throw new KvError("INVALID_REQUEST", "a write has checks, rc, mutations and enqueues arrays");
     }
     // Counted before parsing, so an oversized write costs no decoding; the pipeline counts again.
-    assertCounts(this.core.limits, checks.length, mutations.length + enqueues.length);
+    assertCounts(this.core.limits, checks.length + rc.length, mutations.length + enqueues.length);
     const claimed = (raw as { now?: unknown }).now;
     this.#shift =
       this.trustClientClock || !Number.isSafeInteger(claimed)
@@ -134,6 +140,12 @@ class WireParser {
       checks: checks.map((c: { k?: unknown; vs?: unknown }): Check => {
         assertVersionstamp(c?.vs);
         return { key: this.key(c.k), versionstamp: c.vs as string | null };
+      }),
+      ...(rc.length > 0 && {
+        rangeChecks: rc.map((r: { s?: unknown; e?: unknown; n?: unknown }) => ({
+          ...this.range({ start: r?.s, end: r?.e }),
+          count: integer(r?.n, "rc[].n"),
+        })),
       }),
       mutations: mutations.map((m) => this.mutation(m)),
       ...(enqueues.length > 0 && { enqueues: enqueues.map((e) => this.enqueue(e)) }),
