@@ -17,6 +17,7 @@ import pg from "pg";
 import type { StoredEntry } from "../../contract/apply.js";
 import type { AtomicWrite, ChangeEvent, CommitResult } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
+import { GroupCommit, type Outcome } from "../shared/group-commit.js";
 import { type BatchOptions, CommitBatch, type CommitPlan, keysOf, uniqueKeys } from "./commit.js";
 import type { CommitSql } from "./commit-sql.js";
 import {
@@ -45,14 +46,6 @@ type Job =
   | { readonly kind: "write"; readonly write: AtomicWrite }
   | { readonly kind: "expire"; readonly now: number; readonly limit: number };
 
-interface Pending {
-  readonly job: Job;
-  readonly resolve: (result: never) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
 export interface CommitterOptions {
   readonly pool: pg.Pool;
   readonly sql: CommitSql;
@@ -73,9 +66,7 @@ export interface OpenBatch {
 
 export class Committer {
   readonly #options: CommitterOptions;
-  #jobs: Pending[] = [];
-  #scheduled = false;
-  #running: Promise<void> | null = null;
+  readonly #group = new GroupCommit<Job>((jobs) => this.#flush(jobs), MAX_GROUP);
   #prunedAt = 0;
   #guardFailures = 0;
   #coolDown = 0;
@@ -85,19 +76,16 @@ export class Committer {
   }
 
   write(write: AtomicWrite): Promise<CommitResult | null> {
-    return this.#submit({ kind: "write", write });
+    return this.#group.submit({ kind: "write", write });
   }
 
   expire(now: number, limit: number): Promise<number> {
-    return this.#submit({ kind: "expire", now, limit });
+    return this.#group.submit({ kind: "expire", now, limit });
   }
 
-  /** Resolves once every submitted job has been committed or refused. */
-  async drain(): Promise<void> {
-    while (this.#running || this.#jobs.length > 0) {
-      if (!this.#running) this.#start();
-      await this.#running;
-    }
+  /** Refuses new jobs, then resolves once every submitted job has been committed or refused. */
+  drain(): Promise<void> {
+    return this.#group.close();
   }
 
   /**
@@ -214,53 +202,31 @@ export class Committer {
     feed.queues(queues);
   }
 
-  #submit<T>(job: Job): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#jobs.push({ job, resolve: resolve as (result: never) => void, reject });
-      if (!this.#scheduled && !this.#running) {
-        this.#scheduled = true;
-        setImmediate(() => this.#start());
-      }
-    });
-  }
-
-  #start(): void {
-    this.#scheduled = false;
-    if (this.#running || this.#jobs.length === 0) return;
-    this.#running = this.#loop();
-  }
-
-  /** Flushes groups until no job is left; a flush always awaits, so `#running` is set first. */
-  async #loop(): Promise<void> {
-    while (this.#jobs.length > 0) await this.#flush(this.#jobs.splice(0, MAX_GROUP));
-    this.#running = null;
-  }
-
-  async #flush(group: readonly Pending[]): Promise<void> {
-    let outcomes: Outcome[];
+  async #flush(group: readonly Job[]): Promise<Outcome[]> {
     try {
-      outcomes = await this.transaction((client) => this.#commitGroup(client, group));
+      return await this.transaction((client) => this.#commitGroup(client, group));
     } catch (error) {
       // The database refused the group's statement (not a lost connection, whose outcome is
       // unknown): commit each job alone, so that only the one it refused fails.
       if (group.length > 1 && refusedByDatabase(error)) {
-        for (const pending of group) await this.#flush([pending]);
-        return;
+        const outcomes: Outcome[] = [];
+        for (const job of group) {
+          try {
+            outcomes.push(...(await this.#flush([job])));
+          } catch (alone) {
+            outcomes.push({ ok: false, error: alone });
+          }
+        }
+        return outcomes;
       }
-      for (const pending of group) pending.reject(error);
-      return;
+      throw error;
     }
-    group.forEach((pending, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) pending.resolve(outcome.value as never);
-      else pending.reject(outcome.error);
-    });
   }
 
-  async #commitGroup(client: pg.ClientBase, group: readonly Pending[]): Promise<Outcome[]> {
+  async #commitGroup(client: pg.ClientBase, group: readonly Job[]): Promise<Outcome[]> {
     const { sql, feed, batch: options } = this.#options;
-    const writes = group.flatMap((p) => (p.job.kind === "write" ? [p.job.write] : []));
-    const expiries = group.flatMap((p) => (p.job.kind === "expire" ? [p.job] : []));
+    const writes = group.flatMap((job) => (job.kind === "write" ? [job.write] : []));
+    const expiries = group.flatMap((job) => (job.kind === "expire" ? [job] : []));
     const keys = writes.map((w) => keysOf(w.checks, w.mutations));
     const plan = {
       begin: true,
@@ -315,9 +281,9 @@ export class Committer {
 }
 
 /** Runs a group's jobs on an opened batch, in order; a job refused with a `KvError` fails alone. */
-function runJobs(opened: OpenBatch, group: readonly Pending[]): Outcome[] {
+function runJobs(opened: OpenBatch, group: readonly Job[]): Outcome[] {
   const expired = [...opened.extra];
-  return group.map(({ job }): Outcome => {
+  return group.map((job): Outcome => {
     try {
       if (job.kind === "expire")
         return { ok: true, value: opened.batch.expire(expired.shift()!.rows as KvRow[], job.now) };

@@ -40,6 +40,7 @@ import type {
   Settlement,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
+import { GroupCommit, type Outcome } from "../shared/group-commit.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
 import { isFileFault, storageError } from "./errors.js";
 import { prepareLocation } from "./path.js";
@@ -82,11 +83,8 @@ export interface Tx {
   ready(queue: Uint8Array): void;
 }
 
-interface Job {
-  readonly run: (tx: Tx) => unknown;
-  readonly resolve: (result: never) => void;
-  readonly reject: (error: unknown) => void;
-}
+/** A job of a group commit: what it does inside the group's write transaction. */
+type Job = (tx: Tx) => unknown;
 
 /**
  * Opens (creating if missing) a SQLite database file.
@@ -184,8 +182,7 @@ class SqliteDriver implements KvDriver {
   #reported = 0;
   #dataVersion = 0;
   #watcher: NodeJS.Timeout | null = null;
-  #jobs: Job[] = [];
-  #scheduled = false;
+  readonly #group = new GroupCommit<Job>((jobs) => this.#runGroup(jobs));
   #closed = false;
   readonly #stmt: ReturnType<typeof prepareStatements>;
   readonly #queues: SqliteQueues;
@@ -267,17 +264,7 @@ class SqliteDriver implements KvDriver {
 
   /** Queues `run` for the next group commit. */
   #write<T>(run: (tx: Tx) => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (this.#closed) {
-        reject(new KvError("DATABASE_CLOSED", "the database is closed"));
-        return;
-      }
-      this.#jobs.push({ run, resolve: resolve as (result: never) => void, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
+    return this.#group.submit<T>(run);
   }
 
   async history(
@@ -409,8 +396,8 @@ class SqliteDriver implements KvDriver {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#flush();
     this.#closed = true;
+    await this.#group.close();
     if (this.#watcher) clearInterval(this.#watcher);
     this.#listeners.clear();
     this.#db.close();
@@ -445,12 +432,9 @@ class SqliteDriver implements KvDriver {
     return rows.map((row) => toEntry(row, meta));
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    const batch = this.#jobs;
-    if (batch.length === 0) return;
-    this.#jobs = [];
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+  /** Runs a group's jobs in one write transaction, each under its own savepoint. */
+  #runGroup(batch: readonly Job[]): Outcome[] {
+    const outcomes: Outcome[] = [];
     const changes: ChangeEvent[] = [];
     const ready = new Map<string, Uint8Array>();
     const prunedAt = this.#prunedAt;
@@ -479,7 +463,7 @@ class SqliteDriver implements KvDriver {
           const mark = { version, changes: changes.length };
           this.#stmt.savepoint.run();
           try {
-            outcomes.push({ ok: true, value: job.run(tx) });
+            outcomes.push({ ok: true, value: job(tx) });
             this.#stmt.release.run();
           } catch (cause) {
             // A full disk or an I/O error is the file's, not this job's: the rest of the group
@@ -511,16 +495,10 @@ class SqliteDriver implements KvDriver {
         throw error;
       }
     } catch (cause) {
-      const error = storageError(cause, this.#db.name, "commit to");
-      for (const job of batch) job.reject(error);
-      return;
+      throw storageError(cause, this.#db.name, "commit to");
     }
-    batch.forEach((job, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) job.resolve(outcome.value as never);
-      else job.reject(outcome.error);
-    });
     for (const change of changes) this.#emit(change);
+    return outcomes;
   }
 
   /**
