@@ -13,13 +13,14 @@ import type {
 } from "../../contract/index.js";
 import {
   afterExpiry,
-  afterFailure,
   effectiveState,
+  holdsLease,
   lease,
   leaseExpired,
   newMessage,
   revive,
   type StoredMessage,
+  settled,
   toDead,
   toLeased,
   undeliveredMutations,
@@ -93,24 +94,12 @@ export class MemoryQueues {
   settle(queueId: string, token: string, settlement: Settlement, now: number): boolean {
     const state = this.#queues.get(queueId);
     const message = state?.leased.get(token);
-    if (!state || !message || message.lockedUntil! <= now) return false;
-    switch (settlement.type) {
-      case "ack":
-        state.leased.delete(token);
-        return true;
-      case "extend":
-        state.leased.set(token, { ...message, lockedUntil: now + settlement.ms });
-        return true;
-      case "nack":
-        state.leased.delete(token);
-        this.#putFailed(
-          queueId,
-          state,
-          afterFailure(message, now, settlement.error ?? "nack", settlement.delay),
-          now,
-        );
-        return true;
-    }
+    if (!state || !message || !holdsLease(message, token, now)) return false;
+    const next = settled(message, settlement, now);
+    if (next?.state === "leased") state.leased.set(token, next);
+    else state.leased.delete(token);
+    if (next && next.state !== "leased") this.#putFailed(queueId, state, next, now);
+    return true;
   }
 
   stats(queueId: string, now: number): QueueStats {

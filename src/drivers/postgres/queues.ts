@@ -20,12 +20,13 @@ import type {
 } from "../../contract/index.js";
 import {
   afterExpiry,
-  afterFailure,
+  holdsLease,
   lease,
   revive,
   STATE_CODE,
   STATE_OF_CODE,
   type StoredMessage,
+  settled,
   toDead,
   toLeased,
   undeliveredMutations,
@@ -212,6 +213,8 @@ export class PostgresQueues {
     settlement: Settlement,
     now: number,
   ): Promise<boolean> {
+    // An ack or an extend is one statement that holds the lease as `holdsLease` does and does what
+    // `settled` says: no read round trip. A nack may dead-letter, so it reads the message first.
     if (settlement.type === "ack")
       return (await this.#run(this.#sql.ack(token, queue, now))).rowCount === 1;
     if (settlement.type === "extend") {
@@ -225,12 +228,13 @@ export class PostgresQueues {
         this.#sql.byToken(token, queue),
       ]);
       const row = found!.rows[0] as Row | undefined;
-      if (!row || row.state !== STATE_CODE.leased || row.locked_until! <= now) {
+      const message = row && toMessage(row);
+      if (!message || !holdsLease(message, token, now)) {
         await this.#committer.finish(client, null, []);
         return false;
       }
       const error = storableError(settlement.error ?? "nack");
-      const next = afterFailure(toMessage(row), now, error, settlement.delay);
+      const next = settled(message, { ...settlement, error }, now)!;
       const opened = await this.#deadLetter(client, [next], now);
       await this.#committer.finish(
         client,

@@ -12,7 +12,13 @@
  * runs from `lockedUntil`, and a message with no deliveries left is dead as of then. Until a
  * dequeue stores that state, readers see it through {@link effectiveState}.
  */
-import type { DeadMessage, Enqueue, LeasedMessage, Mutation } from "../../contract/index.js";
+import type {
+  DeadMessage,
+  Enqueue,
+  LeasedMessage,
+  Mutation,
+  Settlement,
+} from "../../contract/index.js";
 
 export interface StoredMessage {
   readonly id: string;
@@ -87,6 +93,30 @@ export function afterFailure(
   if (message.attempts >= maxAttempts(message)) return { ...cleared, state: "dead", failedAt };
   const backoff = delay ?? message.backoffSchedule[message.attempts - 1] ?? 0;
   return { ...cleared, state: "ready", availableAt: failedAt + backoff };
+}
+
+/** Whether a settlement given with `token` may apply: it names this message's live lease. */
+export const holdsLease = (message: StoredMessage, token: string, now: number): boolean =>
+  message.state === "leased" && message.token === token && message.lockedUntil! > now;
+
+/**
+ * What a settlement does to a message whose lease it holds (see {@link holdsLease}): `null` for
+ * an `ack` (the message is deleted); the lease moved on for an `extend`; for a `nack`, the state
+ * after the failed delivery (ready after its delay or backoff, or dead).
+ */
+export function settled(
+  message: StoredMessage,
+  settlement: Settlement,
+  now: number,
+): StoredMessage | null {
+  switch (settlement.type) {
+    case "ack":
+      return null;
+    case "extend":
+      return { ...message, lockedUntil: now + settlement.ms };
+    case "nack":
+      return afterFailure(message, now, settlement.error ?? "nack", settlement.delay);
+  }
 }
 
 export const leaseExpired = (message: StoredMessage, now: number): boolean =>

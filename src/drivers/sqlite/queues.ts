@@ -15,13 +15,14 @@ import type {
 } from "../../contract/index.js";
 import {
   afterExpiry,
-  afterFailure,
+  holdsLease,
   lease,
   newMessage,
   revive,
   STATE_CODE,
   STATE_OF_CODE,
   type StoredMessage,
+  settled,
   toDead,
   toLeased,
   undeliveredMutations,
@@ -200,24 +201,14 @@ export class SqliteQueues {
 
   settle(tx: Tx, queue: Uint8Array, token: string, settlement: Settlement, now: number): boolean {
     const row = this.#stmt.byToken.get(token, queue) as Row | undefined;
-    if (!row || row.state !== STATE_CODE.leased || row.locked_until! <= now) return false;
+    if (!row) return false;
     const message = toMessage(row);
-    switch (settlement.type) {
-      case "ack":
-        this.#stmt.remove.run(message.seq);
-        return true;
-      case "extend":
-        this.#save({ ...message, lockedUntil: now + settlement.ms });
-        return true;
-      case "nack":
-        this.#saveFailed(
-          tx,
-          queue,
-          afterFailure(message, now, settlement.error ?? "nack", settlement.delay),
-          now,
-        );
-        return true;
-    }
+    if (!holdsLease(message, token, now)) return false;
+    const next = settled(message, settlement, now);
+    if (next === null) this.#stmt.remove.run(message.seq);
+    else if (next.state === "leased") this.#save(next);
+    else this.#saveFailed(tx, queue, next, now);
+    return true;
   }
 
   stats(queue: Uint8Array, now: number): QueueStats {
