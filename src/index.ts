@@ -1,34 +1,3 @@
-export type { KvKey, KvKeyPart } from "./codec/key.js";
-export { KvU64 } from "./codec/u64.js";
-export type * from "./contract/index.js";
-export type {
-  AtomicOperation,
-  KvAtomicCheck,
-  KvAtomicKey,
-  KvMutation,
-  KvUuid,
-} from "./core/atomic.js";
-export type { HistoryOptions } from "./core/database.js";
-export { Kv } from "./core/kv.js";
-export { DEFAULT_LIMITS, type KvLimits } from "./core/limits.js";
-export type { KvListIterator } from "./core/list.js";
-export type {
-  KvDeadMessage,
-  KvEnqueueOptions,
-  KvEnqueueResult,
-  KvQueue,
-  KvQueueMessage,
-  ListenOptions,
-  QueueHandler,
-} from "./core/queue.js";
-export type {
-  KvTransaction,
-  KvTransactionEntry,
-  KvTransactionOptions,
-  KvTransactionResult,
-} from "./core/transaction.js";
-export type * from "./core/types.js";
-export type { ChangeBatch } from "./core/watch.js";
-export { KvError, type KvErrorCode } from "./errors.js";
+export * from "./api.js";
 export { type OpenKvOptions, openKv } from "./open.js";
 export * from "./typed/index.js";

@@ -93,7 +93,9 @@ export class KvTransaction {
         this.keyspace,
         { now, metadata: true },
       );
-      missing.forEach((bytes, i) => this.#recordBase(bytes, results[i]?.[0], now));
+      missing.forEach((bytes, i) => {
+        this.#recordBase(bytes, results[i]?.[0], now);
+      });
     }
     return encoded.map((bytes, i) => this.#entry(bytes, keys[i]!)) as {
       [K in keyof T]: KvTransactionEntry<T[K]>;
