@@ -67,6 +67,16 @@ export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): st
  * utf8Length("€"); // 3
  */
 export function utf8Length(text: string): number {
+  return nodeBuffer ? nodeBuffer.byteLength(text, "utf8") : countUtf8(text);
+}
+
+// Node's Buffer counts natively, several times faster than the loop: used where the runtime has
+// it, found on the global object so that nothing here imports Node.
+const nodeBuffer = (
+  globalThis as { Buffer?: { byteLength(text: string, encoding: "utf8"): number } }
+).Buffer;
+
+function countUtf8(text: string): number {
   let length = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

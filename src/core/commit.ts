@@ -165,7 +165,9 @@ function planMutation(
   }
   if (mutation.type !== "delete" && mutation.expiresAt !== null)
     assertInstant(`mutation ${index}'s expiry`, mutation.expiresAt);
-  return { ...mutation, keepValue: context.keepsValues(userKey) };
+  const keepValue = context.keepsValues(userKey);
+  // Most writes keep no value: they go on as they came, without a copy.
+  return keepValue || mutation.keepValue !== undefined ? { ...mutation, keepValue } : mutation;
 }
 
 /** Throws unless a message fits the limits and names only keys and a queue inside `scope`. */
