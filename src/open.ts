@@ -1,4 +1,5 @@
 import type { Kv } from "./core/kv.js";
+import { fail } from "./errors.js";
 import {
   assertPath,
   givenDriver,
@@ -29,6 +30,14 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
   if (isServerUrl(path) && !options.driver) {
     const { undiciTransport } = await import("./drivers/remote/undici.js");
     return openServer(path, options, undiciTransport);
+  }
+  // A URL of another scheme (a typo of postgres://, say) must not become a SQLite file of that name.
+  const scheme = path === undefined ? null : /^([a-z][a-z0-9+.-]*):\/\//i.exec(path)?.[1];
+  if (scheme && !POSTGRES_URL.test(path!) && !options.driver) {
+    fail(
+      "INVALID_ARGUMENT",
+      `openKv cannot open ${JSON.stringify(path)}: it takes a file path, ":memory:", a postgres:// or postgresql:// URL, or a Cellar server's http(s):// URL, not a ${scheme}:// URL`,
+    );
   }
   const { limits, driverOptions } = localSettings(options);
   // Each driver is loaded when a path first asks for it, so `import "cellar"` loads no native

@@ -117,6 +117,14 @@ describe("openKv on a file that is not Cellar's", () => {
 });
 
 describe("openKv on a path that cannot hold a file", () => {
+  it("refuses a URL of a scheme it does not open, rather than making a file of that name", async () => {
+    for (const url of ["mysql://x", "postgress://db/app", "sqlite:///tmp/a.db", "redis://h"]) {
+      const error = await refusal(url);
+      expect(error.code).toBe("INVALID_ARGUMENT");
+      expect(error.message).toMatch(/not a \w+:\/\/ URL$/);
+    }
+  });
+
   it("refuses a directory", async () => {
     const path = join(dir, "folder.db");
     mkdirSync(path);
