@@ -49,10 +49,10 @@ export type ServerEnv = { Variables: { scope: RequestScope; kv: Kv } };
 const RANK: Record<Access, number> = { read: 0, write: 1, admin: 2 };
 export const NAMESPACE_HEADER = "x-cellar-namespace";
 
-const tokensFile = z.object({
+const tokensFile = z.strictObject({
   tokens: z
     .array(
-      z.object({
+      z.strictObject({
         token: z.string().min(16, "tokens must be at least 16 characters"),
         namespaces: z.array(z.string()).min(1),
         access: z.enum(["read", "write", "admin"]),

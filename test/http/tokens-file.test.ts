@@ -31,6 +31,22 @@ it("refuses a tokens file that lists a token twice", () => {
   );
 });
 
+it("refuses a grant with a field it does not know, naming it", () => {
+  const path = join(dir.path, "typo.json");
+  writeFileSync(
+    path,
+    JSON.stringify({
+      tokens: [{ token: TOKEN, namespaces: ["a"], acess: "write", access: "read" }],
+    }),
+  );
+  expect(() => loadTokens(path)).toThrow(
+    expect.objectContaining({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining("acess"),
+    }),
+  );
+});
+
 it("refuses the same through the tokens option", async () => {
   await expect(
     startServer({
