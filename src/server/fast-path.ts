@@ -50,7 +50,7 @@ export function createFastPath(auth: Authenticator): FastPath {
     }
     const q = target.indexOf("?");
     const query = q < 0 ? null : target.slice(q + 1);
-    if (query !== null && !PLAIN_QUERY.test(query)) return false;
+    if (query !== null && (!PLAIN_QUERY.test(query) || !onlyKnownParams(query))) return false;
     if (SEED_KEY_ROUTES.has(q < 0 ? target : target.slice(0, q))) return false;
     let entry: Promise<unknown>;
     try {
@@ -130,6 +130,15 @@ function send(
 function sendError(res: ServerResponse, error: unknown): void {
   const { status, body, headers } = errorResponse(error);
   send(res, status, JSON.stringify(body), headers);
+}
+
+/** Whether a query names only what this route takes: anything else is Hono's to refuse. */
+function onlyKnownParams(query: string): boolean {
+  for (const part of query.split("&")) {
+    const name = part.split("=", 1)[0];
+    if (name !== "metadata" && name !== "token" && name !== "") return false;
+  }
+  return true;
 }
 
 /**

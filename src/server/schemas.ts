@@ -113,7 +113,21 @@ export const ListBody = z
   })
   .openapi("ListRequest");
 
-export const PathSelectorQuery = z.object({
+/**
+ * A route's query parameters. Strict, as bodies are, so a misspelt parameter (`prefx`) is a 400
+ * naming it rather than a wider request; `token` (the credential of clients that cannot set
+ * headers, read by the authentication) is taken on every route.
+ */
+export const query = <T extends z.ZodRawShape>(shape: T) =>
+  z.strictObject({
+    ...shape,
+    token: z
+      .string()
+      .optional()
+      .openapi({ description: "The bearer token, for clients that cannot send headers" }),
+  });
+
+export const PathSelectorQuery = query({
   prefix: z
     .string()
     .optional()
@@ -133,7 +147,7 @@ export const ListQuery = PathSelectorQuery.extend({
   keysOnly: flag,
 });
 
-export const MetadataQuery = z.object({ metadata: flag });
+export const MetadataQuery = query({ metadata: flag });
 
 export const Mutation = z
   .strictObject({

@@ -13,6 +13,7 @@ import {
   namespaceUsage,
 } from "../../core/surface.js";
 import { type RequestScope, requireAccess, type ServerEnv } from "../../http/auth.js";
+import { query } from "../schemas.js";
 import { errors, json } from "./keys.js";
 
 /** Queues one request lists at most. */
@@ -83,7 +84,7 @@ export function discoveryRoutes(app: OpenAPIHono<ServerEnv>): void {
       description:
         "An admin token sees every namespace (Cellar's own `$…` ones marked `reserved`); another token only those it may use. Found by a skip-scan: one read per namespace. Page with `after` (the last name of the previous page).",
       request: {
-        query: z.object({
+        query: query({
           limit: z.coerce.number().int().min(1).max(MAX_NAMESPACES).optional(),
           after: z.string().optional(),
         }),

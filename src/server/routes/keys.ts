@@ -18,6 +18,7 @@ import {
   isTrue,
   Key,
   MetadataQuery,
+  query,
   SetBody,
   WriteInfo,
 } from "../schemas.js";
@@ -122,6 +123,13 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
     }),
   );
   app.get("/api/keys/*", async (c) => {
+    const unknown = Object.keys(c.req.query()).filter((n) => n !== "metadata" && n !== "token");
+    if (unknown.length > 0) {
+      throw new KvError(
+        "INVALID_REQUEST",
+        `${unknown.join(", ")}: unknown query parameter; this route takes metadata (and token)`,
+      );
+    }
     const entry = await readKey(
       { scope: c.get("scope"), kv: c.get("kv") },
       targetOf(c),
@@ -187,7 +195,7 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
       summary: "Delete one key",
       request: {
         params: KeyParam,
-        query: z.object({
+        query: query({
           modifiedBy: z.string().max(256).optional(),
           comment: z.string().max(4096).optional(),
         }),
@@ -250,7 +258,7 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
       summary: "Revisions of one key, newest first",
       request: {
         params: KeyParam,
-        query: z.object({ limit: z.coerce.number().int().min(1).max(10_000).optional() }),
+        query: query({ limit: z.coerce.number().int().min(1).max(10_000).optional() }),
       },
       responses: {
         200: json(

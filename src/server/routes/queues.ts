@@ -11,7 +11,7 @@ import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import type { StreamRegistry } from "../../http/streams.js";
 import { keyFromJson, valueFromJson, valueToJson } from "../../wire/json.js";
-import { Key, Value, Versionstamp } from "../schemas.js";
+import { Key, query, Value, Versionstamp } from "../schemas.js";
 import { body, errors, json } from "./keys.js";
 
 const Name = z.object({
@@ -243,7 +243,7 @@ export function queueRoutes(
       summary: "List dead messages",
       request: {
         params: Name,
-        query: z.object({
+        query: query({
           limit: z.coerce.number().int().min(1).max(1000).optional(),
           after: z.string().optional(),
         }),
@@ -358,7 +358,7 @@ export function queueRoutes(
         "Keeps up to `concurrency` messages leased to this stream. Messages still leased when the stream closes are nacked.",
       request: {
         params: Name,
-        query: z.object({
+        query: query({
           concurrency: z.coerce.number().int().min(1).max(100).optional(),
           visibilityTimeout: z.coerce.number().int().positive().optional(),
         }),

@@ -17,7 +17,7 @@ import type { KvListSelector } from "../../core/types.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import { keyFromJson, keyFromPath, valueFromJson, valueToJson } from "../../wire/json.js";
-import { Entry, entryJson, Key, Value } from "../schemas.js";
+import { Entry, entryJson, Key, query, Value } from "../schemas.js";
 import { body, errors, json } from "./keys.js";
 
 const TAG = ["seed-compat"];
@@ -31,7 +31,7 @@ export const SEED_KEY_ROUTES: ReadonlySet<string> = new Set([
 const flag = z.enum(["true", "false", "1", "0"]).optional();
 const yes = (value: string | undefined) => value === "true" || value === "1";
 const Limit = z.coerce.number().int().min(1).max(1000).optional();
-const PathQuery = z.object({
+const PathQuery = query({
   prefix: z.string().optional().openapi({ description: "key path, e.g. users" }),
   start: z.string().optional(),
   end: z.string().optional(),
@@ -167,7 +167,7 @@ export function seedCompatRoutes(app: OpenAPIHono<ServerEnv>): void {
       tags: TAG,
       summary: "Count entries by prefix; Cellar's own: GET /api/count",
       description: "A key named `count` is read with GET /api/keys/~s:count.",
-      request: { query: z.object({ prefix: z.string().optional() }) },
+      request: { query: query({ prefix: z.string().optional() }) },
       responses: { 200: json(z.object({ count: z.number() })), ...errors },
     }),
     async (c) => {
@@ -185,7 +185,7 @@ export function seedCompatRoutes(app: OpenAPIHono<ServerEnv>): void {
       summary: "One page of entries and a cursor; Cellar's own: GET /api/list",
       description: "A key named `paginate` is read with GET /api/keys/~s:paginate.",
       request: {
-        query: z.object({
+        query: query({
           prefix: z.string().optional(),
           cursor: z.string().optional(),
           limit: Limit,
@@ -392,7 +392,7 @@ export function seedCompatRoutes(app: OpenAPIHono<ServerEnv>): void {
       tags: TAG,
       summary: "Dead messages of the default queue, oldest failure first",
       request: {
-        query: z.object({
+        query: query({
           limit: Limit,
           offset: z.coerce.number().int().min(0).max(10_000).optional(),
         }),

@@ -20,6 +20,7 @@ import {
 } from "../../typed/define-kv.js";
 import { type JsonSchema, ValidationError } from "../../typed/schemas.js";
 import type { AnyStore, StoreEntry, TypedStore } from "../../typed/store.js";
+import { query } from "../schemas.js";
 
 export interface TypedRouteOptions {
   /** Typed stores, served at `/api/stores/{name}` on the namespace of each request. */
@@ -295,7 +296,7 @@ function documentStore(app: OpenAPIHono<ServerEnv>, store: AnyStore): void {
     tags,
     summary: `List ${store.name} entries`,
     request: {
-      query: z.object({
+      query: query({
         prefix: z.string().optional(),
         limit: z.string().optional(),
         cursor: z.string().optional(),

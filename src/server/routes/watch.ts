@@ -23,7 +23,7 @@ import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import type { StreamRegistry } from "../../http/streams.js";
 import { keyFromPath } from "../../wire/json.js";
-import { Entry, entryJson, Versionstamp } from "../schemas.js";
+import { Entry, entryJson, query, Versionstamp } from "../schemas.js";
 import { errors, json } from "./keys.js";
 
 export interface WatchLimits {
@@ -41,14 +41,14 @@ const signatureOf = (entries: readonly KvEntryMaybe[]) =>
     .digest("hex")
     .slice(0, 20);
 
-const KeysQuery = z.object({
+const KeysQuery = query({
   key: z
     .union([z.string(), z.array(z.string())], {
       error: "name the keys to watch with ?key=<path>, repeated for several",
     })
     .openapi({ description: "A key path; repeat for several keys", example: "config/theme" }),
 });
-const PrefixQuery = z.object({
+const PrefixQuery = query({
   prefix: z
     .string({ error: "name the prefix with ?prefix=<path> (empty: the whole namespace)" })
     .openapi({
