@@ -113,6 +113,11 @@ export interface Credentials {
   readonly host: string | undefined;
   /** The `token` query parameter, read only when there is no bearer header. */
   readonly queryToken: () => string | undefined;
+  /**
+   * The route works across the token's namespaces (discovery): a token of several namespaces
+   * needs not name one, and gets the view of its first.
+   */
+  readonly acrossNamespaces?: boolean;
 }
 
 /** A request's scope and the namespace view it reads and writes. */
@@ -189,7 +194,16 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
       );
     const grant = findGrant(presented);
     if (!grant) throw new KvError("UNAUTHORIZED", "the bearer token is not valid");
-    return withGrant(grant, requestedNamespace(source, credentials, grant));
+    const namespace = requestedNamespace(source, credentials, grant);
+    const first = grant.namespaces[0];
+    const across =
+      credentials.acrossNamespaces === true &&
+      credentials.namespace === undefined &&
+      namespace === "" &&
+      first !== undefined &&
+      !grant.namespaces.includes("*") &&
+      !grant.namespaces.includes("");
+    return withGrant(grant, across ? first : namespace);
   };
 }
 
@@ -247,13 +261,21 @@ function requestedNamespace(
 }
 
 /** The Hono middleware over `auth`: sets `scope` and `kv` (the request's namespace view). */
-export function authenticate(auth: Authenticator): MiddlewareHandler<ServerEnv> {
+/**
+ * The authentication middleware. `acrossNamespaces` names the routes that work across the
+ * token's namespaces (see {@link Credentials.acrossNamespaces}).
+ */
+export function authenticate(
+  auth: Authenticator,
+  options: { acrossNamespaces?: ReadonlySet<string> } = {},
+): MiddlewareHandler<ServerEnv> {
   return async function authenticate(c, next) {
     const { scope, kv } = auth({
       authorization: c.req.header("authorization"),
       namespace: c.req.header(NAMESPACE_HEADER),
       host: c.req.header("host"),
       queryToken: () => c.req.query("token"),
+      acrossNamespaces: options.acrossNamespaces?.has(c.req.path) === true,
     });
     c.set("scope", scope);
     c.set("kv", kv);

@@ -22,7 +22,7 @@ import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
 import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { atomicRoutes } from "./routes/atomic.js";
-import { discoveryRoutes } from "./routes/discovery.js";
+import { DISCOVERY_ACROSS_NAMESPACES, discoveryRoutes } from "./routes/discovery.js";
 import { driverRoutes } from "./routes/driver.js";
 import { healthRoutes } from "./routes/health.js";
 import { keysRoutes } from "./routes/keys.js";
@@ -153,7 +153,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   app.use("/api/*", checkBody);
   app.use("/workspaces/*", checkBody);
   const auth = createAuthenticator(kv, options);
-  app.use("/api/*", authenticate(auth));
+  app.use("/api/*", authenticate(auth, { acrossNamespaces: DISCOVERY_ACROSS_NAMESPACES }));
   app.use("/workspaces/*", authenticate(auth));
 
   // Before the single-key routes, whose GET /api/keys/{key} would take /api/keys/count.

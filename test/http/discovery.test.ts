@@ -53,6 +53,15 @@ describe("discovery", () => {
     ]);
   });
 
+  it("lets a token of several namespaces list them and their stats without naming one", async () => {
+    const listed = await call("/api/namespaces", AB_WRITER);
+    expect(listed.status, listed.text).toBe(200);
+    expect(listed.json.namespaces.map((n: { name: string }) => n.name)).toEqual(["a", "b"]);
+    expect((await call("/api/stats", AB_WRITER)).status).toBe(200);
+    // A route of one namespace still needs it named.
+    expect((await call("/api/queues", AB_WRITER)).status).toBe(403);
+  });
+
   it("pages namespaces with limit and after", async () => {
     const first = await call("/api/namespaces?limit=2", ADMIN);
     expect(first.json.namespaces.map((n: { name: string }) => n.name)).toEqual(["", "$internal"]);

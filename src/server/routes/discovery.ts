@@ -74,6 +74,12 @@ async function visibleNamespaces(
   }
 }
 
+/** The discovery routes that list across a token's namespaces, so need none named. */
+export const DISCOVERY_ACROSS_NAMESPACES: ReadonlySet<string> = new Set([
+  "/api/namespaces",
+  "/api/stats",
+]);
+
 export function discoveryRoutes(app: OpenAPIHono<ServerEnv>): void {
   app.openapi(
     createRoute({
