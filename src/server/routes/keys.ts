@@ -60,8 +60,8 @@ export const json = <T extends z.ZodType>(schema: T, description = "OK") => ({
 });
 
 /** A JSON request body; object bodies are strict (see `schemas.ts`), so unknown fields are refused. */
-export const body = <T extends z.ZodType>(schema: T) => ({
-  body: { content: { "application/json": { schema } }, required: true },
+export const body = <T extends z.ZodType>(schema: T, required = true) => ({
+  body: { content: { "application/json": { schema } }, required },
 });
 
 export { errors };

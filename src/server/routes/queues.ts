@@ -148,6 +148,8 @@ export function queueRoutes(
             limit: z.number().int().min(1).max(1000).optional(),
             wait: z.number().int().min(0).max(60_000).optional(),
           }),
+          // Every field has a default: no body is a poll for one message.
+          false,
         ),
       },
       responses: { 200: json(z.object({ messages: z.array(Message) })), ...errors },
