@@ -1,15 +1,11 @@
 /** `cellar serve` as a child process: shutdown on SIGTERM, refused hosts. */
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
+import type { ChildProcess } from "node:child_process";
 import { Agent } from "node:http";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { openKv } from "../../src/index.js";
+import { cellarServe } from "../cli/serve.js";
 import { send, sleep, sse, tempDir } from "./helpers.js";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const CLI = join(ROOT, "src/cli/index.ts");
 
 describe("the cellar serve command", () => {
   const dir = tempDir("cellar-http-");
@@ -20,30 +16,9 @@ describe("the cellar serve command", () => {
   });
 
   function run(args: string[]) {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", ...args], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr!.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    children.push(child);
-    const exited = once(child, "exit").then(([code]) => code as number | null);
-    /** The URL the server prints once it listens. */
-    const listening = async (): Promise<string> => {
-      for (;;) {
-        const match = /cellar listening on (http:\/\/\S+)/.exec(stdout);
-        if (match) return match[1]!;
-        if (child.exitCode !== null) throw new Error(`the server did not start: ${stderr}`);
-        await sleep(20);
-      }
-    };
-    return { child, exited, listening, output: () => ({ stdout, stderr }) };
+    const served = cellarServe(args);
+    children.push(served.child);
+    return served;
   }
 
   it("acknowledges only durable writes across a SIGTERM under load, and exits 0", async () => {
