@@ -22,9 +22,10 @@ import {
   afterExpiry,
   holdsLease,
   lease,
+  type MessageColumns,
+  messageOf,
   revive,
   STATE_CODE,
-  STATE_OF_CODE,
   type StoredMessage,
   settled,
   toDead,
@@ -122,42 +123,20 @@ export function queueSql(s: string) {
   };
 }
 
-interface Row {
-  seq: number;
-  id: string;
-  state: number;
-  priority: number;
-  available_at: number;
-  attempts: number;
+interface Row extends MessageColumns {
   backoff: number[];
   undelivered: string[];
   value_json: string | null;
   value_bin: Buffer | null;
-  encoding: number;
-  token: string | null;
-  locked_until: number | null;
-  enqueued_at: number;
-  failed_at: number | null;
-  error: string | null;
 }
 
 function toMessage(row: Row): StoredMessage {
-  return {
-    id: row.id,
-    seq: row.seq,
-    state: STATE_OF_CODE[row.state]!,
-    value: rawValueOf(row.value_json, row.value_bin, row.encoding),
-    priority: row.priority,
-    availableAt: row.available_at,
-    attempts: row.attempts,
-    backoffSchedule: row.backoff,
-    keysIfUndelivered: row.undelivered.map((k) => Buffer.from(k, "base64url")),
-    token: row.token,
-    lockedUntil: row.locked_until,
-    enqueuedAt: row.enqueued_at,
-    failedAt: row.failed_at,
-    error: row.error,
-  };
+  return messageOf(
+    row,
+    rawValueOf(row.value_json, row.value_bin, row.encoding),
+    row.backoff,
+    row.undelivered.map((k) => Buffer.from(k, "base64url")),
+  );
 }
 
 /** Delivery order: higher priority first, then enqueue order. */

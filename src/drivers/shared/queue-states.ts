@@ -40,6 +40,47 @@ export interface StoredMessage {
 
 export const LOCK_EXPIRED = "lock expired";
 
+/** The columns SQL drivers store a message in, less its value and lists, which each encodes its own way. */
+export interface MessageColumns {
+  seq: number;
+  id: string;
+  state: number;
+  priority: number;
+  available_at: number;
+  attempts: number;
+  encoding: number;
+  token: string | null;
+  locked_until: number | null;
+  enqueued_at: number;
+  failed_at: number | null;
+  error: string | null;
+}
+
+/** A message from its SQL columns and the value and lists its driver decoded. */
+export function messageOf(
+  row: MessageColumns,
+  value: Enqueue["value"],
+  backoffSchedule: readonly number[],
+  keysIfUndelivered: readonly Uint8Array[],
+): StoredMessage {
+  return {
+    id: row.id,
+    seq: row.seq,
+    state: STATE_OF_CODE[row.state]!,
+    value,
+    priority: row.priority,
+    availableAt: row.available_at,
+    attempts: row.attempts,
+    backoffSchedule,
+    keysIfUndelivered,
+    token: row.token,
+    lockedUntil: row.locked_until,
+    enqueuedAt: row.enqueued_at,
+    failedAt: row.failed_at,
+    error: row.error,
+  };
+}
+
 /** How SQL drivers store a message's state. */
 export const STATE_CODE = { ready: 0, leased: 1, dead: 2 } as const;
 export const STATE_OF_CODE = ["ready", "leased", "dead"] as const;

@@ -17,10 +17,11 @@ import {
   afterExpiry,
   holdsLease,
   lease,
+  type MessageColumns,
+  messageOf,
   newMessage,
   revive,
   STATE_CODE,
-  STATE_OF_CODE,
   type StoredMessage,
   settled,
   toDead,
@@ -62,44 +63,19 @@ CREATE TABLE IF NOT EXISTS cellar_queue_dedup (
 ) WITHOUT ROWID;
 `;
 
-interface Row {
-  seq: number;
-  id: string;
-  state: number;
-  priority: number;
-  available_at: number;
-  attempts: number;
+interface Row extends MessageColumns {
   backoff: string;
   undelivered: string;
   value: string | Buffer;
-  encoding: number;
-  token: string | null;
-  locked_until: number | null;
-  enqueued_at: number;
-  failed_at: number | null;
-  error: string | null;
 }
 
 function toMessage(row: Row): StoredMessage {
-  const value = toRawValue(row.value, row.encoding);
-  return {
-    id: row.id,
-    seq: row.seq,
-    state: STATE_OF_CODE[row.state]!,
-    value,
-    priority: row.priority,
-    availableAt: row.available_at,
-    attempts: row.attempts,
-    backoffSchedule: JSON.parse(row.backoff) as number[],
-    keysIfUndelivered: (JSON.parse(row.undelivered) as string[]).map((k) =>
-      Buffer.from(k, "base64url"),
-    ),
-    token: row.token,
-    lockedUntil: row.locked_until,
-    enqueuedAt: row.enqueued_at,
-    failedAt: row.failed_at,
-    error: row.error,
-  };
+  return messageOf(
+    row,
+    toRawValue(row.value, row.encoding),
+    JSON.parse(row.backoff) as number[],
+    (JSON.parse(row.undelivered) as string[]).map((k) => Buffer.from(k, "base64url")),
+  );
 }
 
 export class SqliteQueues {
