@@ -56,7 +56,18 @@ export function resolveSelector(selector: KvListSelector, keyspace: Keyspace): R
   const s = keyspace.encodeBound(start);
   const e = keyspace.encodeBound(end);
   if (compareBytes(s, e) > 0) fail("INVALID_SELECTOR", "the start key is greater than the end key");
-  return { start: s, end: e, prefix: null, common: commonPrefix(s, e) };
+  return { start: s, end: e, prefix: null, common: cursorBase(s, e) };
+}
+
+/**
+ * The bytes a `{ start, end }` selector's cursors leave out: the common prefix of its bounds, less
+ * its last byte when that is all of `start` (start is a prefix of end). Otherwise the key `start`
+ * itself, when it exists, would have the cursor `""`, which means "no cursor", and a paging loop
+ * would read it again and again.
+ */
+function cursorBase(start: Uint8Array, end: Uint8Array): Uint8Array {
+  const common = commonPrefix(start, end);
+  return common.length === start.length ? common.subarray(0, common.length - 1) : common;
 }
 
 function inPrefix(key: Uint8Array, prefix: Uint8Array, which: string): Uint8Array {

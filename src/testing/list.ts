@@ -114,6 +114,29 @@ export function listSuite(target: KvTarget): void {
       });
     }
 
+    it("pages past a start key that is a prefix of the end key, one entry at a time", async () => {
+      await kv.set(["a"], 0);
+      await kv.set(["a", "m"], 1);
+      const selector = { start: ["a"], end: ["a", "x"] };
+      const seen: unknown[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 5; page++) {
+        const iter = kv.list(selector, { limit: 1, ...(cursor !== undefined && { cursor }) });
+        for await (const entry of iter) seen.push(entry.value);
+        cursor = iter.cursor;
+        if (cursor === "") break;
+      }
+      expect(seen).toEqual([0, 1]);
+      let next: string | null | undefined;
+      const values: unknown[] = [];
+      do {
+        const page = await kv.paginate(selector, { limit: 1, ...(next && { cursor: next }) });
+        values.push(...page.entries.map((e) => e.value));
+        next = page.cursor;
+      } while (next && values.length < 5);
+      expect(values).toEqual([0, 1]);
+    });
+
     it("refuses a cursor from outside the selector", async () => {
       expect(() => kv.list({ start: ["users", 0], end: ["users", 3] }, { cursor: "AAAA" })).toThrow(
         expect.objectContaining({ code: "INVALID_CURSOR" }),
