@@ -74,6 +74,16 @@ export function redactUrl(url: string): string {
   return parsed.toString();
 }
 
+/**
+ * Whether `error` says the storage is failing for now (a full disk, a lost PostgreSQL server)
+ * rather than that the request was wrong: long-lived readers try again later on such errors.
+ */
+export function isOutage(error: unknown): error is KvError {
+  return (
+    error instanceof KvError && (error.code === "STORAGE_ERROR" || error.code === "UNAVAILABLE")
+  );
+}
+
 /** Shorthand for throwing inside validation code. */
 export function fail(code: KvErrorCode, message: string): never {
   throw new KvError(code, message);

@@ -14,7 +14,7 @@ import type {
   QueueStats,
   Settlement,
 } from "../contract/index.js";
-import { describe, fail, KvError } from "../errors.js";
+import { describe, fail, isOutage, KvError } from "../errors.js";
 import { assertEnqueue, MAX_DELAY } from "./commit.js";
 import type { Database } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
@@ -362,9 +362,8 @@ export class KvQueue<T = unknown> {
       this.#outage = false;
       return messages;
     } catch (error) {
-      if (!(error instanceof KvError)) throw error;
-      if (error.code === "DATABASE_CLOSED") return [];
-      if (error.code !== "STORAGE_ERROR" && error.code !== "UNAVAILABLE") throw error;
+      if (error instanceof KvError && error.code === "DATABASE_CLOSED") return [];
+      if (!isOutage(error)) throw error;
       if (!this.#outage)
         warn(`cellar: queue ${this.name}: dequeue failed, retrying: ${error.message}`);
       this.#outage = true;

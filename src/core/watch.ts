@@ -13,7 +13,7 @@
 import { compareBytes, keyId } from "../codec/key.js";
 import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
 import type { ChangeEvent, ChangePage, KvDriver } from "../contract/index.js";
-import { KvError } from "../errors.js";
+import { isOutage } from "../errors.js";
 import { unref } from "./timers.js";
 
 type Wake = () => void;
@@ -199,8 +199,6 @@ export class Signal {
  * A pull stream driven by a {@link Signal}: subscribed on start, closed with the database, and
  * `step` runs each time the signal is raised until it has enqueued something.
  */
-const isOutage = (error: unknown) =>
-  error instanceof KvError && (error.code === "STORAGE_ERROR" || error.code === "UNAVAILABLE");
 
 function signalledStream<T>(
   hub: WatchHub,
