@@ -23,10 +23,17 @@ const STRING_TAG = 0x02;
 
 /** The namespace a stored key belongs to, and where the user's key starts. */
 export function namespaceOf(key: Uint8Array): { name: string; prefixLength: number } {
-  if (key[0] !== STRING_TAG) throw notStored();
+  const found = findNamespace(key);
+  if (!found) throw notStored();
+  return found;
+}
+
+/** {@link namespaceOf}, or null for bytes that do not start with a namespace. */
+function findNamespace(key: Uint8Array): { name: string; prefixLength: number } | null {
+  if (key[0] !== STRING_TAG) return null;
   let i = 1;
   while (i < key.length && !(key[i] === 0 && key[i + 1] !== 0xff)) i += key[i] === 0 ? 2 : 1;
-  if (i >= key.length) throw notStored();
+  if (i >= key.length) return null;
   const name = decodeKey(key.subarray(0, i + 1))[0] as string;
   return { name, prefixLength: i + 1 };
 }
@@ -45,6 +52,12 @@ const forbidden = (name: string) =>
  */
 export class NamespaceScope implements Scope {
   constructor(private readonly may: (namespace: string) => boolean) {}
+
+  /** Whether `key` lies in a namespace this scope may use; for filtering, where nothing throws. */
+  covers(key: Uint8Array): boolean {
+    const found = findNamespace(key);
+    return found !== null && this.may(found.name);
+  }
 
   prefixLength(key: Uint8Array): number {
     const { name, prefixLength } = namespaceOf(key);

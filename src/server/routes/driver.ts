@@ -200,18 +200,6 @@ class WireParser {
   }
 }
 
-/** Whether a stored key (or queue) lies in a namespace `scope` may see. */
-function visibleTo(scope: NamespaceScope): (key: Uint8Array) => boolean {
-  return (key) => {
-    try {
-      scope.prefixLength(key);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-}
-
 function integer(value: unknown, what: string): number {
   if (!Number.isSafeInteger(value))
     throw new KvError("INVALID_REQUEST", `${what} must be an integer`);
@@ -447,12 +435,12 @@ export function driverRoutes(
   });
 
   const visibleChanges = async (scope: RequestScope, after: string, limit: number) => {
-    const visible = visibleTo(scopeFor(scope));
+    const visible = scopeFor(scope);
     const page = await core.changes(after, limit);
     const changes = page.changes
       .map((change) => ({
         ...change,
-        keys: change.keys.filter(visible),
+        keys: change.keys.filter((key) => visible.covers(key)),
       }))
       .filter((change) => change.keys.length > 0);
     const last = page.changes.at(-1)?.versionstamp;
@@ -502,10 +490,11 @@ export function driverRoutes(
         end();
         out.abort();
       };
-      const visible = visibleTo(scopeFor(scope));
+      const visible = scopeFor(scope);
       const unsubscribe = core.onChange((change) => {
         for (const queue of change.queues ?? []) {
-          if (visible(queue)) void out.writeSSE({ event: "queue", data: b64(queue) }).catch(end);
+          if (visible.covers(queue))
+            void out.writeSSE({ event: "queue", data: b64(queue) }).catch(end);
         }
         if (change.keys.length === 0) return;
         dirty = true;
