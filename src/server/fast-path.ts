@@ -9,7 +9,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { type Authenticator, type Credentials, NAMESPACE_HEADER } from "../http/auth.js";
 import { errorResponse } from "../http/errors.js";
-import { KEYS_ROUTE, readKey } from "./routes/keys.js";
+import { KEYS_ROUTE, READ_PARAMS, readKey } from "./routes/keys.js";
 import { SEED_KEY_ROUTES } from "./routes/seed-compat.js";
 
 /** Answers `req` and returns true, or returns false and leaves it to the next listener. */
@@ -135,8 +135,8 @@ function sendError(res: ServerResponse, error: unknown): void {
 /** Whether a query names only what this route takes: anything else is Hono's to refuse. */
 function onlyKnownParams(query: string): boolean {
   for (const part of query.split("&")) {
-    const name = part.split("=", 1)[0];
-    if (name !== "metadata" && name !== "token" && name !== "") return false;
+    const name = part.split("=", 1)[0]!;
+    if (name !== "" && !READ_PARAMS.has(name)) return false;
   }
   return true;
 }

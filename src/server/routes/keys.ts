@@ -96,6 +96,9 @@ const FLAGS = new Set(["true", "false", "1", "0"]);
  * route and the node fast path (`fast-path.ts`), so both answer alike. A mistake in the request
  * throws at once; the fast path answers it without waiting for a promise.
  */
+/** The query parameters of a single-key read, from its schema (the route skips the validator). */
+export const READ_PARAMS: ReadonlySet<string> = new Set(Object.keys(MetadataQuery.shape));
+
 export function readKey(
   { scope, kv }: Authenticated,
   target: string,
@@ -123,11 +126,11 @@ export function keysRoutes(app: OpenAPIHono<ServerEnv>): void {
     }),
   );
   app.get("/api/keys/*", async (c) => {
-    const unknown = Object.keys(c.req.query()).filter((n) => n !== "metadata" && n !== "token");
+    const unknown = Object.keys(c.req.query()).filter((name) => !READ_PARAMS.has(name));
     if (unknown.length > 0) {
       throw new KvError(
         "INVALID_REQUEST",
-        `${unknown.join(", ")}: unknown query parameter; this route takes metadata (and token)`,
+        `${unknown.join(", ")}: unknown query parameter; this route takes ${[...READ_PARAMS].join(", ")}`,
       );
     }
     const entry = await readKey(
