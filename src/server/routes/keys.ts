@@ -91,14 +91,14 @@ export function keyOfTarget(method: string, target: string, route: string): KvKe
 
 const FLAGS = new Set(["true", "false", "1", "0"]);
 
+/** The query parameters of a single-key read, from its schema (the route skips the validator). */
+export const READ_PARAMS: ReadonlySet<string> = new Set(Object.keys(MetadataQuery.shape));
+
 /**
  * `GET /api/keys/{key}` once routed and authenticated: the entry as JSON. Shared by the Hono
  * route and the node fast path (`fast-path.ts`), so both answer alike. A mistake in the request
  * throws at once; the fast path answers it without waiting for a promise.
  */
-/** The query parameters of a single-key read, from its schema (the route skips the validator). */
-export const READ_PARAMS: ReadonlySet<string> = new Set(Object.keys(MetadataQuery.shape));
-
 export function readKey(
   { scope, kv }: Authenticated,
   target: string,
