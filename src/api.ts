@@ -13,6 +13,17 @@ export type {
   KvUuid,
 } from "./core/atomic.js";
 export type { HistoryOptions } from "./core/database.js";
+export {
+  ANY,
+  type KvEvent,
+  type KvEventListenerOptions,
+  type KvEventStreamOptions,
+  type KvPattern,
+  type KvPatternPart,
+  type KvProgress,
+  type KvSubscribeOptions,
+  REST,
+} from "./core/events/index.js";
 export { Kv } from "./core/kv.js";
 export { DEFAULT_LIMITS, type KvLimits } from "./core/limits.js";
 export type { KvListIterator } from "./core/list.js";

@@ -28,7 +28,10 @@ export type KvErrorCode =
   | "NOT_FOUND"
   | "METHOD_NOT_ALLOWED"
   | "LIMIT_EXCEEDED"
-  | "UNAVAILABLE";
+  | "UNAVAILABLE"
+  | "INVALID_PATTERN"
+  | "COMPACTED"
+  | "SLOW_CONSUMER";
 
 /**
  * The one error class Cellar throws for its own reasons. Catch it and switch on `code`.
@@ -43,10 +46,20 @@ export type KvErrorCode =
 export class KvError extends Error {
   override readonly name = "KvError";
   readonly code: KvErrorCode;
+  /**
+   * Facts a caller acts on, by name: for `COMPACTED`, `oldest` (the oldest versionstamp a
+   * subscription can still resume after); for `SLOW_CONSUMER`, `resume` (where to resume).
+   */
+  readonly details?: Readonly<Record<string, string>>;
 
-  constructor(code: KvErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: KvErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Readonly<Record<string, string>> },
+  ) {
     super(`[cellar] ${message}`, options);
     this.code = code;
+    if (options?.details) this.details = options.details;
   }
 }
 

@@ -6,7 +6,12 @@
 import type { DriverOptions, KvDriver } from "./contract/index.js";
 import { Database, type HistoryOptions } from "./core/database.js";
 import { Kv } from "./core/kv.js";
-import { assertPositiveInteger, type KvLimits, resolveLimits } from "./core/limits.js";
+import {
+  assertOptions,
+  assertPositiveInteger,
+  type KvLimits,
+  resolveLimits,
+} from "./core/limits.js";
 import type { TransportFactory } from "./drivers/remote/transport.js";
 import { describe, fail } from "./errors.js";
 
@@ -24,6 +29,12 @@ export interface OpenKvOptions {
   readonly durability?: "full" | "normal";
   readonly limits?: Partial<KvLimits>;
   readonly history?: HistoryOptions;
+  /**
+   * The window of the change log that events resume from: the last `size` commits (default
+   * 10,000), extended to the last `age` milliseconds when given. Older resume points get
+   * `COMPACTED`.
+   */
+  readonly changeLog?: { readonly size?: number; readonly age?: number };
   /** Milliseconds between expiry sweeps (default 1000); 0 turns the sweeper off. */
   readonly sweepInterval?: number;
   /** The clock every read and write uses, in epoch ms (default `Date.now`). */
@@ -51,9 +62,14 @@ export function localSettings(options: OpenKvOptions): {
 } {
   const limits = resolveLimits(options.limits);
   assertPositiveInteger("history.depth", options.history?.depth, 1000);
+  assertOptions("changeLog", options.changeLog, ["size", "age"]);
+  assertPositiveInteger("changeLog.size", options.changeLog?.size);
+  assertPositiveInteger("changeLog.age", options.changeLog?.age);
   const driverOptions = {
     maxValueSize: limits.maxValueSize,
     ...(options.history?.depth !== undefined && { historyDepth: options.history.depth }),
+    ...(options.changeLog?.size !== undefined && { changeLogSize: options.changeLog.size }),
+    ...(options.changeLog?.age !== undefined && { changeLogAge: options.changeLog.age }),
     ...(options.hash && { hash: options.hash }),
   };
   return { limits, driverOptions };

@@ -288,3 +288,43 @@ export function concatBytes(bytes: Uint8Array, suffix: Uint8Array | number): Uin
   out.set(tail, bytes.length);
   return out;
 }
+
+/**
+ * The offset after each part of the encoded key `buf` that starts at `from`: the parts'
+ * boundaries, found without decoding them. Throws `INVALID_KEY` on malformed input.
+ *
+ * @example
+ * partEnds(encodeKey(["a", 1n])); // [3, 5]
+ */
+export function partEnds(buf: Uint8Array, from = 0): number[] {
+  const ends: number[] = [];
+  let i = from;
+  while (i < buf.length) {
+    const tag = buf[i++]!;
+    if (tag === STRING || tag === BYTES) {
+      for (;;) {
+        const zero = buf.indexOf(0, i);
+        if (zero < 0) malformed();
+        if (buf[zero + 1] === 0xff) {
+          i = zero + 2;
+          continue;
+        }
+        i = zero + 1;
+        break;
+      }
+    } else if (tag === NEG_INT_START || tag === POS_INT_END) {
+      if (i >= buf.length) malformed();
+      const n = tag === NEG_INT_START ? buf[i]! ^ 0xff : buf[i]!;
+      i += 1 + n;
+    } else if (tag > NEG_INT_START && tag < POS_INT_END) {
+      i += Math.abs(tag - INT_ZERO);
+    } else if (tag === DOUBLE) {
+      i += 8;
+    } else if (tag !== FALSE && tag !== TRUE) {
+      malformed();
+    }
+    if (i > buf.length) malformed();
+    ends.push(i);
+  }
+  return ends;
+}

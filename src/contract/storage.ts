@@ -197,6 +197,13 @@ export interface KvStorage {
    */
   purge(prefix: Uint8Array, now: number): Promise<number>;
 
+  /**
+   * Calls `listener` with the number of jobs (writes, queue transitions, sweeps) of each group
+   * the driver commits in one transaction, as the group starts; for metrics. Offered by drivers
+   * that group concurrent writes (SQLite, PostgreSQL). Returns the function that removes it.
+   */
+  onCommitGroup?(listener: (size: number) => void): () => void;
+
   /** Finishes pending writes, then releases the storage. Later calls fail with `DATABASE_CLOSED`. */
   close(): Promise<void>;
 }
@@ -207,6 +214,11 @@ export interface DriverOptions {
   readonly historyDepth?: number;
   /** Commits kept in the change log (default 10,000). */
   readonly changeLogSize?: number;
+  /**
+   * Milliseconds of commits the change log keeps on top of `changeLogSize`: a commit is pruned
+   * only once it is both more than `changeLogSize` commits old and older than this (default 0).
+   */
+  readonly changeLogAge?: number;
   /** Largest stored value in bytes an `append`/`prepend` may produce (default: no limit). */
   readonly maxValueSize?: number;
   /** Hashes stored values for `dataHash` (default SHA-256, hex). */

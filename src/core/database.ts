@@ -23,6 +23,7 @@ import {
 } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } from "./commit.js";
+import { EventHub } from "./events/hub.js";
 import type { KvLimits } from "./limits.js";
 import { QueueHandle } from "./queue-handle.js";
 import type { Scope } from "./scope.js";
@@ -57,6 +58,8 @@ export class Database {
   readonly #keepValues: Uint8Array[];
 
   readonly #driver: KvDriver;
+  /** Pattern subscriptions to the change feed (see `events/hub.ts`). */
+  readonly events: EventHub;
 
   constructor(driver: KvDriver, options: DatabaseOptions) {
     this.#driver = driver;
@@ -73,6 +76,10 @@ export class Database {
   get closed(): boolean {
     return this.#closed;
   }
+    this.events = new EventHub({
+      onChange: (listener) => driver.onChange(listener),
+      changes: (after, limit) => driver.readChanges(after, limit),
+    });
 
   assertOpen(): void {
     if (this.#closed) throw new KvError("DATABASE_CLOSED", "the database is closed");
@@ -324,3 +331,4 @@ export function arrayOperand(db: Database, type: string, items: unknown): RawVal
     fail("INVALID_MUTATION", `'${type}' takes an array of items, got ${describe(items)}`);
   return db.encodeValue(items);
 }
+      this.events.close();

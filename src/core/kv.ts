@@ -9,6 +9,17 @@ import type { RawEntry, ReadRange } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
+import {
+  assertSubscribeOptions,
+  eventStream,
+  type KvEvent,
+  type KvEventListenerOptions,
+  type KvEventStreamOptions,
+  type KvPattern,
+  type KvProgress,
+  listen,
+} from "./events/index.js";
+import { compilePattern } from "./events/pattern.js";
 import { assertNamespaceName, Keyspace } from "./keyspace.js";
 import {
   assertOptions,
@@ -447,6 +458,48 @@ export class Kv implements AsyncDisposable {
   }
 
   /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
+  /**
+   * Calls `listener` with an event for every change to a key matching `pattern` (see
+   * {@link KvPattern}: `ANY` matches one part, a last `REST` zero or more), in commit order.
+   * With `since`, first replays the matching events after that versionstamp. Returns the
+   * unsubscribe function.
+   *
+   * @example
+   * const stop = kv.subscribe(["users", ANY, "settings"], (event) => {
+   *   console.log(event.type, event.key, event.previous?.value, "→", event.entry?.value);
+   * });
+   */
+  subscribe<T = unknown>(
+    pattern: KvPattern,
+    listener: (event: KvEvent<T>) => void,
+    options: KvEventListenerOptions = {},
+  ): () => void {
+    this.#db.assertOpen();
+    assertOptions("subscribe", options, ["since", "progressInterval", "onProgress", "onError"]);
+    assertSubscribeOptions(options);
+    const compiled = compilePattern(pattern, this.#keyspace.prefix);
+    return listen(this.#db.events, compiled, listener, options);
+  }
+
+  /**
+   * The events of {@link subscribe} as a stream (an async iterable), with progress markers
+   * (`{ type: "progress", versionstamp }`) after `progressInterval` ms of quiet when asked for.
+   * A reader more than `bufferSize` events behind gets `SLOW_CONSUMER`, naming where to resume.
+   *
+   * @example
+   * for await (const event of kv.events(["orders", REST], { since })) handle(event);
+   */
+  events<T = unknown>(
+    pattern: KvPattern,
+    options: KvEventStreamOptions = {},
+  ): ReadableStream<KvEvent<T> | KvProgress> {
+    this.#db.assertOpen();
+    assertOptions("events", options, ["since", "progressInterval", "bufferSize"]);
+    assertSubscribeOptions(options);
+    const compiled = compilePattern(pattern, this.#keyspace.prefix);
+    return eventStream<T>(this.#db.events, compiled, options);
+  }
+
   async currentVersionstamp(): Promise<string> {
     this.#db.assertOpen();
     return (await this.#db.changes(NEWEST_VERSIONSTAMP, 0)).head;

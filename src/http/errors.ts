@@ -17,6 +17,7 @@ const STATUS: Record<KvErrorCode, ContentfulStatusCode> = {
   INVALID_VERSIONSTAMP: 400,
   INVALID_MUTATION: 400,
   INVALID_REQUEST: 400,
+  INVALID_PATTERN: 400,
   TOO_MANY_CHECKS: 400,
   TOO_MANY_MUTATIONS: 400,
   KEY_TOO_LARGE: 413,
@@ -31,6 +32,8 @@ const STATUS: Record<KvErrorCode, ContentfulStatusCode> = {
   INVALID_TOKEN: 409,
   CONFLICT: 409,
   LIMIT_EXCEEDED: 429,
+  SLOW_CONSUMER: 429,
+  COMPACTED: 410,
   DATABASE_CLOSED: 503,
   UNAVAILABLE: 503,
   // The storage refused the write (a full disk, an I/O error): RFC 4918's Insufficient
@@ -53,8 +56,12 @@ export function statusOf(code: KvErrorCode): ContentfulStatusCode {
   return STATUS[code] ?? 500;
 }
 
-export function errorBody(code: KvErrorCode, message: string) {
-  return { error: { code, message: message.replace(/^\[cellar\] /, "") } };
+export function errorBody(
+  code: KvErrorCode,
+  message: string,
+  details?: Readonly<Record<string, string>>,
+) {
+  return { error: { code, message: message.replace(/^\[cellar\] /, ""), ...details } };
 }
 
 /**
@@ -69,7 +76,11 @@ export function errorResponse(error: unknown): {
   if (error instanceof KvError) {
     const status = statusOf(error.code);
     const headers = HEADERS[status];
-    return { status, body: errorBody(error.code, error.message), ...(headers && { headers }) };
+    return {
+      status,
+      body: errorBody(error.code, error.message, error.details),
+      ...(headers && { headers }),
+    };
   }
   if (error instanceof HTTPException && error.status < 500) {
     const code =

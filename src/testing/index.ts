@@ -8,6 +8,7 @@ import { atomicSuite } from "./atomic.js";
 import { badInputSuite } from "./bad-input.js";
 import type { KvCapability, KvTarget } from "./context.js";
 import { coreSuite } from "./core.js";
+import { eventsSuite } from "./events.js";
 import { listSuite } from "./list.js";
 import { metadataSuite } from "./metadata.js";
 import { namespaceSuite } from "./namespace.js";
@@ -43,7 +44,10 @@ export function describeKvConformance(target: KvTarget): void {
       namespaceSuite(target);
       badInputSuite(target);
     });
-    describe.skipIf(skipped("changes"))("changes", () => watchSuite(target));
+    describe.skipIf(skipped("changes"))("changes", () => {
+      watchSuite(target);
+      eventsSuite(target);
+    });
     describe.skipIf(skipped("queues"))("queues", () => queueSuite(target));
   });
 }

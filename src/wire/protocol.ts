@@ -10,9 +10,11 @@ import type { RawValue, ValueEncoding } from "../codec/value.js";
 import type {
   ChangeEvent,
   ChangePage,
+  ChangeType,
   Check,
   Enqueue,
   EntryMeta,
+  KeyChange,
   Mutation,
   RangeCheck,
   RawEntry,
@@ -70,14 +72,22 @@ export type WireWriteResult =
 export interface WireRevision extends Omit<RawRevision, "value"> {
   readonly value?: WireValue;
 }
+export interface WireKeyChange {
+  readonly k: string;
+  readonly t: ChangeType;
+  readonly e: WireEntry | null;
+  readonly p: WireEntry | null;
+}
 export interface WireChange {
   readonly vs: string;
   readonly keys: readonly string[];
+  readonly entries?: readonly WireKeyChange[];
 }
 export interface WireChangePage {
   readonly changes: readonly WireChange[];
   readonly truncated: boolean;
   readonly head: string;
+  readonly oldest: string;
 }
 
 /** What the server tells a remote client about itself and the client's scope. */
@@ -184,17 +194,36 @@ export const revisionToWire = ({ value, ...rest }: RawRevision): WireRevision =>
 export const changeToWire = (change: ChangeEvent): WireChange => ({
   vs: change.versionstamp,
   keys: change.keys.map(b64),
+  ...(change.entries && {
+    entries: change.entries.map((c) => ({
+      k: b64(c.key),
+      t: c.type,
+      e: c.entry && entryToWire(c.entry),
+      p: c.previous && entryToWire(c.previous),
+    })),
+  }),
 });
 
 export const changeFromWire = (wire: WireChange): ChangeEvent => ({
   versionstamp: wire.vs,
   keys: wire.keys.map((k) => unb64(k)),
+  ...(wire.entries && {
+    entries: wire.entries.map(
+      (c): KeyChange => ({
+        key: unb64(c.k),
+        type: c.t,
+        entry: c.e && entryFromWire(c.e),
+        previous: c.p && entryFromWire(c.p),
+      }),
+    ),
+  }),
 });
 
 export const changePageFromWire = (wire: WireChangePage): ChangePage => ({
   changes: wire.changes.map(changeFromWire),
   truncated: wire.truncated,
   head: wire.head,
+  oldest: wire.oldest,
 });
 
 export interface WireEnqueue {

@@ -50,11 +50,11 @@ export function remoteTarget(
   return {
     name,
     open: async (options = {}) => {
-      const { limits, history, sweepInterval } = options;
+      const { limits, history, sweepInterval, changeLog } = options;
       // Refuse bad options here as openKv would, before the server process is asked for them.
       resolveLimits(limits);
       assertPositiveInteger("history.depth", history?.depth, 1000);
-      return open(await spawner.spawnServer({ limits, history, sweepInterval }), options);
+      return open(await spawner.spawnServer({ limits, history, sweepInterval, changeLog }), options);
     },
   };
 }

@@ -25,6 +25,7 @@ const control = createServer(async (req, res) => {
         openOptions: {
           ...(options.limits && { limits: options.limits }),
           ...(options.history && { history: options.history }),
+          ...(options.changeLog && { changeLog: options.changeLog }),
           ...(options.sweepInterval !== undefined && { sweepInterval: options.sweepInterval }),
         },
       });

@@ -23,6 +23,7 @@ import type {
   ChangeEvent,
   CommitResult,
   DriverOptions,
+  KeyChange,
   KeyRange,
   KvDriver,
   Mutation,
@@ -32,6 +33,7 @@ import type {
   ReadRange,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
+import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
 import { isPoint } from "../shared/range.js";
 import { BTree } from "./btree.js";
 import { MemoryQueues } from "./queues.js";
@@ -56,8 +58,11 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
   const listeners = new Set<(change: ChangeEvent) => void>();
   const depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
   const logSize = options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE;
-  // The change log, oldest first; `pruned` is the highest version no longer in it.
+  const logAge = options.changeLogAge ?? 0;
+  // The change log, oldest first, with each commit's time; `pruned` is the highest version no
+  // longer in it.
   const log: ChangeEvent[] = [];
+  const logTimes: number[] = [];
   let pruned = 0;
   const hash = options.hash ?? sha256;
   let version = 0;
@@ -136,11 +141,18 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
     for (const listener of listeners) listener(change);
   };
 
-  const emit = (change: ChangeEvent) => {
+  /** Logs and reports a commit made at `now`; the log keeps `logSize` commits, and `logAge` ms. */
+  const emit = (change: ChangeEvent, now: number) => {
     log.push(change);
+    logTimes.push(now);
     if (log.length > logSize * 2) {
-      const dropped = log.splice(0, log.length - logSize);
-      pruned = parseVersionstamp(dropped.at(-1)!.versionstamp);
+      let cut = log.length - logSize;
+      while (cut > 0 && logAge > 0 && logTimes[cut - 1]! > now - logAge) cut--;
+      if (cut > 0) {
+        const dropped = log.splice(0, cut);
+        logTimes.splice(0, cut);
+        pruned = parseVersionstamp(dropped.at(-1)!.versionstamp);
+      }
     }
     notify(change);
   };
@@ -173,24 +185,33 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
       ...(options.maxValueSize && { maxValueSize: options.maxValueSize }),
     };
     // Compute every mutation before touching the tree, so a throwing mutation changes nothing.
-    const staged = new Map<string, StoredEntry | null>();
+    const staged = new Map<string, { before: StoredEntry | null; after: StoredEntry | null }>();
     const applied: [string, Applied][] = [];
     for (const mutation of mutations) {
       const id = keyId(writtenKey(mutation, versionstamp));
-      const current = staged.has(id) ? staged.get(id)! : (byId.get(id) ?? null);
+      const state = staged.get(id) ?? { before: byId.get(id) ?? null, after: null };
+      const current = staged.has(id) ? state.after : state.before;
       const result = applyMutation(current, mutation, context);
-      staged.set(id, result.entry);
+      state.after = result.entry;
+      staged.set(id, state);
       applied.push([id, result]);
     }
     version++;
     for (const [id, result] of applied) record(id, result);
-    return { versionstamp, keys: [...staged.keys()].map(fromId) };
+    const keys: Uint8Array[] = [];
+    const changes: KeyChange[] = [];
+    for (const [id, { before, after }] of staged) {
+      const key = fromId(id);
+      keys.push(key);
+      const change = keyChange(key, before, after, now);
+      if (change) changes.push(change);
+    }
+    return { versionstamp, keys, entries: inKeyOrder(changes) };
   };
 
   const queues = new MemoryQueues(
     (mutations, now) => {
-      const done = commit([], mutations, now)!;
-      emit({ versionstamp: done.versionstamp, keys: done.keys });
+      emit(commit([], mutations, now)!, now);
     },
     (queue) =>
       notify({ versionstamp: formatVersionstamp(version), keys: [], queues: [fromId(queue)] }),
@@ -218,7 +239,7 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
       const enqueued = (write.enqueues ?? []).map((e) =>
         queues.enqueue(keyId(e.queue), e, write.now),
       );
-      if (done.keys.length > 0) emit({ versionstamp: done.versionstamp, keys: done.keys });
+      if (done.keys.length > 0) emit(done, write.now);
       return { versionstamp: done.versionstamp, ...(enqueued.length > 0 && { enqueued }) };
     },
 
@@ -275,12 +296,14 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
         expired.push(id);
       }
       if (expired.length === 0) return 0;
+      const keys = expired.map(fromId);
+      const changes = keys.map((key, i) => expiryChange(key, byId.get(expired[i]!)!));
       for (const id of expired) {
         store(id, null);
         histories.delete(id);
       }
       version++;
-      emit({ versionstamp: formatVersionstamp(version), keys: expired.map(fromId) });
+      emit({ versionstamp: formatVersionstamp(version), keys, entries: inKeyOrder(changes) }, now);
       return expired.length;
     },
 
@@ -288,20 +311,22 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
       assertOpen();
       const prefixId = keyId(prefix);
       const removed: string[] = [];
-      let live = 0;
+      const changes: KeyChange[] = [];
       for (const [id, entry] of entries.entries(prefixId)) {
         if (!id.startsWith(prefixId)) break;
         removed.push(id);
-        if (isLive(entry.expiresAt, now)) live++;
+        const change = keyChange(fromId(id), entry, null, now);
+        if (change) changes.push(change);
       }
       for (const id of removed) store(id, null);
       for (const id of histories.keys()) if (id.startsWith(prefixId)) histories.delete(id);
       queues.purge(prefixId);
       if (removed.length > 0) {
         version++;
-        emit({ versionstamp: formatVersionstamp(version), keys: removed.map(fromId) });
+        const keys = removed.map(fromId);
+        emit({ versionstamp: formatVersionstamp(version), keys, entries: changes }, now);
       }
-      return live;
+      return changes.length;
     },
 
     async readChanges(after, limit) {
@@ -318,6 +343,7 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
         changes: log.slice(lo, lo + limit),
         truncated: from < pruned,
         head: formatVersionstamp(version),
+        oldest: formatVersionstamp(pruned),
       };
     },
 

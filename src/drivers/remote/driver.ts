@@ -198,6 +198,8 @@ class Remote implements RemoteDriver {
   readonly #reads: Batcher<{ range: ReadRange; metadata: boolean; now: number }, RawEntry[]>;
   readonly #writes: Batcher<AtomicWrite, WireWriteResult>;
   #feed: AbortController | null = null;
+  /** Resolves once the change stream is connected (at once when there is none). */
+  #feedReady: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(
@@ -381,6 +383,9 @@ class Remote implements RemoteDriver {
 
   async readChanges(after: string, limit: number): Promise<ChangePage> {
     this.#assertOpen();
+    // A listener's stream starts at the server's head when it connects: a page read before that
+    // could end below it, and the commits in between would reach neither. So wait for it.
+    await this.#feedReady;
     return changePageFromWire(
       await this.#client.call<WireChangePage>("POST", "/api/driver/changes", { after, limit }),
     );
@@ -414,6 +419,13 @@ class Remote implements RemoteDriver {
   #startFeed(): void {
     const controller = new AbortController();
     this.#feed = controller;
+    let ready = () => {};
+    this.#feedReady = new Promise<void>((resolve) => {
+      ready = resolve;
+      // A server that cannot stream does not hold reads up for long.
+      setTimeout(resolve, 5000).unref?.();
+    });
+    controller.signal.addEventListener("abort", () => ready());
     let lastId: string | undefined;
     let delay = 50;
     const run = async () => {
@@ -429,6 +441,7 @@ class Remote implements RemoteDriver {
           const parser = createParser({
             onEvent: (event) => {
               if (event.id) lastId = event.id;
+              if (event.event === "ready") ready();
               if (event.event === "change")
                 this.#emit(changeFromWire(JSON.parse(event.data) as WireChange));
               if (event.event === "reset")

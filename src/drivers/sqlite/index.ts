@@ -19,7 +19,6 @@ import {
   applyMutation,
   DEFAULT_CHANGE_LOG_SIZE,
   DEFAULT_HISTORY_DEPTH,
-  needsValue,
   revisionOf,
   type StoredEntry,
   sha256,
@@ -31,6 +30,7 @@ import type {
   ChangePage,
   CommitResult,
   DriverOptions,
+  KeyChange,
   KvDriver,
   Mutation,
   RawEntry,
@@ -41,13 +41,15 @@ import type {
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
 import { GroupCommit, type Outcome } from "../shared/group-commit.js";
+import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
 import { isFileFault, storageError } from "./errors.js";
 import { prepareLocation } from "./path.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
 import {
+  type ChangeRow,
+  changeRow,
   groupChanges,
-  metaOf,
   migrate,
   prepareStatements,
   type Row,
@@ -55,7 +57,6 @@ import {
   storedOf,
   toEntry,
   toRawValue,
-  UNREAD,
 } from "./schema.js";
 
 export interface SqliteDriverOptions extends DriverOptions {
@@ -78,6 +79,8 @@ export interface Tx {
     checks: AtomicWrite["checks"],
     mutations: readonly Mutation[],
     now: number,
+    /** The mutations are the expiry sweeper's deletes: report them as `expire` changes. */
+    expiry?: boolean,
   ): { versionstamp: string } | null;
   /** Reports a queue with a message ready for delivery, once the group is durable. */
   ready(queue: Uint8Array): void;
@@ -173,6 +176,7 @@ class SqliteDriver implements KvDriver {
   readonly #db: Database.Database;
   readonly #depth: number;
   readonly #logSize: number;
+  readonly #logAge: number;
   readonly #maxValueSize: number | undefined;
   readonly #crossProcessInterval: number;
   #prunedAt = 0;
@@ -191,6 +195,7 @@ class SqliteDriver implements KvDriver {
     this.#db = db;
     this.#depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
     this.#logSize = options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE;
+    this.#logAge = options.changeLogAge ?? 0;
     this.#maxValueSize = options.maxValueSize;
     this.#crossProcessInterval = options.crossProcessInterval ?? 50;
     this.#hash = options.hash ?? sha256;
@@ -311,6 +316,7 @@ class SqliteDriver implements KvDriver {
           [],
           expired.map((key) => ({ type: "delete", key })),
           now,
+          true,
         );
       }
       return expired.length;
@@ -340,7 +346,7 @@ class SqliteDriver implements KvDriver {
     this.#assertOpen();
     const from = parseVersionstamp(after);
     const { rows, pruned, head } = this.#db.transaction(() => ({
-      rows: this.#stmt.changes.all({ after: from, limit }) as [number, Buffer][],
+      rows: this.#stmt.changes.all({ after: from, limit }) as ChangeRow[],
       pruned: this.#stmt.getPruned.get() as number,
       head: this.#stmt.getVersion.get() as number,
     }))();
@@ -348,6 +354,7 @@ class SqliteDriver implements KvDriver {
       changes: groupChanges(rows),
       truncated: from < pruned,
       head: formatVersionstamp(head),
+      oldest: formatVersionstamp(pruned),
     };
   }
 
@@ -389,9 +396,13 @@ class SqliteDriver implements KvDriver {
   /** Commits in the log after the last reported one, up to `head`, as change events. */
   #foreignChanges(head: number): ChangeEvent[] {
     if (head <= this.#reported) return [];
-    const rows = this.#stmt.changesUpTo.all(this.#reported, head) as [number, Buffer][];
+    const rows = this.#stmt.changesUpTo.all(this.#reported, head) as ChangeRow[];
     this.#reported = head;
     return groupChanges(rows);
+  }
+
+  onCommitGroup(listener: (size: number) => void): () => void {
+    return this.#group.onGroup(listener);
   }
 
   async close(): Promise<void> {
@@ -443,16 +454,24 @@ class SqliteDriver implements KvDriver {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         let version = this.#stmt.getVersion.get() as number;
+        let lastNow = 0;
         // Commits of other processes since the last report come first, in order.
         if (this.#listeners.size > 0) changes.push(...this.#foreignChanges(version));
         const tx: Tx = {
-          commit: (checks, mutations, now) => {
-            const keys = this.#apply(checks, mutations, now, version + 1);
-            if (keys === null) return null;
+          commit: (checks, mutations, now, expiry = false) => {
+            const written = this.#apply(checks, mutations, now, version + 1, expiry);
+            if (written === null) return null;
             version++;
+            lastNow = Math.max(lastNow, now);
             const versionstamp = formatVersionstamp(version);
-            for (const key of keys) this.#stmt.logChange.run(version, key);
-            if (keys.length > 0) changes.push({ versionstamp, keys });
+            const keys: Uint8Array[] = [];
+            const entries: KeyChange[] = [];
+            for (const [key, change] of written) {
+              this.#stmt.logChange.run(changeRow(version, now, key, change));
+              keys.push(key);
+              if (change) entries.push(change);
+            }
+            if (keys.length > 0) changes.push({ versionstamp, keys, entries: inKeyOrder(entries) });
             return { versionstamp };
           },
           ready: (queue) => ready.set(keyId(queue), queue),
@@ -479,7 +498,7 @@ class SqliteDriver implements KvDriver {
           }
         }
         this.#stmt.setVersion.run(version);
-        this.#pruneLog(version);
+        this.#pruneLog(version, lastNow);
         this.#db.exec("COMMIT");
         this.#reported = Math.max(this.#reported, version);
         if (ready.size > 0) {
@@ -516,13 +535,17 @@ class SqliteDriver implements KvDriver {
     }
   }
 
-  /** Applies checks then mutations inside the open transaction; null when a check fails. */
+  /**
+   * Applies checks then mutations inside the open transaction: each written key with the change
+   * it saw (null: none a reader could see); null when a check fails.
+   */
   #apply(
     checks: AtomicWrite["checks"],
     mutations: readonly Mutation[],
     now: number,
     version: number,
-  ): Uint8Array[] | null {
+    expiry: boolean,
+  ): [Uint8Array, KeyChange | null][] | null {
     for (const check of checks) {
       const vs = this.#stmt.checkVs.get({ key: check.key, now }) as number | undefined;
       const current = vs === undefined ? null : formatVersionstamp(vs);
@@ -535,41 +558,31 @@ class SqliteDriver implements KvDriver {
       maxValueSize: this.#maxValueSize,
     };
     // Compute every mutation before storing any, so a throwing one leaves the file untouched.
-    const staged = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
+    const staged = new Map<
+      string,
+      { key: Uint8Array; before: StoredEntry | null; after: StoredEntry | null }
+    >();
     const applied: [Uint8Array, Applied][] = [];
     for (const mutation of mutations) {
       const key = writtenKey(mutation, context.versionstamp);
       const id = keyId(key);
-      const current = staged.has(id)
-        ? staged.get(id)!.entry
-        : this.#current(key, needsValue(mutation));
-      const result = applyMutation(current, mutation, context);
-      staged.set(id, { key, entry: result.entry });
+      let state = staged.get(id);
+      if (!state) {
+        // The whole entry, value included: the change log reports what the key was.
+        const row = this.#stmt.stored.get(key) as Row | undefined;
+        const before = row ? storedOf(toEntry(row, true)) : null;
+        state = { key, before, after: before };
+        staged.set(id, state);
+      }
+      const result = applyMutation(state.after, mutation, context);
+      state.after = result.entry;
       applied.push([key, result]);
     }
     for (const [key, result] of applied) this.#store(key, result, version);
-    return [...staged.values()].map((s) => s.key);
-  }
-
-  /**
-   * The stored entry of `key`, expired or not (`applyMutation` decides what expiry means);
-   * without its value unless `withValue`, since most writes need only its metadata.
-   */
-  #current(key: Uint8Array, withValue: boolean): StoredEntry | null {
-    if (withValue) {
-      const row = this.#stmt.stored.get(key) as Row | undefined;
-      return row ? storedOf(toEntry(row, true)) : null;
-    }
-    const row = this.#stmt.storedMeta.get(key) as unknown[] | undefined;
-    if (!row) return null;
-    const [vs, expiresAt, revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash] =
-      row;
-    return {
-      value: UNREAD,
-      versionstamp: formatVersionstamp(vs as number),
-      expiresAt: expiresAt as number | null,
-      meta: metaOf(revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash),
-    };
+    return [...staged.values()].map(({ key, before, after }) => [
+      key,
+      expiry && before ? expiryChange(key, before) : keyChange(key, before, after, now),
+    ]);
   }
 
   #store(key: Uint8Array, applied: Applied, version: number): void {
@@ -613,10 +626,18 @@ class SqliteDriver implements KvDriver {
       this.#stmt.pruneHistory.run({ key, keep: this.#depth });
   }
 
-  /** Trims the change log in steps of a tenth of its size, inside the write transaction. */
-  #pruneLog(version: number): void {
-    const horizon = version - this.#logSize;
+  /**
+   * Trims the change log in steps of a tenth of its size, inside the write transaction, keeping
+   * commits younger than `changeLogAge` at the group's time `now`.
+   */
+  #pruneLog(version: number, now: number): void {
+    let horizon = version - this.#logSize;
     if (horizon <= 0 || horizon - this.#prunedAt < this.#logSize / 10) return;
+    if (this.#logAge > 0) {
+      const aged = this.#stmt.agedVersion.get({ before: now - this.#logAge }) as number | null;
+      horizon = Math.min(horizon, aged ?? 0);
+      if (horizon <= this.#prunedAt) return;
+    }
     this.#stmt.prune.run(horizon);
     this.#stmt.setPruned.run(horizon);
     this.#prunedAt = horizon;

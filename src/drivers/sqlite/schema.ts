@@ -3,13 +3,36 @@
  * contract's entries.
  */
 import type Database from "better-sqlite3";
-import { type RawValue, TAG_ENCODING } from "../../codec/value.js";
-import { formatVersionstamp } from "../../codec/versionstamp.js";
+import { ENCODING_TAG, type RawValue, TAG_ENCODING } from "../../codec/value.js";
+import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
 import type { StoredEntry } from "../../contract/apply.js";
-import type { ChangeEvent, EntryMeta, RawEntry } from "../../contract/index.js";
+import type { ChangeEvent, EntryMeta, KeyChange, RawEntry } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
+import { CHANGE_TYPE_CODE, CHANGE_TYPES, metaFromText, metaToText } from "../shared/key-changes.js";
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/**
+ * A change-log row's columns after `(vs, key)`: the change type (`CHANGE_TYPE_CODE`; NULL for a
+ * written key whose visible state did not change), the commit's time, the entry the commit left
+ * and the live entry before it, metadata as JSON text.
+ */
+const CHANGE_COLUMNS = [
+  "type INTEGER",
+  "at INTEGER",
+  "value",
+  "encoding INTEGER",
+  "expires_at INTEGER",
+  "meta TEXT",
+  "prev_value",
+  "prev_encoding INTEGER",
+  "prev_vs INTEGER",
+  "prev_expires_at INTEGER",
+  "prev_meta TEXT",
+];
+const CHANGE_COLUMNS_DDL = CHANGE_COLUMNS.map((column) => `  ${column}`).join(",\n");
+const CHANGE_ROW =
+  "vs, key, type, value, encoding, expires_at, meta, prev_value, prev_encoding, prev_vs, prev_expires_at, prev_meta";
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS cellar_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -43,6 +66,7 @@ CREATE TABLE IF NOT EXISTS cellar_history (
 CREATE TABLE IF NOT EXISTS cellar_changes (
   vs INTEGER NOT NULL,
   key BLOB NOT NULL,
+${CHANGE_COLUMNS_DDL},
   PRIMARY KEY (vs, key)
 ) WITHOUT ROWID;
 `;
@@ -59,6 +83,13 @@ export function migrate(db: Database.Database): void {
     | undefined;
   if (row && row.value > SCHEMA_VERSION) {
     throw new Error(`the file has schema ${row.value}, newer than this Cellar's ${SCHEMA_VERSION}`);
+  }
+  if (row && row.value < 2) {
+    // Schema 1 logged only keys: its rows cannot say what changed, so the log restarts at the
+    // head and resuming from before it reports the gap (truncated), as pruning does.
+    for (const column of CHANGE_COLUMNS) db.exec(`ALTER TABLE cellar_changes ADD COLUMN ${column}`);
+    db.exec(`DELETE FROM cellar_changes;
+      UPDATE cellar_meta SET value = (SELECT value FROM cellar_meta WHERE name = 'version') WHERE name = 'pruned'`);
   }
   db.prepare("INSERT OR REPLACE INTO cellar_meta (name, value) VALUES ('schema', ?)").run(
     SCHEMA_VERSION,
@@ -77,7 +108,6 @@ export type StatementName =
   | "rangeDescMeta"
   | "count"
   | "stored"
-  | "storedMeta"
   | "checkVs"
   | "upsert"
   | "remove"
@@ -93,6 +123,7 @@ export type StatementName =
   | "changes"
   | "dataVersion"
   | "changesUpTo"
+  | "agedVersion"
   | "getPruned"
   | "setPruned"
   | "prune"
@@ -127,9 +158,6 @@ export function prepareStatements(
       `SELECT count(*) FROM cellar_kv WHERE key >= @start AND key < @end AND ${LIVE}`,
     ).pluck(),
     stored: p(`SELECT ${META_COLUMNS} FROM cellar_kv WHERE key = ?`).raw(),
-    storedMeta:
-      p(`SELECT vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash
-      FROM cellar_kv WHERE key = ?`).raw(),
     checkVs: p(`SELECT vs FROM cellar_kv WHERE key = @key AND ${LIVE}`).pluck(),
     upsert: p(`INSERT OR REPLACE INTO cellar_kv
       (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash)
@@ -150,14 +178,18 @@ export function prepareStatements(
     ).raw(),
     dropHistoryRange: p("DELETE FROM cellar_history WHERE key >= ? AND key < ?"),
     getVersion: p("SELECT value FROM cellar_meta WHERE name = 'version'").pluck(),
-    logChange: p("INSERT OR IGNORE INTO cellar_changes (vs, key) VALUES (?, ?)"),
-    changes: p(`SELECT vs, key FROM cellar_changes WHERE vs > @after AND vs <= coalesce(
+    logChange:
+      p(`INSERT OR REPLACE INTO cellar_changes (vs, key, type, at, value, encoding, expires_at,
+      meta, prev_value, prev_encoding, prev_vs, prev_expires_at, prev_meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    changes: p(`SELECT ${CHANGE_ROW} FROM cellar_changes WHERE vs > @after AND vs <= coalesce(
         (SELECT max(vs) FROM (SELECT DISTINCT vs FROM cellar_changes WHERE vs > @after ORDER BY vs LIMIT @limit)), @after)
       ORDER BY vs, key`).raw(),
     dataVersion: p("PRAGMA data_version").pluck(),
     changesUpTo: p(
-      "SELECT vs, key FROM cellar_changes WHERE vs > ? AND vs <= ? ORDER BY vs, key",
+      `SELECT ${CHANGE_ROW} FROM cellar_changes WHERE vs > ? AND vs <= ? ORDER BY vs, key`,
     ).raw(),
+    // The newest commit at least `@age` ms old: pruning by age stops there.
+    agedVersion: p("SELECT max(vs) FROM cellar_changes WHERE at <= @before").pluck(),
     getPruned: p("SELECT value FROM cellar_meta WHERE name = 'pruned'").pluck(),
     setPruned: p("UPDATE cellar_meta SET value = max(value, ?) WHERE name = 'pruned'"),
     prune: p("DELETE FROM cellar_changes WHERE vs <= ?"),
@@ -216,17 +248,96 @@ export function storedOf(entry: RawEntry): StoredEntry {
   };
 }
 
-/** Stands for a value a write did not need to read (see `needsValue`). */
-export const UNREAD: RawValue = { encoding: "bytes", data: new Uint8Array(0) };
+/** A change-log row, as `CHANGE_ROW` selects it. */
+export type ChangeRow = [
+  vs: number,
+  key: Buffer,
+  type: number | null,
+  value: string | Buffer | null,
+  encoding: number | null,
+  expiresAt: number | null,
+  meta: string | null,
+  prevValue: string | Buffer | null,
+  prevEncoding: number | null,
+  prevVs: number | null,
+  prevExpiresAt: number | null,
+  prevMeta: string | null,
+];
 
-/** Change-log rows `(vs, key)`, ordered by vs, as one change event per commit. */
-export function groupChanges(rows: readonly [number, Buffer][]): ChangeEvent[] {
-  const changes: { versionstamp: string; keys: Uint8Array[] }[] = [];
-  for (const [vs, key] of rows) {
+/** The log row of one written key of the commit `vs` made at `at`. */
+export function changeRow(
+  vs: number,
+  at: number,
+  key: Uint8Array,
+  change: KeyChange | null,
+): unknown[] {
+  const entry = change?.entry;
+  const previous = change?.previous;
+  return [
+    vs,
+    key,
+    change ? CHANGE_TYPE_CODE[change.type] : null,
+    at,
+    entry ? entry.value.data : null,
+    entry ? ENCODING_TAG[entry.value.encoding] : null,
+    entry ? entry.expiresAt : null,
+    entry ? metaToText(entry.meta!) : null,
+    previous ? previous.value.data : null,
+    previous ? ENCODING_TAG[previous.value.encoding] : null,
+    previous ? parseVersionstamp(previous.versionstamp) : null,
+    previous ? previous.expiresAt : null,
+    previous ? metaToText(previous.meta!) : null,
+  ];
+}
+
+/** Change-log rows, ordered by vs then key, as one change event per commit. */
+export function groupChanges(rows: readonly ChangeRow[]): ChangeEvent[] {
+  const changes: { versionstamp: string; keys: Uint8Array[]; entries: KeyChange[] }[] = [];
+  for (const row of rows) {
+    const [vs, key, type] = row;
     const versionstamp = formatVersionstamp(vs);
-    const last = changes.at(-1);
-    if (last?.versionstamp === versionstamp) last.keys.push(key);
-    else changes.push({ versionstamp, keys: [key] });
+    let last = changes.at(-1);
+    if (last?.versionstamp !== versionstamp) {
+      last = { versionstamp, keys: [], entries: [] };
+      changes.push(last);
+    }
+    last.keys.push(key);
+    if (type !== null) last.entries.push(keyChangeOf(row, versionstamp));
   }
   return changes;
+}
+
+function keyChangeOf(row: ChangeRow, versionstamp: string): KeyChange {
+  const [, key, type, value, encoding, expiresAt, meta] = row;
+  const [prevValue, prevEncoding, prevVs, prevExpiresAt, prevMeta] = row.slice(7) as [
+    string | Buffer,
+    number,
+    number | null,
+    number | null,
+    string,
+  ];
+  return {
+    key,
+    type: CHANGE_TYPES[type!]!,
+    entry:
+      meta === null
+        ? null
+        : {
+            key,
+            value: toRawValue(value!, encoding!),
+            versionstamp,
+            expiresAt,
+            meta: metaFromText(meta),
+          },
+    previous:
+      prevVs === null
+        ? null
+        : {
+            key,
+            value: toRawValue(prevValue, prevEncoding),
+            versionstamp: formatVersionstamp(prevVs),
+            expiresAt: prevExpiresAt,
+            meta: metaFromText(prevMeta),
+          },
+  };
 }

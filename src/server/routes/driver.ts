@@ -441,6 +441,9 @@ export function driverRoutes(
       .map((change) => ({
         ...change,
         keys: change.keys.filter((key) => visible.covers(key)),
+        ...(change.entries && {
+          entries: change.entries.filter((c) => visible.covers(c.key)),
+        }),
       }))
       .filter((change) => change.keys.length > 0);
     const last = page.changes.at(-1)?.versionstamp;
@@ -448,6 +451,7 @@ export function driverRoutes(
       changes,
       truncated: page.truncated,
       head: page.head,
+      oldest: page.oldest,
       position: last ?? (page.changes.length === 0 ? page.head : after),
     };
   };
@@ -466,6 +470,7 @@ export function driverRoutes(
       changes: page.changes.map(changeToWire),
       truncated: page.truncated,
       head: page.head,
+      oldest: page.oldest,
     });
   });
 
