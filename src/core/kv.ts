@@ -9,6 +9,7 @@ import type { RawEntry, ReadRange } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
+import { batchStream } from "./events/batches.js";
 import {
   assertSubscribeOptions,
   eventStream,
@@ -17,9 +18,10 @@ import {
   type KvEventStreamOptions,
   type KvPattern,
   type KvProgress,
+  kvEventOf,
   listen,
 } from "./events/index.js";
-import { compilePattern } from "./events/pattern.js";
+import { ANY, compilePattern, REST } from "./events/pattern.js";
 import { assertNamespaceName, Keyspace } from "./keyspace.js";
 import {
   assertOptions,
@@ -57,7 +59,7 @@ import type {
   KvSetOptions,
   KvWriteInfo,
 } from "./types.js";
-import { type ChangeBatch, changeStream } from "./watch.js";
+import type { ChangeBatch } from "./watch.js";
 
 const READ_OPTIONS = ["consistency", "metadata"];
 const PAGE_OPTIONS = ["limit", "cursor", "reverse", "metadata"];
@@ -383,6 +385,35 @@ export class Kv implements AsyncDisposable {
 
   /**
    * A stream that emits the current entries of `keys` at once, then again after each commit or
+  /**
+   * Takes lock `name` of this namespace for `ttl` ms (default 30 s), renewed every third of that
+   * while held. Fails with `LOCK_HELD` when another holder has it, at once or after waiting up to
+   * `wait` ms. The lock's `token` grows with every acquisition: fence writes with
+   * `atomic().checkLock(lock)`, which commit only while the lease is still this holder's.
+   *
+   * @example
+   * await using lock = await kv.lock("billing", { ttl: 10_000, wait: 5_000 });
+   * await kv.atomic().checkLock(lock).set(["billing", "run"], Date.now()).commit();
+   */
+  lock(name: string, options?: KvLockOptions): Promise<KvLock> {
+    return acquireLock(this.#db, this.#keyspace.namespace, name, options);
+  }
+
+  /**
+   * Runs `fn` holding lock `name` (see {@link lock}) and releases the lock after, whether `fn`
+   * returned or threw. `lock.signal` aborts if the lease is lost meanwhile.
+   *
+   * @example
+   * await kv.withLock("migrate", async (lock) => migrate(kv, lock), { wait: 60_000 });
+   */
+  withLock<R>(
+    name: string,
+    fn: (lock: KvLock) => R | Promise<R>,
+    options?: KvLockOptions,
+  ): Promise<R> {
+    return runWithLock(this.#db, this.#keyspace.namespace, name, fn, options);
+  }
+
    * expiry that changes any of them, never the same state twice in a row. A reader that falls
    * behind skips to the latest state; a reader that keeps up gets the state each write through
    * this database left, when each write is acknowledged before the next starts (a write
@@ -422,7 +453,8 @@ export class Kv implements AsyncDisposable {
 
   /**
    * A stream of the commits that change keys under `prefix` (keys longer than it, as `list`
-   * selects them): one batch per commit, oldest first, with the current entry of each changed key.
+   * selects them): one batch per commit, oldest first, with the entry each changed key had after
+   * that commit, in key order.
    * Starts after the latest commit, or after `options.after` (a versionstamp from an earlier
    * batch) to resume without missing a commit while the change log still holds it.
    *
@@ -436,28 +468,22 @@ export class Kv implements AsyncDisposable {
     this.#db.assertOpen();
     assertOptions("watchPrefix", options, ["after", "metadata"]);
     if (options.after !== undefined) assertVersionstamp(options.after);
-    const stored = this.#keyspace.encodeBound(prefix);
-    const db = this.#db;
-    return changeStream(db.hub, {
-      changes: (after, limit) => db.changes(after, limit),
-      prefix: stored,
+    this.#keyspace.encodeBound(prefix);
+    const pattern = compilePattern([...prefix, ANY, REST], this.#keyspace.prefix);
+    const metadata = options.metadata === true;
+    return batchStream<KvEntryMaybe<T>>({
+      hub: this.#db.events,
+      pattern,
       after: options.after ?? undefined,
-      subscribe: (wake) => db.hub.subscribePrefixes([stored], wake),
-      read: async (keys) => {
-        const results = await db.read(keys.map(pointRange), this.#keyspace, {
-          metadata: options.metadata === true,
-        });
-        return keys.map((key, i): KvEntryMaybe<T> => {
-          const raw = results[i]?.[0];
-          return raw
-            ? this.#entry<T>(raw)
-            : { key: this.#keyspace.decode(key), value: null, versionstamp: null };
-        });
+      head: () => this.currentVersionstamp(),
+      entry: (event, raw) => {
+        const { key, entry } = event.as(kvEventOf) as KvEvent<T>;
+        if (!raw || !entry) return { key, value: null, versionstamp: null };
+        return metadata ? entry : { key, value: entry.value, versionstamp: entry.versionstamp };
       },
     });
   }
 
-  /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
   /**
    * Calls `listener` with an event for every change to a key matching `pattern` (see
    * {@link KvPattern}: `ANY` matches one part, a last `REST` zero or more), in commit order.
@@ -502,6 +528,7 @@ export class Kv implements AsyncDisposable {
 
   async currentVersionstamp(): Promise<string> {
     this.#db.assertOpen();
+  /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
     return (await this.#db.changes(NEWEST_VERSIONSTAMP, 0)).head;
   }
 
@@ -617,8 +644,4 @@ export class Kv implements AsyncDisposable {
     const metadata: KvEntryMetadata = { ...raw.meta, expiresAt: raw.expiresAt };
     return { ...entry, metadata };
   }
-}
-
-function pointRange(key: Uint8Array): ReadRange {
-  return { start: key, end: concatBytes(key, 0x00), limit: 1, reverse: false };
 }

@@ -11,8 +11,7 @@
  * expires wakes its watcher at its expiry instant, so an expired value is never the last word.
  */
 import { compareBytes, keyId } from "../codec/key.js";
-import { NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
-import type { ChangeEvent, ChangePage, KvDriver } from "../contract/index.js";
+import type { ChangeEvent, KvDriver } from "../contract/index.js";
 import { isOutage } from "../errors.js";
 import { unref } from "./timers.js";
 
@@ -332,76 +331,13 @@ export function watchStream<T>(
 export interface ChangeBatch<T> {
   /** The commit these changes belong to; pass it as `after` to resume from here. */
   readonly versionstamp: string;
-  /** The current entry of every key under the prefix the commit changed (`null` value: gone). */
+  /** The entry every key under the prefix had after the commit, in key order (`null` value: gone). */
   readonly entries: T[];
   /**
    * The change log no longer holds every commit since the resume point: changes were missed,
    * so re-read the state you hold. `entries` is empty then.
    */
   readonly reset?: true;
-}
-
-export interface ChangeSource<T> {
-  /** Reads the change log: commits after `after`, at most `limit`. */
-  changes(after: string, limit: number): Promise<ChangePage>;
-  readonly prefix: Uint8Array;
-  readonly after: string | undefined;
-  subscribe(wake: Wake): () => void;
-  /** Reads the current entries of the given stored keys. */
-  read(keys: Uint8Array[]): Promise<T[]>;
-}
-
-const PAGE = 100;
-
-/** A stream of {@link ChangeBatch}es, woken from the commit path and read from the change log. */
-export function changeStream<T>(
-  hub: WatchHub,
-  source: ChangeSource<T>,
-): ReadableStream<ChangeBatch<T>> {
-  let after = source.after;
-  const inPrefix = (key: Uint8Array) =>
-    key.length > source.prefix.length && startsWith(key, source.prefix);
-  return signalledStream<ChangeBatch<T>>(
-    hub,
-    source.subscribe,
-    async (controller, signal) => {
-      const page = await source.changes(after!, PAGE);
-      // A resume point the log no longer reaches, or one the database never reached (a
-      // versionstamp from before a restore, or from another database): re-read from the head.
-      if (page.truncated || after! > page.head) {
-        after = page.head;
-        controller.enqueue({ versionstamp: page.head, entries: [], reset: true });
-        return true;
-      }
-      // A full page may have more behind it: look again without waiting for a commit.
-      if (page.changes.length === PAGE) signal.raise();
-      const changes = page.changes
-        .map((change) => ({
-          versionstamp: change.versionstamp,
-          keys: change.keys.filter(inPrefix),
-        }))
-        .filter((change) => change.keys.length > 0);
-      after = page.changes.at(-1)?.versionstamp ?? after;
-      if (changes.length === 0) return false;
-      // One read for the whole page, so its batches are queued together.
-      const entries = await source.read(changes.flatMap((change) => change.keys));
-      let start = 0;
-      for (const change of changes) {
-        const end = start + change.keys.length;
-        controller.enqueue({
-          versionstamp: change.versionstamp,
-          entries: entries.slice(start, end),
-        });
-        start = end;
-      }
-      return true;
-    },
-    {
-      start: async () => {
-        after ??= (await source.changes(NEWEST_VERSIONSTAMP, 0)).head;
-      },
-    },
-  );
 }
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {

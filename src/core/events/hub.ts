@@ -14,33 +14,52 @@ import { NEWEST_VERSIONSTAMP } from "../../codec/versionstamp.js";
 import type { ChangeEvent, ChangePage, KeyChange } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
 import { unref } from "../timers.js";
-import { type CompiledPattern, matches, PatternIndex, partIds } from "./pattern.js";
+import { ANY, type CompiledPattern, matches, PatternIndex, partIds } from "./pattern.js";
+
+/** Something made once and shared: `as(make)` makes `make`'s value on first call only. */
+class Shared {
+  #made: Map<(shared: never) => unknown, unknown> | undefined;
+
+  /** What `make` makes of this: made on the first call, then returned to every caller. */
+  as<R>(make: (shared: this) => R): R {
+    this.#made ??= new Map();
+    const key = make as (shared: never) => unknown;
+    if (this.#made.has(key)) return this.#made.get(key) as R;
+    const made = make(this);
+    this.#made.set(key, made);
+    return made;
+  }
+}
 
 /** One key's change in one commit, shared by every subscriber it matches. */
-export class SharedEvent {
-  #made: Map<(event: SharedEvent) => unknown, unknown> | undefined;
-
+export class SharedEvent extends Shared {
   constructor(
     readonly versionstamp: string,
     readonly change: KeyChange,
     /** Length of the stored key's namespace part. */
     readonly prefixLength: number,
-  ) {}
+  ) {
+    super();
+  }
+}
 
-  /** What `make` makes of this event: made on the first call, then returned to every caller. */
-  as<R>(make: (event: SharedEvent) => R): R {
-    this.#made ??= new Map();
-    if (this.#made.has(make)) return this.#made.get(make) as R;
-    const made = make(this);
-    this.#made.set(make, made);
-    return made;
+/**
+ * One commit's events that match one pattern, in key order: every subscriber of the pattern
+ * gets the same batch, so what one makes of it (a serialized frame) serves them all.
+ */
+export class SharedBatch extends Shared {
+  constructor(
+    readonly versionstamp: string,
+    readonly events: readonly SharedEvent[],
+  ) {
+    super();
   }
 }
 
 /** Where a subscription's events go. Called synchronously from the commit's notification. */
 export interface EventSink {
-  /** One commit's events that match, in key order. */
-  events(versionstamp: string, events: readonly SharedEvent[]): void;
+  /** One commit's events that match. */
+  events(batch: SharedBatch): void;
   /** Every matching event up to `versionstamp` has been delivered (sent when idle). */
   progress(versionstamp: string): void;
   /** The subscription ended on `error` (`COMPACTED`, or the database closed). */
@@ -62,8 +81,19 @@ export interface EventSource {
 
 const PAGE = 256;
 
+/** The subscriptions of one pattern. */
+interface Group {
+  readonly pattern: CompiledPattern;
+  readonly key: string;
+  readonly subscriptions: Set<Subscription>;
+}
+
+const groupKey = (pattern: CompiledPattern) =>
+  `${pattern.rest ? "#" : "."}${pattern.parts.map((p) => (p === ANY ? "+" : `=${p}`)).join("\u0001")}`;
+
 export class EventHub {
-  readonly #index = new PatternIndex<Subscription>();
+  readonly #index = new PatternIndex<Group>();
+  readonly #groups = new Map<string, Group>();
   readonly #all = new Set<Subscription>();
   #unsubscribe: (() => void) | null = null;
   /** The highest versionstamp the feed has reported (every event up to it is delivered). */
@@ -88,9 +118,20 @@ export class EventHub {
         .then((page) => this.#advance(page.head))
         .catch(() => {});
     }
-    if (options.since === undefined) this.#index.add(pattern, subscription);
-    else void this.#replay(subscription, options.since);
+    this.#join(subscription);
+    if (options.since !== undefined) void this.#replay(subscription, options.since);
     return () => this.#remove(subscription);
+  }
+
+  #join(subscription: Subscription): void {
+    const key = groupKey(subscription.pattern);
+    let group = this.#groups.get(key);
+    if (!group) {
+      group = { pattern: subscription.pattern, key, subscriptions: new Set() };
+      this.#groups.set(key, group);
+      this.#index.add(group.pattern, group);
+    }
+    group.subscriptions.add(subscription);
   }
 
   get latest(): string {
@@ -107,7 +148,11 @@ export class EventHub {
   #remove(subscription: Subscription): void {
     if (!this.#all.delete(subscription)) return;
     subscription.close();
-    this.#index.delete(subscription.pattern, subscription);
+    const group = this.#groups.get(groupKey(subscription.pattern));
+    if (group?.subscriptions.delete(subscription) && group.subscriptions.size === 0) {
+      this.#groups.delete(group.key);
+      this.#index.delete(group.pattern, group);
+    }
     if (this.#all.size === 0) {
       this.#unsubscribe?.();
       this.#unsubscribe = null;
@@ -141,21 +186,22 @@ export class EventHub {
       return;
     }
     if (this.#index.size === 0) return;
-    let matched: Map<Subscription, SharedEvent[]> | null = null;
+    let matched: Map<Group, SharedEvent[]> | null = null;
     for (const keyChange of entries) {
       const ids = partIds(keyChange.key);
       let event: SharedEvent | null = null;
-      this.#index.match(ids, (subscription) => {
+      this.#index.match(ids, (group) => {
         event ??= new SharedEvent(change.versionstamp, keyChange, ids[0]!.length);
         matched ??= new Map();
-        const list = matched.get(subscription);
+        const list = matched.get(group);
         if (list) list.push(event);
-        else matched.set(subscription, [event]);
+        else matched.set(group, [event]);
       });
     }
     if (matched === null) return;
-    for (const [subscription, events] of matched as Map<Subscription, SharedEvent[]>) {
-      subscription.deliver(change.versionstamp, events);
+    for (const [group, events] of matched as Map<Group, SharedEvent[]>) {
+      const batch = new SharedBatch(change.versionstamp, events);
+      for (const subscription of group.subscriptions) subscription.deliver(batch);
     }
   }
 
@@ -164,7 +210,6 @@ export class EventHub {
    * commits queue up in it; then it goes live, skipping what the replay delivered.
    */
   async #replay(subscription: Subscription, since: string): Promise<void> {
-    this.#index.add(subscription.pattern, subscription);
     let after = since;
     try {
       for (;;) {
@@ -180,7 +225,8 @@ export class EventHub {
         this.#advance(page.head);
         for (const change of page.changes) {
           const events = matchAll(subscription.pattern, change);
-          if (events.length > 0) subscription.sink.events(change.versionstamp, events);
+          if (events.length > 0)
+            subscription.sink.events(new SharedBatch(change.versionstamp, events));
           after = change.versionstamp;
           if (subscription.closed) return;
         }
@@ -232,7 +278,7 @@ const MAX_HELD = 10_000;
 class Subscription {
   closed = false;
   /** Live commits held while replaying; `null` once live. */
-  #held: [string, readonly SharedEvent[]][] | null = null;
+  #held: SharedBatch[] | null = null;
   /** Live commits were dropped while replaying: the replay reads the log once more. */
   overflowed = false;
   /** The versionstamp of the last commit delivered. */
@@ -257,20 +303,20 @@ class Subscription {
     }
   }
 
-  deliver(versionstamp: string, events: readonly SharedEvent[]): void {
+  deliver(batch: SharedBatch): void {
     if (this.closed) return;
     if (this.#held) {
       if (this.#held.length >= MAX_HELD) {
         this.#held = [];
         this.overflowed = true;
       }
-      this.#held.push([versionstamp, events]);
+      this.#held.push(batch);
       return;
     }
-    if (versionstamp <= this.#delivered) return;
-    this.#delivered = versionstamp;
+    if (batch.versionstamp <= this.#delivered) return;
+    this.#delivered = batch.versionstamp;
     this.#quiet = false;
-    this.sink.events(versionstamp, events);
+    this.sink.events(batch);
   }
 
   /** Ends the replay at `after`: delivers the held live commits that came later. */
@@ -278,7 +324,7 @@ class Subscription {
     const held = this.#held ?? [];
     this.#held = null;
     this.#delivered = after;
-    for (const [versionstamp, events] of held) this.deliver(versionstamp, events);
+    for (const batch of held) this.deliver(batch);
   }
 
   #tick(): void {

@@ -110,7 +110,7 @@ export function listen<T>(
   return hub.subscribe(
     pattern,
     {
-      events(_versionstamp, events) {
+      events({ events }) {
         for (const event of events) {
           try {
             listener(event.as(kvEventOf) as KvEvent<T>);
@@ -160,7 +160,7 @@ export function eventStream<T>(
   const unsubscribe = hub.subscribe(
     pattern,
     {
-      events(versionstamp, events) {
+      events({ versionstamp, events }) {
         if (end) return;
         if (queue.length + events.length > bufferSize) {
           // Nothing queued yet: resume just before this commit.
