@@ -261,8 +261,8 @@ export const SETTINGS: readonly Setting[] = [
     name: "maxStreams",
     kind: POSITIVE,
     argument: "<n>",
-    description: "watches, long polls and listens open at once",
-    shown: "1000",
+    description: "watch and event streams, long polls and listens open at once",
+    shown: "10000",
   }),
   setting({
     name: "pingInterval",

@@ -46,6 +46,7 @@ export type KvCore = Pick<
   | "assertOpen"
   | "closed"
   | "watch"
+  | "events"
   | "commit"
   | "read"
   | "count"

@@ -19,11 +19,13 @@ import {
 import { errorBody, onError } from "../http/errors.js";
 import { StreamRegistry } from "../http/streams.js";
 import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
+import { Broadcaster } from "./broadcast.js";
 import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { atomicRoutes } from "./routes/atomic.js";
 import { DISCOVERY_ACROSS_NAMESPACES, discoveryRoutes } from "./routes/discovery.js";
 import { driverRoutes } from "./routes/driver.js";
+import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
 import { keysRoutes } from "./routes/keys.js";
 import { listRoutes } from "./routes/list.js";
@@ -41,10 +43,15 @@ export interface AppOptions extends AuthOptions, TypedRouteOptions {
   readonly maxPageSize?: number;
   /** Keys one watch may name (default 100). */
   readonly maxWatchKeys?: number;
-  /** Watch streams and long polls open at once across the server (default 1000). */
+  /** Watch and event streams and long polls open at once across the server (default 10,000). */
   readonly maxStreams?: number;
-  /** Milliseconds between SSE keep-alive comments (default 15000). */
+  /** Milliseconds between SSE keep-alive comments and event progress messages (default 15000). */
   readonly pingInterval?: number;
+  /**
+   * Bytes an event stream may hold unsent for a slow client before it is closed, to resume from
+   * its last event id (default 1 MiB).
+   */
+  readonly maxEventBuffer?: number;
   /**
    * Let remote clients' clocks decide expiry and timestamps (default false: the server's clock
    * does). Only for tests that move time by hand.
@@ -78,8 +85,9 @@ export interface CellarApp {
  */
 export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   const { core } = coreOf(kv);
-  const streams = new StreamRegistry(options.maxStreams ?? 1000);
+  const streams = new StreamRegistry(options.maxStreams ?? 10_000);
   const pingInterval = options.pingInterval ?? 15_000;
+  const broadcaster = new Broadcaster();
   const app = new OpenAPIHono<ServerEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
@@ -163,11 +171,17 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   discoveryRoutes(app);
   atomicRoutes(app);
   queueRoutes(app, streams, pingInterval);
+  eventRoutes(app, {
+    broadcaster,
+    streams,
+    pingInterval,
+    maxBuffered: options.maxEventBuffer ?? 1024 * 1024,
+  });
   watchRoutes(
     app,
     {
       maxWatchKeys: options.maxWatchKeys ?? 100,
-      maxStreams: options.maxStreams ?? 1000,
+      maxStreams: options.maxStreams ?? 10_000,
       pingInterval,
     },
     streams,

@@ -1,0 +1,196 @@
+/**
+ * Fan-out of events to many connections (SSE and WebSocket), at a cost that does not grow with
+ * the number of connections per commit:
+ *
+ * - Connections that start live on the same namespace and pattern share one `Broadcast`: one
+ *   subscription to the event hub, one serialization of each commit (`SharedBatch.as`), and one
+ *   buffer per flush that every connection writes as it is.
+ * - Commits are flushed at once when the stream was quiet, else at most every `FLUSH_MS`, so a
+ *   busy database costs each connection one write per flush, not one per commit.
+ * - A connection holding more than `maxBuffered` unsent bytes (a slow reader) is closed after
+ *   the commits already queued; the ids it received say where to resume (`Last-Event-ID`,
+ *   `since`), and the change log replays the rest.
+ * - A connection that resumes (`since`) replays through a subscription of its own, which then
+ *   goes on live.
+ *
+ * A broadcast whose last connection leaves unsubscribes, so memory returns to its idle level.
+ */
+import type { EventHub, SharedBatch } from "../core/events/hub.js";
+import type { CompiledPattern } from "../core/events/pattern.js";
+import type { KvError } from "../errors.js";
+
+/** Most milliseconds between flushes while commits keep coming. */
+const FLUSH_MS = 20;
+
+/** How a stream kind writes its items: commit batches, progress markers, a final error. */
+export interface Framing {
+  /** The bytes of one commit's events (made once per batch: `batch.as(framing.batch)`). */
+  readonly batch: (batch: SharedBatch) => string;
+  readonly progress: (versionstamp: string) => string;
+  /** The last item before closing on an error; `null` to close without one. */
+  readonly error: (error: KvError) => string | null;
+  /** One write of several items. */
+  readonly join: (items: readonly string[]) => Uint8Array;
+}
+
+/** Where one connection's bytes go. */
+export interface Outlet {
+  /** Writes a chunk; returns the bytes now waiting to be sent. */
+  write(chunk: Uint8Array): number;
+  /** Ends the connection after what was written. */
+  close(): void;
+}
+
+export interface OpenOptions {
+  readonly since?: string;
+  /** Milliseconds of quiet after which a progress marker is written. */
+  readonly progressInterval: number;
+  /** Unsent bytes past which a connection is closed (a slow reader). */
+  readonly maxBuffered: number;
+}
+
+class Connection {
+  constructor(
+    readonly outlet: Outlet,
+    readonly maxBuffered: number,
+  ) {}
+  closed = false;
+
+  write(chunk: Uint8Array): void {
+    if (this.closed) return;
+    if (this.outlet.write(chunk) > this.maxBuffered) this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outlet.close();
+  }
+}
+
+/** The connections of one pattern (or one resuming connection), fed by one subscription. */
+class Broadcast {
+  readonly connections = new Set<Connection>();
+  #pending: string[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #lastFlush = 0;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(
+    private readonly hub: EventHub,
+    private readonly framing: Framing,
+    private readonly onEmpty: () => void,
+  ) {}
+
+  start(pattern: CompiledPattern, since: string | undefined, progressInterval: number): void {
+    this.#unsubscribe = this.hub.subscribe(
+      pattern,
+      {
+        events: (batch) => {
+          this.#pending.push(batch.as(this.framing.batch));
+          this.#schedule();
+        },
+        progress: (versionstamp) => {
+          this.#pending.push(this.framing.progress(versionstamp));
+          this.#schedule();
+        },
+        error: (error) => this.#end(error),
+      },
+      { progressInterval, ...(since !== undefined && { since }) },
+    );
+  }
+
+  #schedule(): void {
+    if (this.#timer) return;
+    const wait = Math.max(0, FLUSH_MS - (Date.now() - this.#lastFlush));
+    this.#timer = setTimeout(() => this.#flush(), wait);
+  }
+
+  #flush(): void {
+    this.#timer = null;
+    this.#lastFlush = Date.now();
+    const items = this.#pending;
+    this.#pending = [];
+    if (items.length > 0) this.#write(items);
+  }
+
+  #write(items: readonly string[]): void {
+    const chunk = this.framing.join(items);
+    for (const connection of this.connections) {
+      connection.write(chunk);
+      if (connection.closed) this.connections.delete(connection);
+    }
+    if (this.connections.size === 0) this.stop();
+  }
+
+  #end(error: KvError): void {
+    this.#flush();
+    const last = error.code === "DATABASE_CLOSED" ? null : this.framing.error(error);
+    if (last) this.#write([last]);
+    for (const connection of this.connections) connection.close();
+    this.connections.clear();
+    this.stop();
+  }
+
+  leave(connection: Connection): void {
+    this.connections.delete(connection);
+    if (this.connections.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    this.onEmpty();
+  }
+}
+
+/** The broadcasts of one server, by namespace, pattern and framing. */
+export class Broadcaster {
+  readonly #shared = new Map<string, Broadcast>();
+
+  /**
+   * Connects `outlet` to the events of `pattern` (compiled in its namespace), framed by
+   * `framing`. Returns the function that disconnects it.
+   */
+  open(
+    hub: EventHub,
+    pattern: CompiledPattern,
+    framing: Framing,
+    outlet: Outlet,
+    options: OpenOptions,
+  ): () => void {
+    const connection = new Connection(outlet, options.maxBuffered);
+    if (options.since !== undefined) {
+      const own = new Broadcast(hub, framing, () => {});
+      own.connections.add(connection);
+      own.start(pattern, options.since, options.progressInterval);
+      return () => own.leave(connection);
+    }
+    const key = `${shareKey(framing)}\u0000${pattern.rest ? "#" : "."}${pattern.parts.map(String).join("\u0001")}`;
+    let broadcast = this.#shared.get(key);
+    if (!broadcast) {
+      const created = new Broadcast(hub, framing, () => {
+        if (this.#shared.get(key) === created) this.#shared.delete(key);
+      });
+      this.#shared.set(key, created);
+      created.start(pattern, undefined, options.progressInterval);
+      broadcast = created;
+    }
+    broadcast.connections.add(connection);
+    const joined = broadcast;
+    return () => joined.leave(connection);
+  }
+}
+
+const framingIds = new WeakMap<Framing, number>();
+let nextFramingId = 0;
+function shareKey(framing: Framing): number {
+  let id = framingIds.get(framing);
+  if (id === undefined) {
+    id = nextFramingId++;
+    framingIds.set(framing, id);
+  }
+  return id;
+}
