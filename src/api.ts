@@ -27,6 +27,7 @@ export {
 export { Kv } from "./core/kv.js";
 export { DEFAULT_LIMITS, type KvLimits } from "./core/limits.js";
 export type { KvListIterator } from "./core/list.js";
+export type { KvLock, KvLockFence, KvLockOptions } from "./core/locks/index.js";
 export type {
   KvDeadMessage,
   KvEnqueueOptions,

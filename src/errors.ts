@@ -15,6 +15,8 @@ export type KvErrorCode =
   | "TOO_MANY_CHECKS"
   | "TOO_MANY_MUTATIONS"
   | "CONFLICT"
+  | "LOCK_HELD"
+  | "LOCK_LOST"
   | "DATABASE_CLOSED"
   | "STORAGE_ERROR"
   | "UNSUPPORTED"

@@ -13,6 +13,7 @@ import { assertCounts } from "./commit.js";
 import { arrayOperand, type Database, numericOperand } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
 import { expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
+import { commitFenced, type Fence, fenceOf, type KvLock, type KvLockFence } from "./locks/index.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
 import type { KvCommitError, KvCommitResult, KvSetOptions, KvWriteInfo } from "./types.js";
 
@@ -90,6 +91,7 @@ export class AtomicOperation {
   readonly #checks: Check[] = [];
   readonly #pending: Pending[] = [];
   readonly #enqueues: Enqueue[] = [];
+  readonly #fences: Fence[] = [];
   #placeholders = 0;
   #committed = false;
 
@@ -109,6 +111,21 @@ export class AtomicOperation {
         versionstamp: check.versionstamp,
       });
     }
+    this.#assertCounts();
+    return this;
+  }
+
+  /**
+   * Commits only if `lock` is still held with its token when the commit is applied: a lease that
+   * ran out, was released or was taken since makes `commit()` resolve `{ ok: false }`, as a
+   * failed check does. `lock` is a `KvLock` of this database, or `{ name, token }` of a lock of
+   * this operation's namespace (a token handed to another process). Counts as a check.
+   *
+   * @example
+   * await kv.atomic().checkLock(lock).set(["report"], report).commit();
+   */
+  checkLock(lock: KvLock | KvLockFence): this {
+    this.#fences.push(fenceOf(this.db, this.keyspace, lock));
     this.#assertCounts();
     return this;
   }
@@ -214,17 +231,16 @@ export class AtomicOperation {
     if (this.#committed) fail("INVALID_ARGUMENT", "this atomic operation was already committed");
     this.#committed = true;
     const uuids = Array.from({ length: this.#placeholders }, () => uuidv7());
+    const write = (now: number) => ({
+      checks: this.#checks,
+      mutations: this.#pending.map((p) => this.#resolve(p, uuids, now)),
+      ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
+    });
     const now = this.db.now();
-    const mutations = this.#pending.map((p) => this.#resolve(p, uuids, now));
-    const result = await this.db.commit(
-      {
-        checks: this.#checks,
-        mutations,
-        ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
-      },
-      this.keyspace,
-      now,
-    );
+    const result =
+      this.#fences.length > 0
+        ? await commitFenced(this.db, this.keyspace, this.#fences, write)
+        : await this.db.commit(write(now), this.keyspace, now);
     if (!result) return { ok: false };
     return {
       ok: true,
@@ -272,7 +288,11 @@ export class AtomicOperation {
   }
 
   #assertCounts(): void {
-    assertCounts(this.db.limits, this.#checks.length, this.#pending.length + this.#enqueues.length);
+    assertCounts(
+      this.db.limits,
+      this.#checks.length + this.#fences.length,
+      this.#pending.length + this.#enqueues.length,
+    );
   }
 
   #validateKey(key: KvAtomicKey, allowVersionstamp = false): void {

@@ -31,6 +31,7 @@ import {
   writeInfoFrom,
 } from "./limits.js";
 import { encodeCursor, KvListIterator, rangeAfterCursor, resolveSelector } from "./list.js";
+import { acquireLock, type KvLock, type KvLockOptions, runWithLock } from "./locks/index.js";
 import {
   DEFAULT_QUEUE,
   type KvEnqueueOptions,
@@ -384,8 +385,6 @@ export class Kv implements AsyncDisposable {
   }
 
   /**
-   * A stream that emits the current entries of `keys` at once, then again after each commit or
-  /**
    * Takes lock `name` of this namespace for `ttl` ms (default 30 s), renewed every third of that
    * while held. Fails with `LOCK_HELD` when another holder has it, at once or after waiting up to
    * `wait` ms. The lock's `token` grows with every acquisition: fence writes with
@@ -414,6 +413,8 @@ export class Kv implements AsyncDisposable {
     return runWithLock(this.#db, this.#keyspace.namespace, name, fn, options);
   }
 
+  /**
+   * A stream that emits the current entries of `keys` at once, then again after each commit or
    * expiry that changes any of them, never the same state twice in a row. A reader that falls
    * behind skips to the latest state; a reader that keeps up gets the state each write through
    * this database left, when each write is acknowledged before the next starts (a write

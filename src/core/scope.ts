@@ -38,6 +38,20 @@ function findNamespace(key: Uint8Array): { name: string; prefixLength: number } 
   return { name, prefixLength: i + 1 };
 }
 
+/**
+ * The namespace whose callers may use `namespace`: itself, except for a reserved namespace Cellar
+ * keeps on behalf of one namespace, named `$<kind>:<namespace>` (its locks are `$locks:<name>`),
+ * which belongs to `<namespace>`. Database-wide reserved namespaces (`$schemas`) have no colon
+ * and belong to themselves, so only a caller allowed every namespace reaches them.
+ *
+ * @example
+ * ownerOf("$locks:tenant-a"); // "tenant-a"
+ */
+export function ownerOf(namespace: string): string {
+  const kind = /^\$[a-z]+:/.exec(namespace);
+  return kind ? namespace.slice(kind[0].length) : namespace;
+}
+
 const notStored = () => new KvError("INVALID_KEY", "a stored key starts with its namespace");
 
 const forbidden = (name: string) =>
@@ -45,7 +59,8 @@ const forbidden = (name: string) =>
 
 /**
  * The namespaces `may` accepts, for protocols whose requests name stored keys of any namespace
- * (the driver protocol).
+ * (the driver protocol). A namespace's own reserved namespaces (see {@link ownerOf}) go with it:
+ * a caller that may use `tenant-a` may take the locks of `tenant-a`, and no other's.
  *
  * @example
  * const scope = new NamespaceScope((name) => name === "tenant-a");
@@ -56,12 +71,12 @@ export class NamespaceScope implements Scope {
   /** Whether `key` lies in a namespace this scope may use; for filtering, where nothing throws. */
   covers(key: Uint8Array): boolean {
     const found = findNamespace(key);
-    return found !== null && this.may(found.name);
+    return found !== null && this.may(ownerOf(found.name));
   }
 
   prefixLength(key: Uint8Array): number {
     const { name, prefixLength } = namespaceOf(key);
-    if (!this.may(name)) throw forbidden(name);
+    if (!this.may(ownerOf(name))) throw forbidden(name);
     return prefixLength;
   }
 

@@ -20,6 +20,7 @@ import {
   writeInfoFrom,
 } from "./limits.js";
 import { resolveSelector } from "./list.js";
+import { type Fence, fenceOf, fenceWrite, type KvLock, type KvLockFence } from "./locks/index.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
 import type { KvListSelector, KvSetOptions, KvWriteInfo } from "./types.js";
 
@@ -65,6 +66,7 @@ export class KvTransaction {
   readonly #rangeChecks: RangeCheck[] = [];
   readonly #mutations: Mutation[] = [];
   readonly #enqueues: Enqueue[] = [];
+  readonly #fences: Fence[] = [];
 
   constructor(
     private readonly db: Database,
@@ -243,17 +245,27 @@ export class KvTransaction {
     return this;
   }
 
+  /**
+   * Commits only if `lock` is still held with its token at the commit (see
+   * `AtomicOperation.checkLock`). A lock found lost fails the transaction with `LOCK_LOST`
+   * instead of retrying it; a lock renewed meanwhile is a conflict, retried as any other.
+   */
+  checkLock(lock: KvLock | KvLockFence): this {
+    this.#fences.push(fenceOf(this.db, this.keyspace, lock));
+    return this;
+  }
+
   /** @internal Commits the buffered writes under the recorded checks; null on conflict. */
   async commit(): Promise<{ versionstamp: string } | null> {
-    return this.db.commit(
-      {
-        checks: [...this.#checks.values()],
-        ...(this.#rangeChecks.length > 0 && { rangeChecks: this.#rangeChecks }),
-        mutations: this.#mutations,
-        ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
-      },
-      this.keyspace,
-    );
+    const write = {
+      checks: [...this.#checks.values()],
+      ...(this.#rangeChecks.length > 0 && { rangeChecks: this.#rangeChecks }),
+      mutations: this.#mutations,
+      ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
+    };
+    if (this.#fences.length === 0) return this.db.commit(write, this.keyspace);
+    const fenced = await fenceWrite(this.db, this.keyspace, this.#fences, write);
+    return this.db.commit(fenced.write, fenced.scope);
   }
 
   #numeric(type: "sum" | "min" | "max", key: KvKey, n: unknown, options: KvSetOptions): this {

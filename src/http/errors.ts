@@ -28,6 +28,9 @@ const STATUS: Record<KvErrorCode, ContentfulStatusCode> = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  // Another holder has the lock (RFC 4918's Locked); a lost lease is a conflict, as a stale token.
+  LOCK_HELD: 423,
+  LOCK_LOST: 409,
   CHECK_FAILED: 409,
   INVALID_TOKEN: 409,
   CONFLICT: 409,

@@ -10,6 +10,7 @@ import type { KvCapability, KvTarget } from "./context.js";
 import { coreSuite } from "./core.js";
 import { eventsSuite } from "./events.js";
 import { listSuite } from "./list.js";
+import { lockSuite } from "./locks.js";
 import { metadataSuite } from "./metadata.js";
 import { namespaceSuite } from "./namespace.js";
 import { queueSuite } from "./queue.js";
@@ -43,6 +44,7 @@ export function describeKvConformance(target: KvTarget): void {
       metadataSuite(target);
       namespaceSuite(target);
       badInputSuite(target);
+      lockSuite(target);
     });
     describe.skipIf(skipped("changes"))("changes", () => {
       watchSuite(target);
