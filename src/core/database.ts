@@ -50,6 +50,8 @@ const SWEEP_BATCH = 1000;
 
 export class Database {
   readonly hub: WatchHub;
+  /** Pattern subscriptions to the change feed (see `events/hub.ts`). */
+  readonly events: EventHub;
   readonly limits: KvLimits;
   readonly now: () => number;
   #closed = false;
@@ -58,14 +60,16 @@ export class Database {
   readonly #keepValues: Uint8Array[];
 
   readonly #driver: KvDriver;
-  /** Pattern subscriptions to the change feed (see `events/hub.ts`). */
-  readonly events: EventHub;
 
   constructor(driver: KvDriver, options: DatabaseOptions) {
     this.#driver = driver;
     this.limits = options.limits;
     this.now = options.clock;
     this.hub = new WatchHub(driver);
+    this.events = new EventHub({
+      onChange: (listener) => driver.onChange(listener),
+      changes: (after, limit) => driver.readChanges(after, limit),
+    });
     this.#keepValues = (options.history?.keepValues ?? []).map((prefix) => encodeKey(prefix));
     if (options.sweepInterval > 0) {
       this.#sweeper = setInterval(() => this.#sweepInBackground(), options.sweepInterval);
@@ -76,10 +80,6 @@ export class Database {
   get closed(): boolean {
     return this.#closed;
   }
-    this.events = new EventHub({
-      onChange: (listener) => driver.onChange(listener),
-      changes: (after, limit) => driver.readChanges(after, limit),
-    });
 
   assertOpen(): void {
     if (this.#closed) throw new KvError("DATABASE_CLOSED", "the database is closed");
@@ -305,6 +305,7 @@ export class Database {
       this.#closed = true;
       if (this.#sweeper) clearInterval(this.#sweeper);
       this.hub.close();
+      this.events.close();
       await this.#driver.close();
     })();
     return this.#closing;
@@ -331,4 +332,3 @@ export function arrayOperand(db: Database, type: string, items: unknown): RawVal
     fail("INVALID_MUTATION", `'${type}' takes an array of items, got ${describe(items)}`);
   return db.encodeValue(items);
 }
-      this.events.close();
