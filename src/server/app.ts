@@ -185,6 +185,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
       pingInterval,
     },
     streams,
+    { broadcaster, maxBuffered: options.maxEventBuffer ?? 1024 * 1024 },
   );
   app.route(
     "/",

@@ -29,6 +29,11 @@ export interface Framing {
   readonly progress: (versionstamp: string) => string;
   /** The last item before closing on an error; `null` to close without one. */
   readonly error: (error: KvError) => string | null;
+  /**
+   * When given, a resume point the change log no longer holds is not an error: this item (a
+   * reset at `head`) is written and the stream goes on from `head`.
+   */
+  readonly reset?: (head: string) => string;
   /** One write of several items. */
   readonly join: (items: readonly string[]) => Uint8Array;
 }
@@ -74,6 +79,8 @@ class Broadcast {
   #pending: string[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
   #lastFlush = 0;
+  #pattern: CompiledPattern | null = null;
+  #progressInterval = 0;
   #unsubscribe: (() => void) | null = null;
 
   constructor(
@@ -83,6 +90,8 @@ class Broadcast {
   ) {}
 
   start(pattern: CompiledPattern, since: string | undefined, progressInterval: number): void {
+    this.#pattern = pattern;
+    this.#progressInterval = progressInterval;
     this.#unsubscribe = this.hub.subscribe(
       pattern,
       {
@@ -124,6 +133,14 @@ class Broadcast {
   }
 
   #end(error: KvError): void {
+    const reset = this.framing.reset;
+    const head = this.hub.latest;
+    if (reset && head && (error.code === "COMPACTED" || error.code === "INVALID_VERSIONSTAMP")) {
+      this.#pending.push(reset(head));
+      this.#flush();
+      this.start(this.#pattern!, head, this.#progressInterval);
+      return;
+    }
     this.#flush();
     const last = error.code === "DATABASE_CLOSED" ? null : this.framing.error(error);
     if (last) this.#write([last]);

@@ -17,14 +17,27 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { KvKey } from "../../codec/key.js";
 import { assertVersionstamp } from "../../codec/versionstamp.js";
+import type { SharedEvent } from "../../core/events/hub.js";
+import { type KvEvent, kvEventOf } from "../../core/events/index.js";
+import { ANY, compilePattern, REST } from "../../core/events/pattern.js";
+import { coreOf } from "../../core/surface.js";
 import type { KvEntryMaybe } from "../../core/types.js";
 import type { ChangeBatch as Batch } from "../../core/watch.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
+import { errorBody } from "../../http/errors.js";
 import type { StreamRegistry } from "../../http/streams.js";
 import { keyFromPath } from "../../wire/json.js";
+import type { Broadcaster, Framing } from "../broadcast.js";
 import { Entry, entryJson, query, Versionstamp } from "../schemas.js";
+import { sseResponse } from "./events.js";
 import { errors, json } from "./keys.js";
+
+export interface WatchOptions {
+  readonly broadcaster: Broadcaster;
+  /** Unsent bytes past which a slow prefix watch is closed (it resumes from its last id). */
+  readonly maxBuffered: number;
+}
 
 export interface WatchLimits {
   /** Keys one watch may name (default 100). */
@@ -96,10 +109,36 @@ async function readWithin<T>(
   }
 }
 
+/** A changed key's entry as a prefix watch reports it: without metadata, `null` once gone. */
+function watchEntryJson(shared: SharedEvent): string {
+  const { key, entry } = shared.as(kvEventOf) as KvEvent;
+  return JSON.stringify(
+    entryJson(
+      entry
+        ? { key, value: entry.value, versionstamp: entry.versionstamp }
+        : { key, value: null, versionstamp: null },
+    ),
+  );
+}
+
+const encoder = new TextEncoder();
+
+/** Prefix-watch batches as SSE `change` messages, one per commit, id its versionstamp. */
+const SSE_CHANGES: Framing = {
+  batch: (batch) =>
+    `event: change\nid: ${batch.versionstamp}\ndata: {"versionstamp":"${batch.versionstamp}","entries":[${batch.events.map((e) => e.as(watchEntryJson)).join(",")}]}\n\n`,
+  progress: () => ": ping\n\n",
+  error: (error) =>
+    `event: error\ndata: ${JSON.stringify(errorBody(error.code, error.message, error.details))}\n\n`,
+  reset: (head) => `event: reset\nid: ${head}\ndata: {"versionstamp":"${head}","entries":[]}\n\n`,
+  join: (items) => encoder.encode(items.join("")),
+};
+
 export function watchRoutes(
   app: OpenAPIHono<ServerEnv>,
   limits: WatchLimits,
   streams: StreamRegistry,
+  options: WatchOptions,
 ): void {
   const sse = <T>(
     c: Context<ServerEnv>,
@@ -224,15 +263,17 @@ export function watchRoutes(
       const query = c.req.valid("query");
       const after = resumePoint(c, query.after);
       const prefix = keyFromPath(query.prefix);
-      const open = () => c.get("kv").watchPrefix(prefix, after === undefined ? {} : { after });
-      return sse(c, open, (batch) => ({
-        event: batch.reset ? "reset" : "change",
-        id: batch.versionstamp,
-        data: JSON.stringify({
-          versionstamp: batch.versionstamp,
-          entries: batch.entries.map(entryJson),
+      const { core, keyspace } = coreOf(c.get("kv"));
+      keyspace.encodeBound(prefix);
+      const pattern = compilePattern([...prefix, ANY, REST], keyspace.prefix);
+      return sseResponse(c, streams, options.maxBuffered, (outlet) =>
+        options.broadcaster.open(core.events, pattern, SSE_CHANGES, outlet, {
+          progressInterval: limits.pingInterval,
+          maxBuffered: options.maxBuffered,
+          // A watch that starts live starts at the head, so a reconnection's id means something.
+          ...(after !== undefined && { since: after }),
         }),
-      }));
+      );
     },
   );
 
