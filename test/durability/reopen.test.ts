@@ -232,3 +232,37 @@ describe("SQLite close and reopen", () => {
     expect(rawRowCount("short")).toBe(0);
   });
 });
+
+describe("SQLite schema 1 files", () => {
+  it("keep their data, and restart a change log that could not say what changed", async () => {
+    const kv = await reopen();
+    const old = await kv.set(["a"], 1);
+    await kv.set(["b"], 2);
+    await kv.close();
+    open.splice(0);
+    // What schema 1 wrote: a change log of keys only.
+    const raw = new Database(path);
+    raw.exec(`DROP TABLE cellar_changes;
+      CREATE TABLE cellar_changes (vs INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (vs, key)) WITHOUT ROWID;
+      INSERT INTO cellar_changes VALUES (1, x'0261000000');
+      UPDATE cellar_meta SET value = 1 WHERE name = 'schema';`);
+    raw.close();
+
+    const again = await reopen();
+    expect((await again.get(["b"])).value).toBe(2);
+    const refused = await new Promise<string | undefined>((resolve) => {
+      again.subscribe(["a"], () => {}, {
+        since: old.versionstamp,
+        onError: (error) => resolve(error.code),
+      });
+    });
+    expect(refused).toBe("COMPACTED");
+    const after = await again.currentVersionstamp();
+    const seen: unknown[] = [];
+    again.subscribe(["a"], (event) => seen.push([event.previous?.value, event.entry?.value]), {
+      since: after,
+    });
+    await again.set(["a"], 10);
+    await expect.poll(() => seen).toEqual([[1, 10]]);
+  });
+});
