@@ -41,7 +41,7 @@ import type {
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
 import { GroupCommit, type Outcome } from "../shared/group-commit.js";
-import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
+import { inKeyOrder, type StoredChange, storedChange, toKeyChange } from "../shared/key-changes.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
 import { isFileFault, storageError } from "./errors.js";
 import { prepareLocation } from "./path.js";
@@ -460,14 +460,16 @@ class SqliteDriver implements KvDriver {
             version++;
             lastNow = Math.max(lastNow, now);
             const versionstamp = formatVersionstamp(version);
-            const keys: Uint8Array[] = [];
-            const entries: KeyChange[] = [];
-            for (const [key, change] of written) {
+            for (const [key, change] of written)
               this.#stmt.logChange.run(changeRow(version, now, key, change));
-              keys.push(key);
-              if (change) entries.push(change);
+            // Reported in this process only to listeners: without them, no objects to make.
+            if (written.length > 0 && this.#listeners.size > 0) {
+              const keys = written.map(([key]) => key);
+              const entries: KeyChange[] = [];
+              for (const [key, change] of written)
+                if (change) entries.push(toKeyChange(key, change));
+              changes.push({ versionstamp, keys, entries: inKeyOrder(entries) });
             }
-            if (keys.length > 0) changes.push({ versionstamp, keys, entries: inKeyOrder(entries) });
             return { versionstamp };
           },
           ready: (queue) => ready.set(keyId(queue), queue),
@@ -541,7 +543,7 @@ class SqliteDriver implements KvDriver {
     now: number,
     version: number,
     expiry: boolean,
-  ): [Uint8Array, KeyChange | null][] | null {
+  ): [Uint8Array, StoredChange | null][] | null {
     for (const check of checks) {
       const vs = this.#stmt.checkVs.get({ key: check.key, now }) as number | undefined;
       const current = vs === undefined ? null : formatVersionstamp(vs);
@@ -577,7 +579,7 @@ class SqliteDriver implements KvDriver {
     for (const [key, result] of applied) this.#store(key, result, version);
     return [...staged.values()].map(({ key, before, after }) => [
       key,
-      expiry && before ? expiryChange(key, before) : keyChange(key, before, after, now),
+      storedChange(before, after, now, expiry),
     ]);
   }
 

@@ -8,7 +8,13 @@ import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.
 import type { StoredEntry } from "../../contract/apply.js";
 import type { ChangeEvent, EntryMeta, KeyChange, RawEntry } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
-import { CHANGE_TYPE_CODE, CHANGE_TYPES, metaFromText, metaToText } from "../shared/key-changes.js";
+import {
+  CHANGE_TYPE_CODE,
+  CHANGE_TYPES,
+  metaFromText,
+  metaToText,
+  type StoredChange,
+} from "../shared/key-changes.js";
 
 export const SCHEMA_VERSION = 2;
 
@@ -178,8 +184,7 @@ export function prepareStatements(
     ).raw(),
     dropHistoryRange: p("DELETE FROM cellar_history WHERE key >= ? AND key < ?"),
     getVersion: p("SELECT value FROM cellar_meta WHERE name = 'version'").pluck(),
-    logChange:
-      p(`INSERT OR REPLACE INTO cellar_changes (vs, key, type, at, value, encoding, expires_at,
+    logChange: p(`INSERT INTO cellar_changes (vs, key, type, at, value, encoding, expires_at,
       meta, prev_value, prev_encoding, prev_vs, prev_expires_at, prev_meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     changes: p(`SELECT ${CHANGE_ROW} FROM cellar_changes WHERE vs > @after AND vs <= coalesce(
         (SELECT max(vs) FROM (SELECT DISTINCT vs FROM cellar_changes WHERE vs > @after ORDER BY vs LIMIT @limit)), @after)
@@ -269,7 +274,7 @@ export function changeRow(
   vs: number,
   at: number,
   key: Uint8Array,
-  change: KeyChange | null,
+  change: StoredChange | null,
 ): unknown[] {
   const entry = change?.entry;
   const previous = change?.previous;
@@ -281,12 +286,12 @@ export function changeRow(
     entry ? entry.value.data : null,
     entry ? ENCODING_TAG[entry.value.encoding] : null,
     entry ? entry.expiresAt : null,
-    entry ? metaToText(entry.meta!) : null,
+    entry ? metaToText(entry.meta) : null,
     previous ? previous.value.data : null,
     previous ? ENCODING_TAG[previous.value.encoding] : null,
     previous ? parseVersionstamp(previous.versionstamp) : null,
     previous ? previous.expiresAt : null,
-    previous ? metaToText(previous.meta!) : null,
+    previous ? metaToText(previous.meta) : null,
   ];
 }
 
