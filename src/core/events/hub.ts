@@ -331,7 +331,9 @@ class Subscription {
     if (this.closed || this.#held) return;
     if (this.#quiet) {
       const latest = this.hub.latest;
-      this.sink.progress(latest > this.#delivered ? latest : this.#delivered);
+      const position = latest > this.#delivered ? latest : this.#delivered;
+      // Before the database's position is known there is nothing to report.
+      if (position !== "") this.sink.progress(position);
     }
     this.#quiet = true;
   }
