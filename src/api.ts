@@ -29,6 +29,13 @@ export { DEFAULT_LIMITS, type KvLimits } from "./core/limits.js";
 export type { KvListIterator } from "./core/list.js";
 export type { KvLock, KvLockFence, KvLockOptions } from "./core/locks/index.js";
 export type {
+  KvObserver,
+  KvOperation,
+  KvOperationKey,
+  KvOperationName,
+  KvOperationOutcome,
+} from "./core/observe.js";
+export type {
   KvDeadMessage,
   KvEnqueueOptions,
   KvEnqueueResult,

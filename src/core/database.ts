@@ -25,6 +25,14 @@ import { describe, fail, KvError } from "../errors.js";
 import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } from "./commit.js";
 import { EventHub } from "./events/hub.js";
 import type { KvLimits } from "./limits.js";
+import {
+  commitOperation,
+  databaseOperation,
+  keyOperation,
+  Observers,
+  rangeOperation,
+  readOperation,
+} from "./observe.js";
 import { QueueHandle } from "./queue-handle.js";
 import type { Scope } from "./scope.js";
 import { unref } from "./timers.js";
@@ -54,6 +62,8 @@ export class Database {
   readonly events: EventHub;
   readonly limits: KvLimits;
   readonly now: () => number;
+  /** Called around every operation below (see `observe.ts`). */
+  readonly observers = new Observers();
   #closed = false;
   #closing: Promise<void> | null = null;
   #sweeper: ReturnType<typeof setTimeout> | null = null;
@@ -133,6 +143,15 @@ export class Database {
    * when a check failed.
    */
   commit(write: WriteRequest, scope: Scope, now = this.now()): Promise<CommitResult | null> {
+    if (this.observers.size === 0) return this.#commit(write, scope, now);
+    return this.observers.observe(
+      commitOperation(write, scope),
+      () => this.#commit(write, scope, now),
+      (result) => (result ? undefined : "CHECK_FAILED"),
+    );
+  }
+
+  #commit(write: WriteRequest, scope: Scope, now: number): Promise<CommitResult | null> {
     this.assertOpen();
     if (write.enqueues && write.enqueues.length > 0) this.#queues();
     const plan = planCommit(this, write, scope, now);
@@ -155,6 +174,17 @@ export class Database {
     scope: Scope,
     options: { now?: number; metadata?: boolean } = {},
   ): Promise<RawEntry[][]> {
+    if (this.observers.size === 0) return this.#read(ranges, scope, options);
+    return this.observers.observe(readOperation(ranges, scope), () =>
+      this.#read(ranges, scope, options),
+    );
+  }
+
+  #read(
+    ranges: readonly ReadRange[],
+    scope: Scope,
+    options: { now?: number; metadata?: boolean },
+  ): Promise<RawEntry[][]> {
     this.assertOpen();
     this.#assertRanges(ranges, scope);
     return this.#driver.snapshotRead(ranges, {
@@ -170,9 +200,20 @@ export class Database {
     options: { metadata?: boolean } = {},
   ): RawEntry[][] | null {
     if (!this.#driver.snapshotReadSync) return null;
+    if (this.observers.size === 0) return this.#readSync(ranges, scope, options);
+    return this.observers.observe(readOperation(ranges, scope), () =>
+      this.#readSync(ranges, scope, options),
+    );
+  }
+
+  #readSync(
+    ranges: readonly ReadRange[],
+    scope: Scope,
+    options: { metadata?: boolean },
+  ): RawEntry[][] {
     this.assertOpen();
     this.#assertRanges(ranges, scope);
-    return this.#driver.snapshotReadSync(ranges, {
+    return this.#driver.snapshotReadSync!(ranges, {
       now: this.now(),
       metadata: options.metadata === true,
     });
@@ -180,6 +221,13 @@ export class Database {
 
   /** Live entries in `range`, checked against `scope`. */
   count(range: KeyRange, scope: Scope, now = this.now()): Promise<number> {
+    if (this.observers.size === 0) return this.#count(range, scope, now);
+    return this.observers.observe(rangeOperation("count", range, scope), () =>
+      this.#count(range, scope, now),
+    );
+  }
+
+  #count(range: KeyRange, scope: Scope, now: number): Promise<number> {
     this.assertOpen();
     this.#assertRanges([range], scope);
     return this.#driver.count(range, { now });
@@ -187,6 +235,17 @@ export class Database {
 
   /** Revisions of `key`, newest first; values only where this database keeps them. */
   history(
+    key: Uint8Array,
+    scope: Scope,
+    options: { limit: number; now?: number },
+  ): Promise<RawRevision[]> {
+    if (this.observers.size === 0) return this.#history(key, scope, options);
+    return this.observers.observe(keyOperation("history", key, scope), () =>
+      this.#history(key, scope, options),
+    );
+  }
+
+  #history(
     key: Uint8Array,
     scope: Scope,
     options: { limit: number; now?: number },
@@ -208,6 +267,13 @@ export class Database {
    * Resolves to the number of live entries removed.
    */
   purgeNamespace(prefix: Uint8Array, scope: Scope, now = this.now()): Promise<number> {
+    if (this.observers.size === 0) return this.#purgeNamespace(prefix, scope, now);
+    return this.observers.observe(keyOperation("dropNamespace", prefix, scope), () =>
+      this.#purgeNamespace(prefix, scope, now),
+    );
+  }
+
+  #purgeNamespace(prefix: Uint8Array, scope: Scope, now: number): Promise<number> {
     this.assertOpen();
     if (scope.prefixLength(prefix) !== prefix.length)
       fail("INVALID_ARGUMENT", "purgeNamespace takes a namespace's prefix, nothing more");
@@ -222,6 +288,17 @@ export class Database {
     ranges: readonly ReadRange[],
     scope: Scope,
     options: { metadata?: boolean } = {},
+  ): ReadableStream<(RawEntry | null)[]> {
+    if (this.observers.size === 0) return this.#watch(ranges, scope, options);
+    return this.observers.observe(readOperation(ranges, scope, "watch"), () =>
+      this.#watch(ranges, scope, options),
+    );
+  }
+
+  #watch(
+    ranges: readonly ReadRange[],
+    scope: Scope,
+    options: { metadata?: boolean },
   ): ReadableStream<(RawEntry | null)[]> {
     this.assertOpen();
     this.#assertRanges(ranges, scope);
@@ -288,6 +365,17 @@ export class Database {
    * them.
    */
   listQueues(
+    range: { start: Uint8Array; end: Uint8Array },
+    scope: Scope,
+    limit: number,
+  ): Promise<Uint8Array[]> {
+    if (this.observers.size === 0) return this.#listQueues(range, scope, limit);
+    return this.observers.observe(rangeOperation("listQueues", range, scope), () =>
+      this.#listQueues(range, scope, limit),
+    );
+  }
+
+  #listQueues(
     range: { start: Uint8Array; end: Uint8Array },
     scope: Scope,
     limit: number,

@@ -32,6 +32,7 @@ import {
 } from "./limits.js";
 import { encodeCursor, KvListIterator, rangeAfterCursor, resolveSelector } from "./list.js";
 import { acquireLock, type KvLock, type KvLockOptions, runWithLock } from "./locks/index.js";
+import type { KvObserver } from "./observe.js";
 import {
   DEFAULT_QUEUE,
   type KvEnqueueOptions,
@@ -595,6 +596,25 @@ export class Kv implements AsyncDisposable {
   sweepExpired(): Promise<number> {
     this.#db.assertOpen();
     return this.#db.sweep();
+  }
+
+  /**
+   * Calls `observer` synchronously as each operation of this database starts — through any
+   * view, any face (the HTTP routes, the driver protocol, KV Connect), reads, commits, queue
+   * calls — with what it is (`op`, `namespace`, `keyCount`, `keys()`); the function it returns,
+   * if any, is called as the operation ends, with `{ ok, code?, error?, durationMs }`. An
+   * observer that throws is reported as a process warning and the operation goes on. Returns
+   * the function that removes it. `withLogging` and `withMetrics` (`cellar/observe`) are
+   * observers.
+   *
+   * @example
+   * const stop = kv.observe(({ op, namespace }) => {
+   *   const started = Date.now();
+   *   return ({ ok, code }) => console.log(op, namespace, ok ? "ok" : code, Date.now() - started);
+   * });
+   */
+  observe(observer: KvObserver): () => void {
+    return this.#db.observers.add(observer);
   }
 
   /** Closes the database (every view of it) after pending writes finish. */

@@ -12,6 +12,7 @@ import type {
 } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { MAX_DELAY } from "./commit.js";
+import { type KvOperationName, keyOperation, type Observers } from "./observe.js";
 
 /** The most messages one dequeue or one page of dead letters returns. */
 export const MAX_QUEUE_PAGE = 1000;
@@ -21,6 +22,7 @@ const MAX_ERROR_TEXT = 1000;
 interface Clock {
   now(): number;
   assertOpen(): void;
+  readonly observers: Observers;
 }
 
 function assertPage(limit: unknown): asserts limit is number {
@@ -74,6 +76,14 @@ export class QueueHandle {
     limit: number;
     now?: number;
   }): Promise<LeasedMessage[]> {
+    return this.#observed("dequeue", () => this.#dequeue(options));
+  }
+
+  #dequeue(options: {
+    visibilityTimeout: number;
+    limit: number;
+    now?: number;
+  }): Promise<LeasedMessage[]> {
     this.clock.assertOpen();
     assertDuration("visibilityTimeout", options.visibilityTimeout, 1);
     assertPage(options.limit);
@@ -86,6 +96,16 @@ export class QueueHandle {
 
   /** False when `token` is unknown or its lease expired. */
   settle(token: string, settlement: Settlement, now?: number): Promise<boolean> {
+    const op =
+      settlement?.type === "nack" || settlement?.type === "extend" ? settlement.type : "ack";
+    return this.#observed(
+      op,
+      () => this.#settle(token, settlement, now),
+      (settled) => (settled ? undefined : "INVALID_TOKEN"),
+    );
+  }
+
+  #settle(token: string, settlement: Settlement, now?: number): Promise<boolean> {
     this.clock.assertOpen();
     if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN) {
       fail(
@@ -102,29 +122,50 @@ export class QueueHandle {
   }
 
   stats(now?: number): Promise<QueueStats> {
-    this.clock.assertOpen();
-    return this.store.queueStats(this.id, now ?? this.clock.now());
+    return this.#observed("queueStats", () => {
+      this.clock.assertOpen();
+      return this.store.queueStats(this.id, now ?? this.clock.now());
+    });
   }
 
   listDead(options: { limit: number; after?: string }): Promise<DeadMessage[]> {
-    this.clock.assertOpen();
-    assertPage(options.limit);
-    return this.store.listDead(this.id, options);
+    return this.#observed("listDead", () => {
+      this.clock.assertOpen();
+      assertPage(options.limit);
+      return this.store.listDead(this.id, options);
+    });
   }
 
   getDead(id: string): Promise<DeadMessage | null> {
-    this.clock.assertOpen();
-    return this.store.getDead(this.id, id);
+    return this.#observed("getDead", () => {
+      this.clock.assertOpen();
+      return this.store.getDead(this.id, id);
+    });
   }
 
   /** Puts dead messages (all when `ids` is null) back with fresh deliveries. */
   requeueDead(ids: readonly string[] | null, now?: number): Promise<number> {
-    this.clock.assertOpen();
-    return this.store.requeueDead(this.id, ids, now ?? this.clock.now());
+    return this.#observed("requeueDead", () => {
+      this.clock.assertOpen();
+      return this.store.requeueDead(this.id, ids, now ?? this.clock.now());
+    });
   }
 
   deleteDead(ids: readonly string[] | null): Promise<number> {
-    this.clock.assertOpen();
-    return this.store.deleteDead(this.id, ids);
+    return this.#observed("deleteDead", () => {
+      this.clock.assertOpen();
+      return this.store.deleteDead(this.id, ids);
+    });
+  }
+
+  /** Runs `run` as operation `op` of this queue (see `observe.ts`). */
+  #observed<T>(
+    op: KvOperationName,
+    run: () => Promise<T>,
+    failed?: (result: T) => "INVALID_TOKEN" | undefined,
+  ): Promise<T> {
+    const { observers } = this.clock;
+    if (observers.size === 0) return run();
+    return observers.observe(keyOperation(op, this.id, null), run, failed);
   }
 }
