@@ -328,8 +328,21 @@ export class Database {
 
   /** Commits after `after`, oldest first, from the change log (every namespace: filter by scope). */
   changes(after: string, limit: number): Promise<ChangePage> {
+    if (this.observers.size === 0) return this.#changes(after, limit);
+    return this.observers.observe(databaseOperation("changes"), () => this.#changes(after, limit));
+  }
+
+  #changes(after: string, limit: number): Promise<ChangePage> {
     this.assertOpen();
     return this.#driver.readChanges(after, limit);
+  }
+
+  /**
+   * Calls `listener` with the size of each group of writes the driver commits in one
+   * transaction (see `KvStorage.onCommitGroup`); never, on a driver that does not group them.
+   */
+  onCommitGroup(listener: (size: number) => void): () => void {
+    return this.#driver.onCommitGroup?.(listener) ?? (() => {});
   }
 
   /** Calls `listener` after every commit. Returns the unsubscribe function. */

@@ -15,6 +15,7 @@
 import type { Database } from "./database.js";
 import { Keyspace } from "./keyspace.js";
 import { Kv, viewOf } from "./kv.js";
+import type { WatchHub } from "./watch.js";
 
 export {
   assertCounts,
@@ -53,6 +54,7 @@ export type KvCore = Pick<
   | "history"
   | "changes"
   | "onChange"
+  | "onCommitGroup"
   | "queue"
   | "listQueues"
   | "sweep"
@@ -71,6 +73,11 @@ export function coreOf(kv: Kv): { core: KvCore; keyspace: Keyspace } {
 /** A view of one of Cellar's own namespaces (named `$…`), which `kv.namespace()` refuses. */
 export function reservedView(kv: Kv, name: `$${string}`): Kv {
   return new Kv(viewOf(kv).db, name);
+}
+
+/** What the database's watch hub holds now (see `WatchHub.counts`), for metrics. */
+export function watchCounts(kv: Kv): WatchHub["counts"] {
+  return viewOf(kv).db.hub.counts;
 }
 
 /** Whether two views (or a view and a core) belong to the same database. */

@@ -159,6 +159,24 @@ export class WatchHub {
     });
     this.#captures.set(versionstamp, done);
   }
+
+  /**
+   * What the hub holds now, for metrics: open streams (key and prefix watches), and the
+   * subscriptions that wake on a change, by kind (a key watcher counts once however many keys
+   * it names; `queues`: consumers waiting for a message).
+   */
+  get counts(): { streams: number; keys: number; prefixes: number; queues: number } {
+    const keyWatchers = new Set<Capture>();
+    for (const set of this.#byKey.values()) for (const capture of set) keyWatchers.add(capture);
+    let queues = 0;
+    for (const set of this.#queues.values()) queues += set.size;
+    return {
+      streams: this.#streams.size,
+      keys: keyWatchers.size,
+      prefixes: this.#prefixes.size,
+      queues,
+    };
+  }
 }
 
 /** A wake-up flag a stream's pull loop waits on; raised at first so the first pull reads. */

@@ -83,6 +83,11 @@ export class Committer {
     return this.#group.submit({ kind: "expire", now, limit });
   }
 
+  /** See `KvStorage.onCommitGroup`. */
+  onGroup(listener: (size: number) => void): () => void {
+    return this.#group.onGroup(listener);
+  }
+
   /** Refuses new jobs, then resolves once every submitted job has been committed or refused. */
   drain(): Promise<void> {
     return this.#group.close();

@@ -434,6 +434,10 @@ class PostgresDriver implements KvDriver {
     return this.#ifOpen(() => this.#queues.deleteDead(queue, ids));
   }
 
+  onCommitGroup(listener: (size: number) => void): () => void {
+    return this.#committer.onGroup(listener);
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     this.#closing ??= (async () => {

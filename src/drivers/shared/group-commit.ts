@@ -21,6 +21,7 @@ export class GroupCommit<J> {
   #jobs: Pending<J>[] = [];
   #running: Promise<void> | null = null;
   #closed = false;
+  readonly #groupListeners = new Set<(size: number) => void>();
 
   /**
    * @param runGroup runs one group: one outcome per job, in order; a throw fails every job of
@@ -40,6 +41,17 @@ export class GroupCommit<J> {
       this.#jobs.push({ job, resolve: resolve as (value: never) => void, reject });
       this.#running ??= this.#loop();
     });
+  }
+
+  /**
+   * Calls `listener` with the number of jobs of each group as it starts running (for metrics).
+   * Returns the function that removes it.
+   */
+  onGroup(listener: (size: number) => void): () => void {
+    this.#groupListeners.add(listener);
+    return () => {
+      this.#groupListeners.delete(listener);
+    };
   }
 
   /**
@@ -64,6 +76,13 @@ export class GroupCommit<J> {
 
   /** Runs one group and settles its jobs; true when more jobs queued while it ran. */
   async #flush(group: readonly Pending<J>[]): Promise<boolean> {
+    for (const listener of this.#groupListeners) {
+      try {
+        listener(group.length);
+      } catch {
+        // A metric that fails to record must not leave the group's jobs unsettled.
+      }
+    }
     let outcomes: Outcome[];
     try {
       outcomes = await this.runGroup(group.map((pending) => pending.job));

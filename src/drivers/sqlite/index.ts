@@ -401,6 +401,10 @@ class SqliteDriver implements KvDriver {
     return groupChanges(rows);
   }
 
+  onCommitGroup(listener: (size: number) => void): () => void {
+    return this.#group.onGroup(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
