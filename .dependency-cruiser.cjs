@@ -9,7 +9,7 @@
  */
 
 /** Extensions: built on the core, never on a driver; imported by faces and entry points only. */
-const EXTENSIONS = ["typed"];
+const EXTENSIONS = ["typed", "observe"];
 /** Faces, bottom up. Each may import everything below the faces, plus what it lists here. */
 const FACE_MAY_IMPORT = {
   http: [],

@@ -44,6 +44,7 @@ const ENTRY_POINTS: Record<string, string> = {
   cellar: "src/index.ts",
   "cellar/client": "src/client.ts",
   "cellar/server": "src/server/index.ts",
+  "cellar/observe": "src/observe/index.ts",
   "cellar/testing": "src/testing/index.ts",
 };
 

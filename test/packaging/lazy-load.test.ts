@@ -1,7 +1,8 @@
 /**
  * `import "cellar"` loads no driver's dependencies: better-sqlite3 (a native module), pg and
- * undici load only when `openKv` is given a path that needs them. Each case runs in a fresh
- * process, where Node's module cache shows what was loaded.
+ * undici load only when `openKv` is given a path that needs them; pino and prom-client only
+ * with `cellar/observe`. Each case runs in a fresh process, where Node's module cache shows
+ * what was loaded.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,7 +15,7 @@ const ENTRY = new URL("../../src/index.ts", import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), "cellar-lazy-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const HEAVY = ["better-sqlite3", "pg", "undici"] as const;
+const HEAVY = ["better-sqlite3", "pg", "undici", "pino", "prom-client"] as const;
 
 /** Runs `body` after importing the entry point; resolves to the heavy packages Node loaded. */
 async function loadedAfter(body: string): Promise<string[]> {
