@@ -2,7 +2,9 @@
 /** The `cellar` command. */
 import { createRequire } from "node:module";
 import { Command } from "commander";
+import { pino } from "pino";
 import { KvError, redactUrl } from "../errors.js";
+import { createLogger } from "../observe/logging.js";
 import { startServer } from "../server/serve.js";
 import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
 
@@ -32,16 +34,25 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
     console.error(`cellar: ${error.message}`);
     process.exit(USAGE);
   }
+  // Asynchronous: a slow reader of stdout (a pipe to a log collector) must not stall the server;
+  // what is still buffered is written out before the process exits.
+  const destination = pino.destination({ dest: 1, sync: false });
+  const { logLevel, ...served } = options;
+  const logger = createLogger({ level: logLevel, destination });
+  const exit = (status: number) => {
+    destination.flushSync();
+    process.exit(status);
+  };
   try {
-    const server = await startServer(options);
+    const server = await startServer({ ...served, logger });
     console.log(`cellar listening on ${server.url} (database: ${redactUrl(options.db)})`);
     const stop = (signal: string) => {
       console.log(`cellar: ${signal}, shutting down`);
       server.close().then(
-        () => process.exit(0),
+        () => exit(0),
         (error) => {
           console.error(error);
-          process.exit(1);
+          exit(1);
         },
       );
     };

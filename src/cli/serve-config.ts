@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { KvKey } from "../codec/key.js";
+import { LOG_LEVELS } from "../observe/logging.js";
 import type { ServerOptions } from "../server/serve.js";
 import { keyFromJson, keyFromPath } from "../wire/json.js";
 
@@ -180,6 +181,20 @@ export const SETTINGS: readonly Setting[] = [
     kind: list,
     argument: "<origins>",
     description: "comma-separated origins whose pages may call the API (* for any)",
+  }),
+  setting({
+    name: "logLevel",
+    kind: oneOf(...LOG_LEVELS),
+    argument: "<level>",
+    description:
+      "JSON log lines on stdout: a line per request at info, a line per operation at debug",
+    default: "info",
+  }),
+  setting({
+    name: "logKeys",
+    kind: flag,
+    description: "log keys: request paths and operations' keys (not logged by default)",
+    default: false,
   }),
   setting({
     name: "maxValueSize",
@@ -388,7 +403,9 @@ function tlsOf(cert: string | undefined, key: string | undefined): ServerOptions
 }
 
 /** `startServer`'s options for resolved settings. */
-export function serverOptions(settings: Values): ServerOptions & { db: string } {
+export function serverOptions(
+  settings: Values,
+): ServerOptions & { db: string; logLevel: (typeof LOG_LEVELS)[number] } {
   // resolveSettings checked every value against its setting's kind.
   const v = settings as Record<string, never> & { db: string };
   const defined = (entries: Record<string, unknown>) =>
@@ -417,6 +434,8 @@ export function serverOptions(settings: Values): ServerOptions & { db: string } 
     }),
     namespaceFrom: v.namespaceFrom,
     insecure: v.insecure === true,
+    logLevel: v.logLevel ?? "info",
+    logKeys: v.logKeys === true,
     ...(tls && { tls }),
     openOptions: {
       durability: v.durability,

@@ -7,6 +7,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
+import type { Logger } from "pino";
 import type { Kv } from "../core/kv.js";
 import { coreOf } from "../core/surface.js";
 import { KvError } from "../errors.js";
@@ -19,9 +20,11 @@ import {
 import { errorBody, onError } from "../http/errors.js";
 import { StreamRegistry } from "../http/streams.js";
 import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
+import { metricsRegistry, withMetrics } from "../observe/metrics.js";
 import { Broadcaster } from "./broadcast.js";
 import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
+import { observeRequests, RequestObserver } from "./requests.js";
 import { atomicRoutes } from "./routes/atomic.js";
 import { DISCOVERY_ACROSS_NAMESPACES, discoveryRoutes } from "./routes/discovery.js";
 import { driverRoutes } from "./routes/driver.js";
@@ -29,6 +32,7 @@ import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
 import { keysRoutes } from "./routes/keys.js";
 import { listRoutes } from "./routes/list.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { queueRoutes } from "./routes/queues.js";
 import { seedCompatRoutes } from "./routes/seed-compat.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
@@ -62,6 +66,16 @@ export interface AppOptions extends AuthOptions, TypedRouteOptions {
    * preflights. Default: none, so only same-origin pages and non-browser clients get through.
    */
   readonly cors?: readonly string[];
+  /** Where one line per request goes (a pino logger; see `requests.ts`). Default: none. */
+  readonly logger?: Logger;
+  /** Log each request's path, which holds its key (default false). */
+  readonly logKeys?: boolean;
+  /**
+   * Serve the database's metrics at `GET /metrics` (Prometheus text) and `GET /api/metrics`
+   * (JSON), with the server's HTTP request metrics: installs `withMetrics` on the database when
+   * it has no metrics layer yet. Default true.
+   */
+  readonly metrics?: boolean;
 }
 
 /** The request headers Cellar's clients send, which a preflight must allow. */
@@ -99,6 +113,15 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   });
 
   app.onError(onError);
+  if (options.metrics !== false) withMetrics(kv);
+  const registry = metricsRegistry(kv);
+  const requests = new RequestObserver({
+    ...(options.logger && { logger: options.logger }),
+    logKeys: options.logKeys === true,
+    ...(registry && options.metrics !== false && { registry }),
+    openStreams: () => streams.size,
+  });
+  app.use("*", observeRequests(requests));
   const corsOrigins = options.cors ?? [];
   if (corsOrigins.length > 0) {
     app.use(
@@ -163,6 +186,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   const auth = createAuthenticator(kv, options);
   app.use("/api/*", authenticate(auth, { acrossNamespaces: DISCOVERY_ACROSS_NAMESPACES }));
   app.use("/workspaces/*", authenticate(auth));
+  if (registry && options.metrics !== false) metricsRoutes(app, registry, auth);
 
   // Before the single-key routes, whose GET /api/keys/{key} would take /api/keys/count.
   seedCompatRoutes(app);
@@ -211,7 +235,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
 
   // The fast path answers before Hono's middleware runs, so with CORS on every request goes
   // through Hono, where the CORS headers are added.
-  const fastPath: FastPath = corsOrigins.length > 0 ? () => false : createFastPath(auth);
+  const fastPath: FastPath = corsOrigins.length > 0 ? () => false : createFastPath(auth, requests);
   return { app, fastPath, endStreams: () => streams.endAll() };
 }
 

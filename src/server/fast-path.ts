@@ -4,11 +4,13 @@
  * reading a key; `GET /api/keys/{key}` needs none of them. The fast path takes only requests
  * whose answer cannot differ from Hono's (a plain GET whose target the adapter would keep as it
  * is) and runs the same authenticator, key decoding and JSON encoding; everything else falls
- * through to Hono.
+ * through to Hono. Its requests are logged and counted as Hono's are (see `requests.ts`), under
+ * the same route.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { type Authenticator, type Credentials, NAMESPACE_HEADER } from "../http/auth.js";
 import { errorResponse } from "../http/errors.js";
+import { REQUEST_ID_HEADER, type RequestObserver } from "./requests.js";
 import { KEYS_ROUTE, READ_PARAMS, readKey } from "./routes/keys.js";
 import { SEED_KEY_ROUTES } from "./routes/seed-compat.js";
 
@@ -26,13 +28,15 @@ const VALID_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 const PLAIN_QUERY = /^[^%+]*$/;
 
 const JSON_TYPE = "application/json";
+/** The route's pattern, as Hono's requests of the same route are logged. */
+const ROUTE = "/api/keys/{key}";
 
 /**
  * @example
- * const fast = createFastPath(auth);
+ * const fast = createFastPath(auth, new RequestObserver({}));
  * createServer((req, res) => fast(req, res) || honoListener(req, res));
  */
-export function createFastPath(auth: Authenticator): FastPath {
+export function createFastPath(auth: Authenticator, requests: RequestObserver): FastPath {
   return (req, res) => {
     const target = req.url ?? "";
     const host = req.headers.host;
@@ -51,18 +55,26 @@ export function createFastPath(auth: Authenticator): FastPath {
     const q = target.indexOf("?");
     const query = q < 0 ? null : target.slice(q + 1);
     if (query !== null && (!PLAIN_QUERY.test(query) || !onlyKnownParams(query))) return false;
-    if (SEED_KEY_ROUTES.has(q < 0 ? target : target.slice(0, q))) return false;
+    const path = q < 0 ? target : target.slice(0, q);
+    if (SEED_KEY_ROUTES.has(path)) return false;
+    const request = requests.begin(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader("X-Request-Id", request.requestId);
+    let token: string | undefined;
+    const end = (status: number) =>
+      requests.end(request, { method: "GET", route: ROUTE, path, status, token });
     let entry: Promise<unknown>;
     try {
       const metadata = query === null ? undefined : queryParam(query, "metadata");
-      entry = readKey(auth(new NodeCredentials(req.headers, host, query)), target, metadata);
+      const authenticated = auth(new NodeCredentials(req.headers, host, query));
+      token = authenticated.scope.grant?.name;
+      entry = requests.within(request, () => readKey(authenticated, target, metadata));
     } catch (error) {
-      sendError(res, error);
+      end(sendError(res, error));
       return true;
     }
     entry.then(
-      (body) => sendEntry(res, body),
-      (error) => sendError(res, error),
+      (body) => end(sendEntry(res, body)),
+      (error) => end(sendError(res, error)),
     );
     return true;
   };
@@ -87,15 +99,16 @@ class NodeCredentials implements Credentials {
   }
 }
 
-function sendEntry(res: ServerResponse, body: unknown): void {
+/** Sends the entry; returns the status sent. */
+function sendEntry(res: ServerResponse, body: unknown): number {
   let text: string;
   try {
     text = JSON.stringify(body);
   } catch (error) {
-    sendError(res, error);
-    return;
+    return sendError(res, error);
   }
   send(res, 200, text);
+  return 200;
 }
 
 /**
@@ -127,9 +140,11 @@ function send(
   res.end(text);
 }
 
-function sendError(res: ServerResponse, error: unknown): void {
+/** Sends the error's answer; returns the status sent. */
+function sendError(res: ServerResponse, error: unknown): number {
   const { status, body, headers } = errorResponse(error);
   send(res, status, JSON.stringify(body), headers);
+  return status;
 }
 
 /** Whether a query names only what this route takes: anything else is Hono's to refuse. */

@@ -13,11 +13,16 @@ import { KvError } from "../errors.js";
 import { loadTokens } from "../http/auth.js";
 import { adapterError, errorBody } from "../http/errors.js";
 import { shareWithHttp2 } from "../kv-connect/h2c.js";
+import { withLogging } from "../observe/logging.js";
 import { type OpenKvOptions, openKv } from "../open.js";
 import { type AppOptions, createApp } from "./app.js";
 
 export interface ServerOptions extends AppOptions {
-  /** A database file path, `:memory:`, or an open Kv (default `data/cellar.db`). */
+  /**
+   * A database file path, `:memory:`, or an open Kv (default `data/cellar.db`). A database the
+   * server opens gets `withLogging` on `logger` (its operation lines, at `debug`); an open Kv
+   * keeps the layers it was given.
+   */
   readonly db?: string | Kv;
   readonly openOptions?: OpenKvOptions;
   /** Default 127.0.0.1. */
@@ -57,6 +62,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     typeof options.db === "object"
       ? options.db
       : await openKv(options.db ?? "data/cellar.db", options.openOptions);
+  if (typeof options.db !== "object" && options.logger)
+    withLogging(kv, { logger: options.logger, keys: options.logKeys === true });
   const { app, fastPath, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
   const hono = getRequestListener(app.fetch, { hostname: host, errorHandler: adapterError });
   // HTTP/1.1 requests meet the fast path first; HTTP/2 ones (see shareWithHttp2) go to Hono.
