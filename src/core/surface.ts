@@ -75,9 +75,14 @@ export function reservedView(kv: Kv, name: `$${string}`): Kv {
   return new Kv(viewOf(kv).db, name);
 }
 
-/** What the database's watch hub holds now (see `WatchHub.counts`), for metrics. */
-export function watchCounts(kv: Kv): WatchHub["counts"] {
-  return viewOf(kv).db.hub.counts;
+/**
+ * What the database's watch hub holds now (see `WatchHub.counts`) and its open event
+ * subscriptions (`events`: pattern subscriptions, prefix watches, and each server broadcast,
+ * which serves any number of connections), for metrics.
+ */
+export function watchCounts(kv: Kv): WatchHub["counts"] & { events: number } {
+  const { db } = viewOf(kv);
+  return { ...db.hub.counts, events: db.events.size };
 }
 
 /** Whether two views (or a view and a core) belong to the same database. */

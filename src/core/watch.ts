@@ -10,7 +10,7 @@
  * that keeps up sees the state of each write acknowledged before the next one. An entry that
  * expires wakes its watcher at its expiry instant, so an expired value is never the last word.
  */
-import { compareBytes, keyId } from "../codec/key.js";
+import { keyId } from "../codec/key.js";
 import type { ChangeEvent, KvDriver } from "../contract/index.js";
 import { isOutage } from "../errors.js";
 import { unref } from "./timers.js";
@@ -21,7 +21,6 @@ type Capture = () => Promise<unknown>;
 
 export class WatchHub {
   readonly #byKey = new Map<string, Set<Capture>>();
-  readonly #prefixes = new Map<Wake, Uint8Array[]>();
   readonly #queues = new Map<string, Set<Wake>>();
   readonly #streams = new Set<() => void>();
   #unsubscribe: (() => void) | null = null;
@@ -34,7 +33,7 @@ export class WatchHub {
   }
 
   #release(): void {
-    if (this.#byKey.size + this.#prefixes.size + this.#queues.size > 0) return;
+    if (this.#byKey.size + this.#queues.size > 0) return;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
   }
@@ -54,16 +53,6 @@ export class WatchHub {
         set?.delete(wake);
         if (set?.size === 0) this.#byKey.delete(id);
       }
-      this.#release();
-    };
-  }
-
-  /** Calls `wake` whenever a key starting with one of `prefixes` changes. */
-  subscribePrefixes(prefixes: readonly Uint8Array[], wake: Wake): () => void {
-    this.#listen();
-    this.#prefixes.set(wake, [...prefixes]);
-    return () => {
-      this.#prefixes.delete(wake);
       this.#release();
     };
   }
@@ -95,12 +84,11 @@ export class WatchHub {
     for (const end of this.#streams) end();
     this.#streams.clear();
     this.#byKey.clear();
-    this.#prefixes.clear();
     for (const set of this.#queues.values()) for (const wake of set) wake();
     this.#queues.clear();
   }
 
-  /** Whether any stream watches keys (not prefixes or queues). */
+  /** Whether any stream watches keys (not queues). */
   get watchesKeys(): boolean {
     return this.#byKey.size > 0;
   }
@@ -127,7 +115,6 @@ export class WatchHub {
     if (change.versionstamp > this.#latest) this.#latest = change.versionstamp;
     if (change.reset) {
       for (const set of this.#queues.values()) for (const wake of set) wake();
-      for (const wake of this.#prefixes.keys()) wake();
       this.#capture(change.versionstamp, new Set([...this.#byKey.values()].flatMap((s) => [...s])));
       return;
     }
@@ -142,13 +129,6 @@ export class WatchHub {
       if (set) for (const capture of set) captures.add(capture);
     }
     this.#capture(change.versionstamp, captures);
-    if (this.#prefixes.size > 0) {
-      for (const [wake, prefixes] of this.#prefixes) {
-        if (change.keys.some((key) => prefixes.some((p) => startsWith(key, p)))) {
-          woken.add(wake);
-        }
-      }
-    }
     for (const wake of woken) wake();
   }
 
@@ -161,11 +141,11 @@ export class WatchHub {
   }
 
   /**
-   * What the hub holds now, for metrics: open streams (key and prefix watches), and the
+   * What the hub holds now, for metrics: open key-watch streams, and the
    * subscriptions that wake on a change, by kind (a key watcher counts once however many keys
    * it names; `queues`: consumers waiting for a message).
    */
-  get counts(): { streams: number; keys: number; prefixes: number; queues: number } {
+  get counts(): { streams: number; keys: number; queues: number } {
     const keyWatchers = new Set<Capture>();
     for (const set of this.#byKey.values()) for (const capture of set) keyWatchers.add(capture);
     let queues = 0;
@@ -173,7 +153,6 @@ export class WatchHub {
     return {
       streams: this.#streams.size,
       keys: keyWatchers.size,
-      prefixes: this.#prefixes.size,
       queues,
     };
   }
@@ -356,8 +335,4 @@ export interface ChangeBatch<T> {
    * so re-read the state you hold. `entries` is empty then.
    */
   readonly reset?: true;
-}
-
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  return compareBytes(bytes.subarray(0, prefix.length), prefix) === 0;
 }

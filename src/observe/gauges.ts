@@ -34,7 +34,7 @@ export function registerGauges(kv: Kv, registry: Registry, options: GaugeOptions
   const registers = [registry];
   new Gauge({
     name: "cellar_watchers",
-    help: "Open watch streams (key and prefix watches) of this process",
+    help: "Open key-watch streams of this process",
     registers,
     collect() {
       if (!core.closed) this.set(watchCounts(kv).streams);
@@ -42,14 +42,14 @@ export function registerGauges(kv: Kv, registry: Registry, options: GaugeOptions
   });
   new Gauge({
     name: "cellar_subscribers",
-    help: "Subscriptions that wake on a change, by kind: key watchers, prefix watchers, consumers waiting for a queue message",
+    help: "Subscriptions that wake on a change, by kind: key watchers, event subscriptions (patterns, prefix watches, server broadcasts), consumers waiting for a queue message",
     labelNames: ["kind"] as const,
     registers,
     collect() {
       if (core.closed) return;
       const counts = watchCounts(kv);
       this.set({ kind: "keys" }, counts.keys);
-      this.set({ kind: "prefixes" }, counts.prefixes);
+      this.set({ kind: "events" }, counts.events);
       this.set({ kind: "queues" }, counts.queues);
     },
   });
