@@ -32,6 +32,25 @@ const STORED_COLUMNS = [
 
 export type CommitSql = ReturnType<typeof commitSql>;
 
+/** The columns of the change log a commit writes, as the `logged` part takes them. */
+const LOGGED_COLUMNS = [
+  "vs",
+  "key",
+  "type",
+  "at",
+  "value_json",
+  "value_bin",
+  "encoding",
+  "expires_at",
+  "meta",
+  "prev_value_json",
+  "prev_value_bin",
+  "prev_encoding",
+  "prev_vs",
+  "prev_expires_at",
+  "prev_meta",
+];
+
 /** The statements of a commit, for the quoted schema `s`. */
 export function commitSql(s: string) {
   const kv = `${s}.cellar_kv`;
@@ -93,6 +112,7 @@ const PARTS = [
   "deduped",
   "trimmed",
   "notified",
+  "recalled",
 ] as const;
 export type Part = (typeof PARTS)[number];
 
@@ -120,11 +140,29 @@ const ROWS: Record<Part, readonly ElementType[]> = {
   dropped: ["bytea"],
   archived: ["bytea", "int8", "int8", "int8", "text", "text", "text", "json", "bytea", "int2"],
   pruned: ["bytea"],
-  logged: ["int8", "bytea"],
+  // See `loggedColumns`.
+  logged: [
+    "int8",
+    "bytea",
+    "int2",
+    "int8",
+    "json",
+    "bytea",
+    "int2",
+    "int8",
+    "text",
+    "json",
+    "bytea",
+    "int2",
+    "int8",
+    "int8",
+    "text",
+  ],
   enqueued: ["bytea", "text", "int8", "int8", "jsonb", "jsonb", "json", "bytea", "int2", "int8"],
   deduped: ["bytea", "text", "text", "int8"],
   trimmed: [],
   notified: [],
+  recalled: ["bytea", "int8"],
 };
 
 /**
@@ -137,7 +175,10 @@ const ROWS: Record<Part, readonly ElementType[]> = {
  * it simply passes. Only the parts a batch uses are in its statement (each combination is named
  * and prepared on its own), since every part costs the server time even with nothing to do.
  * All parts share one snapshot, so history pruning counts the revisions stored before this
- * statement: the archive keeps at least its depth, which is all it must.
+ * statement: the archive keeps at least its depth, which is all it must. Likewise the change
+ * log and the `recalled` values (the entries before the batch that it wants back for its own
+ * change events) read each key's stored row as it was before the batch: the state the batch
+ * was computed on, or its guard fails.
  *
  * A batch whose every part has one row (a lone write of one key, the common case) takes each
  * column as a plain parameter instead of an array: decoding arrays and planning `unnest` cost
@@ -147,6 +188,10 @@ function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): strin
   const kv = `${s}.cellar_kv`;
   const history = `${s}.cellar_history`;
   const ok = "(SELECT ok FROM guard) = 1";
+  // The stored value of a key at a version, as a lateral subquery: `LIMIT` keeps the planner from
+  // flattening it into a join that scans the table, as it may for a young table without statistics.
+  const storedValue = (key: string, vs: string) =>
+    `(SELECT k.value_json, k.value_bin, k.encoding FROM ${kv} k WHERE k.key = ${key} AND k.vs = ${vs} LIMIT 1)`;
   let n = 2;
   const params = (count: number) => Array.from({ length: count }, () => `$${++n}`);
   /**
@@ -170,7 +215,8 @@ function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): strin
         ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json, value_bin = excluded.value_bin,
           encoding = excluded.encoding, vs = excluded.vs, expires_at = excluded.expires_at, revision = excluded.revision,
           created_at = excluded.created_at, updated_at = excluded.updated_at, tags = excluded.tags,
-          modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash)`,
+          modified_by = excluded.modified_by, comment = excluded.comment, data_hash = excluded.data_hash
+        ${parts.has("logged") ? "RETURNING key, vs, value_json, value_bin, encoding" : ""})`,
     dropped: () =>
       `dropped AS (DELETE FROM ${history} h USING ${rows("dropped")} AS u(key) WHERE h.key = u.key AND ${ok})`,
     archived: () => `archived AS (INSERT INTO ${history}
@@ -187,8 +233,22 @@ function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): strin
         WHERE h.key = p.key AND ${ok}
           AND h.vs <= (SELECT x.vs FROM ${history} x WHERE x.key = p.key ORDER BY x.vs DESC OFFSET ${depth} LIMIT 1))`;
     },
-    logged: () => `logged AS (INSERT INTO ${s}.cellar_changes (vs, key)
-        SELECT * FROM ${rows("logged")} AS r WHERE ${ok} ON CONFLICT DO NOTHING)`,
+    logged: () => {
+      // A value the batch left out is the upserted row's (`u`), or the stored row's (`o`).
+      const upserted = parts.has("upserted");
+      const value = (column: string) =>
+        upserted ? `CASE WHEN u.key IS NULL THEN r.${column} ELSE u.${column} END` : `r.${column}`;
+      const stored = (column: string) =>
+        `CASE WHEN o.encoding IS NULL THEN r.prev_${column} ELSE o.${column} END`;
+      return `logged AS (INSERT INTO ${s}.cellar_changes (${LOGGED_COLUMNS.join(", ")})
+        SELECT r.vs, r.key, r.type, r.at, ${value("value_json")}, ${value("value_bin")}, ${value("encoding")},
+          r.expires_at, r.meta, ${stored("value_json")}, ${stored("value_bin")}, ${stored("encoding")},
+          r.prev_vs, r.prev_expires_at, r.prev_meta
+        FROM ${rows("logged")} AS r(${LOGGED_COLUMNS.join(", ")})
+          ${upserted ? "LEFT JOIN upserted u ON u.key = r.key AND u.vs = r.vs" : ""}
+          LEFT JOIN LATERAL ${storedValue("r.key", "r.prev_vs")} o ON true
+        WHERE ${ok} ON CONFLICT DO NOTHING)`;
+    },
     enqueued: () => `enqueued AS (INSERT INTO ${s}.cellar_queue
           (queue, id, state, priority, available_at, attempts, backoff, undelivered, value_json, value_bin, encoding, enqueued_at)
         SELECT queue, id, 0, priority, available_at, 0, backoff, undelivered, value_json, value_bin, encoding, enqueued_at
@@ -199,22 +259,35 @@ function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): strin
         SELECT * FROM ${rows("deduped")} AS r WHERE ${ok}
         ON CONFLICT (queue, key) DO UPDATE SET id = excluded.id, until = excluded.until)`,
     trimmed: () => {
-      const [horizon] = params(1);
-      return `trimmed AS (DELETE FROM ${s}.cellar_changes WHERE vs <= ${horizon} AND ${ok}),
-        horizon AS (UPDATE ${s}.cellar_meta SET value = greatest(value, ${horizon}) WHERE name = 'pruned' AND ${ok})`;
+      // Up to the horizon, or with a time limit ($before) only up to the newest commit made
+      // before it: the newest commit is found walking the log down from the horizon.
+      const [horizon, before] = params(2);
+      return `cut AS (SELECT CASE WHEN ${before}::int8 IS NULL THEN ${horizon}::int8
+          ELSE (SELECT max(vs) FROM ${s}.cellar_changes WHERE vs <= ${horizon}::int8 AND at <= ${before}::int8)
+          END AS vs),
+        trimmed AS (DELETE FROM ${s}.cellar_changes WHERE vs <= (SELECT vs FROM cut) AND ${ok}),
+        horizon AS (UPDATE ${s}.cellar_meta SET value = greatest(value, (SELECT vs FROM cut)) WHERE name = 'pruned' AND ${ok})`;
     },
     notified: () => {
       const [channel, payload, origin] = params(3);
       return `notified AS (SELECT pg_notify(${channel}, ${payload}) FROM guard
         WHERE EXISTS (SELECT 1 FROM ${s}.cellar_listeners WHERE origin <> ${origin}))`;
     },
+    recalled: () => `recalled AS (SELECT u.key, u.vs, o.value_json, o.value_bin, o.encoding
+        FROM ${rows("recalled")} AS u(key, vs) JOIN LATERAL ${storedValue("u.key", "u.vs")} o ON true)`,
   };
   const ctes = PARTS.filter((part) => parts.has(part)).map((part) => sql[part]());
   // Under READ COMMITTED an UPDATE that waited for the lock evaluates SET on the newest row, so
   // the division by zero (not constant, hence not folded at planning) fires on a moved version.
+  const notified = parts.has("notified") ? ", (SELECT count(*) FROM notified) AS notified" : "";
+  // One row, or one per recalled value.
+  const recalled = parts.has("recalled")
+    ? `, c.key, c.vs, c.value_json, c.value_bin, c.encoding
+  FROM (VALUES (1)) AS one(n) LEFT JOIN recalled c ON true`
+    : "";
   return `WITH guard AS (UPDATE ${s}.cellar_meta SET value = CASE WHEN value = $1 THEN $2 ELSE value / (value - value) END
       WHERE name = 'version' RETURNING 1 AS ok)${ctes.map((cte) => `,\n    ${cte}`).join("")}
-  SELECT (SELECT ok FROM guard) AS ok${parts.has("notified") ? ", (SELECT count(*) FROM notified) AS notified" : ""}`;
+  SELECT (SELECT ok FROM guard) AS ok${notified}${recalled}`;
 }
 
 /** Builds commit statements by their parts, each text built once. */

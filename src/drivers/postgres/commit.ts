@@ -2,9 +2,10 @@
  * KV commits on PostgreSQL. A {@link CommitBatch} takes the commit lock (the `version` row of
  * `cellar_meta`, locked `FOR UPDATE`) inside an open transaction and reads the stored state of
  * every key its commits touch in the same round trip, or starts from state already known (see
- * `postgres-cache.ts`); it applies the commits in memory with the shared `applyMutation`
- * semantics, each under the next version, and hands back one statement that stores the net
- * result (see `postgres-commit-sql.ts`).
+ * `cache.ts`); it applies the commits in memory with the shared `applyMutation` semantics,
+ * each under the next version, and hands back one statement that stores the net result and
+ * logs what each commit did to each key (see `commit-sql.ts`). Its change events report the
+ * same; a value they name that the batch never read comes back from that statement.
  *
  * Holding the commit lock from the first read to `COMMIT` makes every commit of every process
  * run in one total order, the order of their versions: each reads (under READ COMMITTED, with a
@@ -13,7 +14,8 @@
 
 import type pg from "pg";
 import { keyId } from "../../codec/key.js";
-import { formatVersionstamp } from "../../codec/versionstamp.js";
+import type { RawValue } from "../../codec/value.js";
+import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
 import {
   type Applied,
   applyMutation,
@@ -27,9 +29,13 @@ import type {
   Check,
   Enqueue,
   EnqueueResult,
+  KeyChange,
   Mutation,
+  RawEntry,
   RawRevision,
 } from "../../contract/index.js";
+import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
+import { type LoggedChange, loggedColumns } from "./change-log.js";
 import {
   type CommitSql,
   historyColumns,
@@ -38,7 +44,7 @@ import {
   type Part,
   upsertColumns,
 } from "./commit-sql.js";
-import { assertStorableText, type KvRow, pipeline, storedOf, UNREAD } from "./rows.js";
+import { assertStorableText, type KvRow, pipeline, rawValueOf, storedOf, UNREAD } from "./rows.js";
 
 /** What a batch reads in its first round trip besides the commit lock. */
 export interface CommitPlan {
@@ -75,6 +81,15 @@ interface Dedup {
   readonly until: number;
 }
 
+/** A stored value the commit statement sent back, to complete a change event. */
+export interface RecalledRow {
+  readonly key: Buffer;
+  readonly vs: number;
+  readonly value_json: string | null;
+  readonly value_bin: Buffer | null;
+  readonly encoding: number;
+}
+
 /** The keys and value keys a list of checks and mutations needs read. */
 export function keysOf(
   checks: readonly Check[],
@@ -107,8 +122,11 @@ export class CommitBatch {
   readonly #loaded = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
   readonly #staged = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
   readonly #history = new Map<string, KeyHistory>();
-  readonly #log: [number, Uint8Array][] = [];
-  readonly #events: ChangeEvent[] = [];
+  readonly #log: LoggedChange[] = [];
+  readonly #commits: { versionstamp: string; keys: Uint8Array[]; entries: KeyChange[] }[] = [];
+  /** Values of entries before the batch that its change events name but it did not read. */
+  readonly #recalled = new Map<string, RawValue>();
+  #now = 0;
   readonly #messages: MessageRow[] = [];
   readonly #dedupLoaded = new Map<string, Dedup>();
   readonly #dedupStaged = new Map<string, Dedup>();
@@ -188,9 +206,31 @@ export class CommitBatch {
     return this.#version;
   }
 
-  /** The change events of this batch's commits, oldest first. */
-  get events(): readonly ChangeEvent[] {
-    return this.#events;
+  /**
+   * The change events of this batch's commits, oldest first; once it is written, with the
+   * values its statement recalled (see {@link recall}).
+   */
+  get events(): ChangeEvent[] {
+    return this.#commits.map(({ versionstamp, keys, entries }) => ({
+      versionstamp,
+      keys,
+      entries: entries.map((change) => {
+        const previous = change.previous;
+        if (previous?.value !== UNREAD) return change;
+        const value = this.#recalled.get(recallId(change.key, previous.versionstamp));
+        if (value === undefined) throw new Error("a commit did not recall a value it needs");
+        return { ...change, previous: { ...previous, value } };
+      }),
+    }));
+  }
+
+  /** Takes the values the commit statement recalled: the rows its result holds. */
+  recall(rows: readonly RecalledRow[]): void {
+    for (const row of rows) {
+      if (!row.key) continue;
+      const value = rawValueOf(row.value_json, row.value_bin, row.encoding);
+      this.#recalled.set(recallId(row.key, formatVersionstamp(row.vs)), value);
+    }
   }
 
   /** Queues that got a message ready for delivery. */
@@ -221,6 +261,7 @@ export class CommitBatch {
     mutations: readonly Mutation[],
     now: number,
     enqueues: readonly Enqueue[] = [],
+    expiry = false,
   ): { versionstamp: string; enqueued: EnqueueResult[] } | null {
     for (const check of checks) {
       const current = this.#current(check.key, false);
@@ -235,31 +276,50 @@ export class CommitBatch {
       hash,
       ...(maxValueSize !== undefined && { maxValueSize }),
     };
-    const local = new Map<string, { key: Uint8Array; entry: StoredEntry | null }>();
+    const local = new Map<
+      string,
+      { key: Uint8Array; before: StoredEntry | null; entry: StoredEntry | null }
+    >();
     const applied: [string, Applied][] = [];
     for (const mutation of mutations) {
       assertStorableText("modifiedBy", mutation.info?.modifiedBy);
       assertStorableText("comment", mutation.info?.comment);
       const key = writtenKey(mutation, context.versionstamp);
       const id = keyId(key);
+      const state = local.get(id);
       // A versionstamped key is named by this very commit, so no batch could have read it.
-      const current = local.has(id)
-        ? local.get(id)!.entry
+      const current = state
+        ? state.entry
         : key === mutation.key
           ? this.#current(key, needsValue(mutation))
           : null;
       const result = applyMutation(current, mutation, context);
-      local.set(id, { key, entry: result.entry });
+      if (state) state.entry = result.entry;
+      else local.set(id, { key, before: current, entry: result.entry });
       applied.push([id, result]);
     }
     const { enqueued, dedups } = this.#enqueue(enqueues, now);
     this.#version = version;
-    for (const [id, staged] of local) this.#staged.set(id, staged);
+    this.#now = Math.max(this.#now, now);
+    for (const [id, { key, entry }] of local) this.#staged.set(id, { key, entry });
     for (const [id, result] of applied) this.#archive(id, local.get(id)!.key, result);
     for (const dedup of dedups) this.#dedupStaged.set(dedupId(dedup.queue, dedup.key), dedup);
-    const keys = [...local.values()].map((s) => s.key);
-    for (const key of keys) this.#log.push([version, key]);
-    if (keys.length > 0) this.#events.push({ versionstamp: context.versionstamp, keys });
+    const keys: Uint8Array[] = [];
+    const entries: KeyChange[] = [];
+    for (const { key, before, entry } of local.values()) {
+      const change =
+        expiry && before ? expiryChange(key, before) : keyChange(key, before, entry, now);
+      keys.push(key);
+      if (change) entries.push(change);
+      this.#log.push({ version, at: now, key, change });
+    }
+    if (keys.length > 0) {
+      this.#commits.push({
+        versionstamp: context.versionstamp,
+        keys,
+        entries: inKeyOrder(entries),
+      });
+    }
     return { versionstamp: context.versionstamp, enqueued };
   }
 
@@ -280,6 +340,8 @@ export class CommitBatch {
         [],
         keys.map((key): Mutation => ({ type: "delete", key })),
         now,
+        [],
+        true,
       );
     return keys.length;
   }
@@ -316,14 +378,20 @@ export class CommitBatch {
     return this.#version > this.base;
   }
 
+  /** The latest time a commit of the batch was made at (0 before its first). */
+  get now(): number {
+    return this.#now;
+  }
+
   /**
    * The statement that stores everything the batch committed (see `commitText`); it also trims
-   * the change log up to `horizon` (0: not now) and, when `notify` is given, sends it if a
-   * process other than `notify.origin` listens.
+   * the change log up to `trim.horizon`, but only through commits made at `trim.before` or
+   * earlier unless that is null, and, when `notify` is given, sends it if a process other than
+   * `notify.origin` listens. Its result rows name the values to {@link recall}.
    */
   write(
     notify: { channel: string; payload: string; origin: string } | null,
-    horizon: number,
+    trim: { horizon: number; before: number | null } | null,
   ): pg.QueryConfig {
     const staged = [...this.#staged.values()];
     const deleted = staged.filter((s) => s.entry === null).map((s) => s.key);
@@ -343,8 +411,16 @@ export class CommitBatch {
     if (dropped.length > 0) parts.push(["dropped", [dropped]]);
     if (revisions.length > 0) parts.push(["archived", historyColumns(revisions)]);
     if (pruned.length > 0) parts.push(["pruned", [pruned, this.#options.depth]]);
-    if (this.#log.length > 0)
-      parts.push(["logged", [this.#log.map(([v]) => v), this.#log.map(([, k]) => k)]]);
+    if (this.#log.length > 0) {
+      parts.push(["logged", loggedColumns(this.#log, this.base, this.#staged)]);
+      const recalled = this.#unread();
+      if (recalled.length > 0) {
+        parts.push([
+          "recalled",
+          [recalled.map((e) => e.key), recalled.map((e) => parseVersionstamp(e.versionstamp))],
+        ]);
+      }
+    }
     if (this.#messages.length > 0) parts.push(["enqueued", messageColumns(this.#messages)]);
     if (dedups.length > 0) {
       parts.push([
@@ -357,9 +433,20 @@ export class CommitBatch {
         ],
       ]);
     }
-    if (horizon > 0) parts.push(["trimmed", [horizon]]);
+    if (trim) parts.push(["trimmed", [trim.horizon, trim.before]]);
     if (notify) parts.push(["notified", [notify.channel, notify.payload, notify.origin]]);
     return this.#sql.commit.build(this.base, this.#version, parts);
+  }
+
+  /** The entries before the batch that its change events name without their value. */
+  #unread(): RawEntry[] {
+    const unread = new Map<string, RawEntry>();
+    for (const { change } of this.#log) {
+      const previous = change?.previous;
+      if (previous?.value === UNREAD)
+        unread.set(recallId(previous.key, previous.versionstamp), previous);
+    }
+    return [...unread.values()];
   }
 
   #current(key: Uint8Array, withValue: boolean): StoredEntry | null {
@@ -421,3 +508,4 @@ export class CommitBatch {
 }
 
 const dedupId = (queue: Uint8Array, key: string) => `${keyId(queue)}\u0000${key}`;
+const recallId = (key: Uint8Array, versionstamp: string) => `${keyId(key)}\u0000${versionstamp}`;

@@ -10,7 +10,9 @@
  * come first). A notification from another process makes the feed read the log from the last
  * reported version up to the head, so a dropped notification or a reconnect of the listening
  * connection loses nothing: the next read picks up everything since, and a reconnect reads at
- * once.
+ * once. Each log row holds what its commit did to its key, both entries included (see
+ * `change-log.ts`), so another process's commit is reported with the same `entries` as the
+ * process that made it reported.
  *
  * Listening processes are registered in `cellar_listeners` (their listening connection's pid),
  * and a commit skips its `NOTIFY` when it finds no other process there: delivering a process's
@@ -21,7 +23,7 @@
  * runs again under the lock, where it sees the registration. A reconnect registers again before
  * reading the log. A dead process's row stays until a process registers and finds its
  * connection gone; meanwhile commits merely notify it for nothing. Every process sharing a
- * database must therefore register: run one Cellar version (schema 2 or later) across them.
+ * database must therefore register: run one Cellar version (schema 3 or later) across them.
  *
  * The feed also keeps the {@link EntryCache} true: it holds the stored state as of the last
  * reported version, so every reported commit evicts the keys it changed.
@@ -31,6 +33,7 @@ import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.
 import type { StoredEntry } from "../../contract/apply.js";
 import type { ChangeEvent } from "../../contract/index.js";
 import { EntryCache } from "./cache.js";
+import { CHANGE_COLUMNS, type ChangeRow, groupChanges } from "./change-log.js";
 import { statement, TYPES } from "./rows.js";
 
 /** Rows of one log read; beyond it the feed reports a reset instead of the changes. */
@@ -44,10 +47,10 @@ export function feedSql(s: string) {
   return {
     since: statement(
       "cellar_feed_since",
-      `SELECT h.value AS head, p.value AS pruned, c.vs, c.key
+      `SELECT h.value AS head, p.value AS pruned, c.*
       FROM ${s}.cellar_meta h CROSS JOIN ${s}.cellar_meta p
       LEFT JOIN LATERAL (
-        SELECT vs, key FROM ${s}.cellar_changes WHERE vs > $1 AND vs <= h.value ORDER BY vs, key LIMIT ${MAX_ROWS}
+        SELECT ${CHANGE_COLUMNS} FROM ${s}.cellar_changes WHERE vs > $1 AND vs <= h.value ORDER BY vs, key LIMIT ${MAX_ROWS}
       ) c ON true
       WHERE h.name = 'version' AND p.name = 'pruned'`,
     ),
@@ -72,11 +75,18 @@ export function feedSql(s: string) {
   };
 }
 
-export interface SinceRow {
-  head: number;
-  pruned: number;
-  vs: number | null;
-  key: Buffer | null;
+/**
+ * A row of a log read: the head and the pruned horizon, with a log row, or with NULLs in its
+ * columns when the read found none.
+ */
+export type SinceRow = { head: number; pruned: number } & (
+  | ChangeRow
+  | { [column in keyof ChangeRow]: null }
+);
+
+/** The log rows of a log read, as change events. */
+export function sinceChanges(rows: readonly SinceRow[]): ChangeEvent[] {
+  return groupChanges(rows.filter((row): row is SinceRow & ChangeRow => row.vs !== null));
 }
 
 interface Payload {
@@ -86,21 +96,6 @@ interface Payload {
   readonly v: number;
   /** Queues with a message ready, base64url; "*" for "look at every queue". */
   readonly q?: string[] | "*";
-}
-
-/** Log rows (ordered by version, then key) as one change event per commit. */
-export function groupChanges(
-  rows: readonly { vs: number | null; key: Buffer | null }[],
-): ChangeEvent[] {
-  const events: { versionstamp: string; keys: Uint8Array[] }[] = [];
-  for (const row of rows) {
-    if (row.vs === null || row.key === null) continue;
-    const versionstamp = formatVersionstamp(row.vs);
-    const last = events.at(-1);
-    if (last?.versionstamp === versionstamp) last.keys.push(row.key);
-    else events.push({ versionstamp, keys: [row.key] });
-  }
-  return events;
 }
 
 /**
@@ -119,7 +114,7 @@ export function changesOf(
       head: first.head,
     };
   }
-  return { events: groupChanges(rows), head: first.head };
+  return { events: sinceChanges(rows), head: first.head };
 }
 
 export class ChangeFeed {

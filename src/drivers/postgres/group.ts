@@ -18,7 +18,14 @@ import type { StoredEntry } from "../../contract/apply.js";
 import type { AtomicWrite, ChangeEvent, CommitResult } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
 import { GroupCommit, type Outcome } from "../shared/group-commit.js";
-import { type BatchOptions, CommitBatch, type CommitPlan, keysOf, uniqueKeys } from "./commit.js";
+import {
+  type BatchOptions,
+  CommitBatch,
+  type CommitPlan,
+  keysOf,
+  type RecalledRow,
+  uniqueKeys,
+} from "./commit.js";
 import type { CommitSql } from "./commit-sql.js";
 import {
   connectionLost,
@@ -53,6 +60,8 @@ export interface CommitterOptions {
   readonly channel: string;
   readonly batch: BatchOptions;
   readonly logSize: number;
+  /** Milliseconds a commit stays in the change log however many follow it. */
+  readonly logAge: number;
 }
 
 /** A batch opened under the commit lock, with the other processes' commits it must report first. */
@@ -190,16 +199,18 @@ export class Committer {
     const queries = [...writes];
     // Under the lock taken to read, a batch that committed nothing has nothing to store; one built
     // on cached state still runs its guard, which is what validates the checks that failed.
-    if (batch && (committed || opened?.guarded))
-      queries.push(batch.write(notify, committed ? this.#horizon(batch.version) : 0));
+    const stores = batch !== undefined && (committed || opened?.guarded === true);
+    if (stores) queries.push(batch.write(notify, committed ? this.#trim(batch) : null));
     else if (notify) queries.push(sql.notify(notify.channel, notify.payload));
     if (!opened?.guarded) queries.push({ text: "COMMIT" });
+    let results: pg.QueryResult[];
     try {
-      await pipeline(client, queries);
+      results = await pipeline(client, queries);
     } catch (error) {
       if (opened?.guarded && (error as { code?: string }).code === "22012") throw new StaleState();
       throw error;
     }
+    if (stores) batch.recall(results[writes.length]!.rows as RecalledRow[]);
     if (opened) {
       feed.deliver([...opened.foreign, ...opened.batch.events], opened.batch.version);
       feed.remember(opened.batch.version, opened.batch.known());
@@ -275,13 +286,16 @@ export class Committer {
     return this.#options.feed.cache.lookup(plan.keys, plan.valueKeys);
   }
 
-  /** Where to trim the change log up to with this commit (0: not now), in steps of a tenth of its size. */
-  #horizon(version: number): number {
-    const { logSize } = this.#options;
-    const horizon = version - logSize;
-    if (horizon <= 0 || horizon - this.#prunedAt < logSize / 10) return 0;
+  /**
+   * How to trim the change log with `batch` (null: not now), in steps of a tenth of its size:
+   * up to `changeLogSize` commits back, and with `changeLogAge` only through commits that old.
+   */
+  #trim(batch: CommitBatch): { horizon: number; before: number | null } | null {
+    const { logSize, logAge } = this.#options;
+    const horizon = batch.version - logSize;
+    if (horizon <= 0 || horizon - this.#prunedAt < logSize / 10) return null;
     this.#prunedAt = horizon;
-    return horizon;
+    return { horizon, before: logAge > 0 ? batch.now - logAge : null };
   }
 }
 

@@ -2,16 +2,16 @@
  * The PostgreSQL driver (node-postgres). Any number of processes may open one database: commits
  * are serialised by a commit lock in the database, so versionstamps increase strictly across
  * all of them, and each process learns of the others' commits through LISTEN/NOTIFY and the
- * change log.
+ * change log, which records each key's entry before and after every commit (see `feed.ts`).
  *
  * - Commits: group commit in one transaction per event-loop turn, in one statement when the
- *   state of every key it touches is cached (see `postgres-group.ts`).
- * - Reads: one statement (on a connection held for them while idle, see `postgres-reader.ts`),
+ *   state of every key it touches is cached (see `group.ts`).
+ * - Reads: one statement (on a connection held for them while idle, see `reader.ts`),
  *   or one REPEATABLE READ transaction when several ranges must come from one snapshot;
  *   expired entries are filtered in SQL.
- * - Queues: `FOR UPDATE SKIP LOCKED` leases (see `postgres-queues.ts`).
+ * - Queues: `FOR UPDATE SKIP LOCKED` leases (see `queues.ts`).
  * - Tables live in one schema (`?schema=` in the URL or the `schema` option, default
- *   `public`), created and migrated by the driver (see `postgres-schema.ts`).
+ *   `public`), created and migrated by the driver (see `schema.ts`).
  *
  * Every statement is parameterized; the schema name, the only identifier that varies, is
  * checked to be a plain identifier and quoted.
@@ -38,10 +38,11 @@ import type {
 } from "../../contract/index.js";
 import { KvError, redactUrl } from "../../errors.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
+import { CHANGE_COLUMNS } from "./change-log.js";
 import { keysOf, uniqueKeys } from "./commit.js";
 import { type CommitSql, commitSql } from "./commit-sql.js";
 import { connectionLost, RECONNECT_WINDOW, reconnectDelay, unavailable } from "./faults.js";
-import { ChangeFeed, feedSql, groupChanges, type SinceRow } from "./feed.js";
+import { ChangeFeed, feedSql, type SinceRow, sinceChanges } from "./feed.js";
 import { Committer } from "./group.js";
 import { PostgresQueues, queueSql } from "./queues.js";
 import { Reader } from "./reader.js";
@@ -202,10 +203,10 @@ function readSql(s: string) {
     ),
     changes: statement(
       "cellar_changes",
-      `SELECT h.value AS head, p.value AS pruned, c.vs, c.key
+      `SELECT h.value AS head, p.value AS pruned, c.*
       FROM ${s}.cellar_meta h CROSS JOIN ${s}.cellar_meta p
       LEFT JOIN LATERAL (
-        SELECT vs, key FROM ${s}.cellar_changes WHERE vs > $1 AND vs <= (
+        SELECT ${CHANGE_COLUMNS} FROM ${s}.cellar_changes WHERE vs > $1 AND vs <= (
           SELECT max(vs) FROM (SELECT DISTINCT vs FROM ${s}.cellar_changes WHERE vs > $1 ORDER BY vs LIMIT $2) d)
         ORDER BY vs, key
       ) c ON true
@@ -263,6 +264,7 @@ class PostgresDriver implements KvDriver {
         ...(options.maxValueSize !== undefined && { maxValueSize: options.maxValueSize }),
       },
       logSize: options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE,
+      logAge: options.changeLogAge ?? 0,
     });
     this.#queues = new PostgresQueues(queueSql(s), this.#committer);
   }
@@ -398,9 +400,10 @@ class PostgresDriver implements KvDriver {
     const meta = rows[0] as SinceRow | undefined;
     if (!meta) throw new KvError("STORAGE_ERROR", "cellar_meta lacks its version and pruned rows");
     return {
-      changes: groupChanges(rows as SinceRow[]),
+      changes: sinceChanges(rows as SinceRow[]),
       truncated: from < meta.pruned,
       head: formatVersionstamp(meta.head),
+      oldest: formatVersionstamp(meta.pruned),
     };
   }
 

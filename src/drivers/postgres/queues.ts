@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL driver's queues: one table of messages (ready, leased or dead) and one of dedup
- * keys; enqueues commit with their atomic write (see `postgres-commit.ts`).
+ * keys; enqueues commit with their atomic write (see `commit.ts`).
  *
  * Queue operations run in their own transactions, beside the group commits: a dequeue locks
  * the rows it takes with `FOR UPDATE SKIP LOCKED`, so consumers in any number of processes

@@ -101,8 +101,33 @@ function migrations(s: string): readonly (readonly string[])[] {
     ],
     [
       // The processes listening for commits, so that a commit announces itself only when some
-      // other process may be listening (see `postgres-feed.ts`).
+      // other process may be listening (see `feed.ts`).
       `CREATE TABLE IF NOT EXISTS ${s}.cellar_listeners (origin text PRIMARY KEY, pid integer NOT NULL)`,
+    ],
+    [
+      // Each log row says what its commit did to the key (see `change-log.ts`): the change type
+      // (NULL when nothing a reader could see changed), the commit's time, the entry the commit
+      // left and the live entry before it, metadata as JSON text. The rows logged so far hold
+      // only keys, so the log restarts at the head: resuming from before it is `truncated`, as
+      // after pruning. `at` is required, so that a process of an older Cellar fails its commits
+      // rather than log changes the feed could not report.
+      `TRUNCATE ${s}.cellar_changes`,
+      `ALTER TABLE ${s}.cellar_changes
+        ADD COLUMN type smallint,
+        ADD COLUMN at bigint NOT NULL,
+        ADD COLUMN value_json json,
+        ADD COLUMN value_bin bytea,
+        ADD COLUMN encoding smallint,
+        ADD COLUMN expires_at bigint,
+        ADD COLUMN meta text,
+        ADD COLUMN prev_value_json json,
+        ADD COLUMN prev_value_bin bytea,
+        ADD COLUMN prev_encoding smallint,
+        ADD COLUMN prev_vs bigint,
+        ADD COLUMN prev_expires_at bigint,
+        ADD COLUMN prev_meta text`,
+      `UPDATE ${s}.cellar_meta p SET value = v.value FROM ${s}.cellar_meta v
+        WHERE p.name = 'pruned' AND v.name = 'version'`,
     ],
   ];
 }
