@@ -37,6 +37,7 @@ import { queueRoutes } from "./routes/queues.js";
 import { seedCompatRoutes } from "./routes/seed-compat.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
 import { watchRoutes } from "./routes/watch.js";
+import type { EventSocketOptions } from "./websocket.js";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -88,8 +89,10 @@ export interface CellarApp {
    * `startServer` puts it on HTTP/1.1 connections.
    */
   readonly fastPath: FastPath;
-  /** Ends every open stream (watch, SSE), as shutdown does. */
+  /** Ends every open stream (watch, SSE, WebSocket), as shutdown does. */
   readonly endStreams: () => void;
+  /** What the WebSocket form of `GET /api/events` needs, which `startServer` serves on upgrades. */
+  readonly eventSockets: EventSocketOptions;
 }
 
 /**
@@ -195,12 +198,13 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   discoveryRoutes(app);
   atomicRoutes(app);
   queueRoutes(app, streams, pingInterval);
-  eventRoutes(app, {
+  const events = {
     broadcaster,
     streams,
     pingInterval,
     maxBuffered: options.maxEventBuffer ?? 1024 * 1024,
-  });
+  };
+  eventRoutes(app, events);
   watchRoutes(
     app,
     {
@@ -236,7 +240,12 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   // The fast path answers before Hono's middleware runs, so with CORS on every request goes
   // through Hono, where the CORS headers are added.
   const fastPath: FastPath = corsOrigins.length > 0 ? () => false : createFastPath(auth, requests);
-  return { app, fastPath, endStreams: () => streams.endAll() };
+  return {
+    app,
+    fastPath,
+    endStreams: () => streams.endAll(),
+    eventSockets: { ...events, authenticate: auth, cors: corsOrigins },
+  };
 }
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;

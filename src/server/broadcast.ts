@@ -8,8 +8,9 @@
  * - Commits are flushed at once when the stream was quiet, else at most every `FLUSH_MS`, so a
  *   busy database costs each connection one write per flush, not one per commit.
  * - A connection holding more than `maxBuffered` unsent bytes (a slow reader) is closed after
- *   the commits already queued; the ids it received say where to resume (`Last-Event-ID`,
- *   `since`), and the change log replays the rest.
+ *   the commits already queued, with `SLOW_CONSUMER` naming the last versionstamp written; the
+ *   ids it received say where to resume (`Last-Event-ID`, `since`), and the change log replays
+ *   the rest.
  * - A connection that resumes (`since`) replays through a subscription of its own, which then
  *   goes on live.
  *
@@ -17,7 +18,7 @@
  */
 import type { EventHub, SharedBatch } from "../core/events/hub.js";
 import type { CompiledPattern } from "../core/events/pattern.js";
-import type { KvError } from "../errors.js";
+import { KvError } from "../errors.js";
 
 /** Most milliseconds between flushes while commits keep coming. */
 const FLUSH_MS = 20;
@@ -42,8 +43,12 @@ export interface Framing {
 export interface Outlet {
   /** Writes a chunk; returns the bytes now waiting to be sent. */
   write(chunk: Uint8Array): number;
-  /** Ends the connection after what was written. */
-  close(): void;
+  /**
+   * Ends the connection after what was written. `reason` is the error it ends on: the stream's
+   * own (already written as the framing's last item), or `SLOW_CONSUMER` for a reader that fell
+   * behind, with `details.resume`, the last versionstamp written to it.
+   */
+  close(reason: KvError): void;
 }
 
 export interface OpenOptions {
@@ -61,15 +66,24 @@ class Connection {
   ) {}
   closed = false;
 
-  write(chunk: Uint8Array): void {
+  /** Writes `chunk`, whose last item is at `versionstamp`; closes a reader that fell behind. */
+  write(chunk: Uint8Array, versionstamp: string): void {
     if (this.closed) return;
-    if (this.outlet.write(chunk) > this.maxBuffered) this.close();
+    if (this.outlet.write(chunk) > this.maxBuffered) {
+      this.close(
+        new KvError(
+          "SLOW_CONSUMER",
+          `the client fell more than ${this.maxBuffered} bytes behind; resume after ${versionstamp}`,
+          { details: { resume: versionstamp } },
+        ),
+      );
+    }
   }
 
-  close(): void {
+  close(reason: KvError): void {
     if (this.closed) return;
     this.closed = true;
-    this.outlet.close();
+    this.outlet.close(reason);
   }
 }
 
@@ -77,6 +91,8 @@ class Connection {
 class Broadcast {
   readonly connections = new Set<Connection>();
   #pending: string[] = [];
+  /** The versionstamp of the last pending item. */
+  #pendingAt = "";
   #timer: ReturnType<typeof setTimeout> | null = null;
   #lastFlush = 0;
   #pattern: CompiledPattern | null = null;
@@ -97,10 +113,12 @@ class Broadcast {
       {
         events: (batch) => {
           this.#pending.push(batch.as(this.framing.batch));
+          this.#pendingAt = batch.versionstamp;
           this.#schedule();
         },
         progress: (versionstamp) => {
           this.#pending.push(this.framing.progress(versionstamp));
+          this.#pendingAt = versionstamp;
           this.#schedule();
         },
         error: (error) => this.#end(error),
@@ -126,7 +144,7 @@ class Broadcast {
   #write(items: readonly string[]): void {
     const chunk = this.framing.join(items);
     for (const connection of this.connections) {
-      connection.write(chunk);
+      connection.write(chunk, this.#pendingAt);
       if (connection.closed) this.connections.delete(connection);
     }
     if (this.connections.size === 0) this.stop();
@@ -137,14 +155,19 @@ class Broadcast {
     const head = this.hub.latest;
     if (reset && head && (error.code === "COMPACTED" || error.code === "INVALID_VERSIONSTAMP")) {
       this.#pending.push(reset(head));
+      this.#pendingAt = head;
       this.#flush();
       this.start(this.#pattern!, head, this.#progressInterval);
       return;
     }
     this.#flush();
     const last = error.code === "DATABASE_CLOSED" ? null : this.framing.error(error);
-    if (last) this.#write([last]);
-    for (const connection of this.connections) connection.close();
+    const chunk = last === null ? null : this.framing.join([last]);
+    for (const connection of this.connections) {
+      // The error goes out however much the connection holds: it is the last thing it gets.
+      if (chunk && !connection.closed) connection.outlet.write(chunk);
+      connection.close(error);
+    }
     this.connections.clear();
     this.stop();
   }

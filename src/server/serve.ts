@@ -16,6 +16,7 @@ import { shareWithHttp2 } from "../kv-connect/h2c.js";
 import { withLogging } from "../observe/logging.js";
 import { type OpenKvOptions, openKv } from "../open.js";
 import { type AppOptions, createApp } from "./app.js";
+import { acceptEventSockets } from "./websocket.js";
 
 export interface ServerOptions extends AppOptions {
   /**
@@ -64,7 +65,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       : await openKv(options.db ?? "data/cellar.db", options.openOptions);
   if (typeof options.db !== "object" && options.logger)
     withLogging(kv, { logger: options.logger, keys: options.logKeys === true });
-  const { app, fastPath, endStreams } = createApp(kv, { ...options, ...(tokens && { tokens }) });
+  const { app, fastPath, endStreams, eventSockets } = createApp(kv, {
+    ...options,
+    ...(tokens && { tokens }),
+  });
   const hono = getRequestListener(app.fetch, { hostname: host, errorHandler: adapterError });
   // HTTP/1.1 requests meet the fast path first; HTTP/2 ones (see shareWithHttp2) go to Hono.
   const server: Server | Http2SecureServer = options.tls
@@ -83,6 +87,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         if (!fastPath(req, res)) void hono(req, res);
       });
   if (!options.tls) server.on("clientError", answerClientError);
+  acceptEventSockets(server, eventSockets);
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -193,6 +198,8 @@ function trackSecure(server: Http2SecureServer): { close(): void } {
     inFlight.set(socket, 0);
     socket.once("close", () => inFlight.delete(socket));
   });
+  // An upgraded connection (a WebSocket) is HTTP no more: whoever took it closes it.
+  server.on("upgrade", (_req: IncomingMessage, socket: Socket) => inFlight.delete(socket));
   server.on("request", (req: { httpVersionMajor: number; socket: Socket }, res: ServerResponse) => {
     if (req.httpVersionMajor !== 1) return;
     const socket = req.socket;

@@ -1,8 +1,10 @@
 /**
- * Events over Server-Sent Events: `GET /api/events?pattern=users/+/settings&since=…`.
+ * Events over Server-Sent Events: `GET /api/events?pattern=users/%2B/settings&since=…` (the
+ * WebSocket form of the same route is `websocket.ts`).
  *
  * The pattern is a key path whose segment `+` matches one part and a last `#` zero or more
- * (MQTT's wildcards); a literal `+` or `#` part is written `~s:+`, `~s:#`. Each event is an SSE
+ * (MQTT's wildcards); a literal `+` or `#` part is written `~s:+`, `~s:#`. In a URL both are
+ * percent-encoded (`%2B`, `%23`): a bare `+` in a query string is a space. Each event is an SSE
  * message named by its type (`set`, `delete`, `expire`) whose data is
  * `{ type, key, versionstamp, entry, previous }`; the last event of each commit carries the
  * commit's versionstamp as its id, so a client that reconnects with `Last-Event-ID` (or
@@ -14,9 +16,16 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { assertVersionstamp } from "../../codec/versionstamp.js";
-import type { SharedBatch, SharedEvent } from "../../core/events/hub.js";
+import type { EventHub, SharedBatch, SharedEvent } from "../../core/events/hub.js";
 import { type KvEvent, kvEventOf } from "../../core/events/index.js";
-import { ANY, compilePattern, type KvPattern, REST } from "../../core/events/pattern.js";
+import {
+  ANY,
+  type CompiledPattern,
+  compilePattern,
+  type KvPattern,
+  REST,
+} from "../../core/events/pattern.js";
+import type { Kv } from "../../core/kv.js";
 import { coreOf } from "../../core/surface.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
@@ -137,12 +146,30 @@ export function sseResponse(
   });
 }
 
-const EventsQuery = query({
+/**
+ * Where an events request's stream comes from: the hub of `kv`'s database and `pattern` (path
+ * form) compiled in `kv`'s namespace. Throws `INVALID_PATTERN` or `INVALID_VERSIONSTAMP`.
+ *
+ * @example
+ * const { hub, pattern } = eventSource(kv.namespace("a"), "users/#", undefined);
+ */
+export function eventSource(
+  kv: Kv,
+  pattern: string,
+  since: string | undefined,
+): { readonly hub: EventHub; readonly pattern: CompiledPattern } {
+  if (since !== undefined) assertVersionstamp(since);
+  const { core, keyspace } = coreOf(kv);
+  return { hub: core.events, pattern: compilePattern(patternFromPath(pattern), keyspace.prefix) };
+}
+
+/** The query of `GET /api/events`, in both its forms (SSE and WebSocket). */
+export const EventsQuery = query({
   pattern: z
     .string({ error: "name the keys with ?pattern=<path>, e.g. users/+/settings or users/#" })
     .openapi({
       description:
-        "Key path; `+` matches one part, a last `#` zero or more (write a literal + or # as ~s:+, ~s:#)",
+        "Key path; `+` matches one part, a last `#` zero or more (in a URL %2B and %23; write a literal + or # as ~s:+, ~s:#)",
       example: "users/+/settings",
     }),
   since: Versionstamp.optional().openapi({
@@ -158,6 +185,8 @@ export function eventRoutes(app: OpenAPIHono<ServerEnv>, options: EventRouteOpti
       tags: ["events"],
       summary:
         "Events of the keys a pattern matches (Server-Sent Events: `set`, `delete`, `expire`, `progress`, `error`)",
+      description:
+        "With `Upgrade: websocket`, the same events over a WebSocket instead: each message a JSON array of events and `{ type: progress, versionstamp }` markers, an error as `[{ type: error, error }]` before close code 1008 or 1011, a slow client closed with 1013 (`SLOW_CONSUMER: resume after <versionstamp>`). A refused request is answered with its 4xx before the upgrade.",
       request: { query: EventsQuery },
       responses: {
         200: {
@@ -171,11 +200,9 @@ export function eventRoutes(app: OpenAPIHono<ServerEnv>, options: EventRouteOpti
       requireAccess(c, "read");
       const { pattern, since: sinceQuery } = c.req.valid("query");
       const since = sinceQuery ?? c.req.header("last-event-id");
-      if (since !== undefined) assertVersionstamp(since);
-      const { core, keyspace } = coreOf(c.get("kv"));
-      const compiled = compilePattern(patternFromPath(pattern), keyspace.prefix);
+      const source = eventSource(c.get("kv"), pattern, since);
       return sseResponse(c, options.streams, options.maxBuffered, (outlet) =>
-        options.broadcaster.open(core.events, compiled, SSE_EVENTS, outlet, {
+        options.broadcaster.open(source.hub, source.pattern, SSE_EVENTS, outlet, {
           progressInterval: options.pingInterval,
           maxBuffered: options.maxBuffered,
           ...(since !== undefined && { since }),
