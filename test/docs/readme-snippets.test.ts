@@ -57,7 +57,8 @@ function check(list: readonly Snippet[]): string[] {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ["lib.es2023.d.ts", "lib.dom.d.ts"],
+    // TypeScript's default libraries for the DOM, async iteration of a ReadableStream included.
+    lib: ["lib.es2023.d.ts", "lib.dom.d.ts", "lib.dom.iterable.d.ts", "lib.dom.asynciterable.d.ts"],
     types: ["node"],
     strict: true,
     noUncheckedIndexedAccess: true,
