@@ -130,24 +130,44 @@ async function runFor(batch: Batch, budgetMs: number): Promise<{ calls: number; 
 export interface Row {
   readonly name: string;
   readonly ops: Ops;
-  /** Minimum of Cellar ÷ this row that the project aims for. */
+  /** Minimum of this row's ratio (see {@link Section.baseline}) that the project aims for. */
   readonly target?: number;
   readonly latency?: Latency;
+  /** Most milliseconds of p99 latency the project aims for. */
+  readonly maxP99?: number;
 }
 
-/** One scenario; its first row is Cellar, every other row a peer it is compared with. */
+/**
+ * One scenario. By default its first row is Cellar and every other row a peer it is compared
+ * with (Cellar ÷ peer).
+ */
 export interface Section {
   readonly title: string;
   readonly rows: readonly Row[];
   /** Printed under the title: load during the measurement, skipped peers. */
   readonly notes?: readonly string[];
+  /**
+   * The name of the row every other row is divided by (row ÷ baseline), for the cost of a
+   * feature against the same store without it, or for Cellar rows against one peer; `null`:
+   * no ratios, the rows are not alternatives (latencies of different paths).
+   */
+  readonly baseline?: string | null;
 }
 
 export interface TargetResult {
   readonly label: string;
-  readonly target: number;
-  readonly ratio: number | null;
+  readonly required: string;
+  readonly actual: string;
+  readonly pass: boolean | null;
 }
+
+const formatOps = (ops: Ops) =>
+  typeof ops === "number" ? Math.round(ops).toLocaleString("en-US") : ops;
+const formatRatio = (r: number | null) =>
+  r === null ? "n/a" : `${r < 10 ? r.toFixed(2) : r.toFixed(1)}×`;
+const verdict = (pass: boolean | null) => (pass === null ? "n/a" : pass ? "PASS" : "FAIL");
+
+const formatMs = (ms: number) => ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0);
 
 function ratio(subject: Ops, peer: Ops): number | null {
   return typeof subject === "number" && typeof peer === "number" && peer > 0
@@ -155,64 +175,85 @@ function ratio(subject: Ops, peer: Ops): number | null {
     : null;
 }
 
-const formatOps = (ops: Ops) =>
-  typeof ops === "number" ? Math.round(ops).toLocaleString("en-US") : ops;
-const formatRatio = (r: number | null) =>
-  r === null ? "n/a" : `${r < 10 ? r.toFixed(2) : r.toFixed(1)}×`;
-const verdict = (r: number | null, target: number) =>
-  r === null ? "n/a" : r >= target ? "PASS" : "FAIL";
+/** Each row's ratio as the section defines it; null for the row compared against. */
+function ratios(section: Section): (number | null)[] {
+  const { rows, baseline } = section;
+  if (baseline === null) return rows.map(() => null);
+  if (baseline === undefined)
+    return rows.map((row, i) => (i === 0 ? null : ratio(rows[0]!.ops, row.ops)));
+  const base = rows.find((row) => row.name === baseline);
+  if (!base) throw new Error(`${section.title}: no row named ${baseline}`);
+  return rows.map((row) => (row === base ? null : ratio(row.ops, base.ops)));
+}
 
-const formatMs = (ms: number) => ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0);
+/** A row's targets: its ratio's minimum and its p99's maximum. */
+function rowTargets(section: Section, row: Row, r: number | null): TargetResult[] {
+  const results: TargetResult[] = [];
+  if (row.target !== undefined) {
+    const against =
+      typeof section.baseline === "string"
+        ? `${row.name} vs ${section.baseline}`
+        : `vs ${row.name}`;
+    results.push({
+      label: `${section.title}: ${against}`,
+      required: `≥ ${row.target}×`,
+      actual: formatRatio(r),
+      pass: r === null ? null : r >= row.target,
+    });
+  }
+  if (row.maxP99 !== undefined) {
+    const p99 = row.latency?.p99;
+    results.push({
+      label: `${section.title}: ${row.name}`,
+      required: `p99 ≤ ${row.maxP99} ms`,
+      actual: p99 === undefined ? "n/a" : `${formatMs(p99)} ms`,
+      pass: p99 === undefined ? null : p99 <= row.maxP99,
+    });
+  }
+  return results;
+}
 
 const hasLatency = (section: Section) => section.rows.some((row) => row.latency);
 
 function cells(section: Section): string[][] {
-  const subject = section.rows[0]!.ops;
+  const r = ratios(section);
   return section.rows.map((row, i) => {
-    const r = i === 0 ? null : ratio(subject, row.ops);
-    const target = row.target === undefined ? "" : `≥ ${row.target}× ${verdict(r, row.target)}`;
+    const target = rowTargets(section, row, r[i]!)
+      .map((t) => `${t.required} ${verdict(t.pass)}`)
+      .join(", ");
     const latency = row.latency ? [formatMs(row.latency.p50), formatMs(row.latency.p99)] : ["", ""];
     return [
       row.name,
       formatOps(row.ops),
       ...(hasLatency(section) ? latency : []),
-      i === 0 ? "" : formatRatio(r),
+      ...(section.baseline === null ? [] : [r[i] === null ? "" : formatRatio(r[i]!)]),
       target,
     ];
   });
+}
+
+function ratioHeader(section: Section): string[] {
+  if (section.baseline === null) return [];
+  return [section.baseline === undefined ? "Cellar ÷ peer" : `÷ ${section.baseline}`];
 }
 
 const header = (section: Section) => [
   "contender",
   "ops/s",
   ...(hasLatency(section) ? ["p50 ms", "p99 ms"] : []),
-  "Cellar ÷ peer",
+  ...ratioHeader(section),
   "target",
 ];
 
 export function targets(sections: readonly Section[]): TargetResult[] {
-  return sections.flatMap((section) =>
-    section.rows.flatMap((row) =>
-      row.target === undefined
-        ? []
-        : [
-            {
-              label: `${section.title}: vs ${row.name}`,
-              target: row.target,
-              ratio: ratio(section.rows[0]!.ops, row.ops),
-            },
-          ],
-    ),
-  );
+  return sections.flatMap((section) => {
+    const r = ratios(section);
+    return section.rows.flatMap((row, i) => rowTargets(section, row, r[i]!));
+  });
 }
 
 function targetCells(results: readonly TargetResult[]): string[][] {
-  return results.map((t) => [
-    t.label,
-    `≥ ${t.target}×`,
-    formatRatio(t.ratio),
-    verdict(t.ratio, t.target),
-  ]);
+  return results.map((t) => [t.label, t.required, t.actual, verdict(t.pass)]);
 }
 
 const TARGET_HEADER = ["target", "required", "actual", "result"];

@@ -8,13 +8,13 @@
  * A child sends `{ url }` once it listens, and on "stop" (or when the parent goes away) closes
  * and exits normally, so that a `--cpu-prof` profile gets written.
  */
-import { fork } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openKv } from "../src/index.js";
 import { startServer } from "../src/server/index.js";
+import { forkChild } from "./child.js";
 import { populate, VALUES } from "./workload.js";
 
 /** The key `GET /api/keys/users/1` reads: a plain path segment is a string. */
@@ -27,33 +27,13 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-const running = new Set<ReturnType<typeof fork>>();
-// A parent that dies by an exception must not leave servers listening.
-process.once("exit", () => {
-  for (const child of running) child.kill("SIGKILL");
-});
-
 /** Starts a child; `execArgv` is added to this process's flags (e.g. `--cpu-prof`). */
-export function startChild(args: readonly string[], execArgv: readonly string[] = []) {
-  // fork() reuses this process's flags, so the child loads TypeScript the same way.
-  const child = fork(fileURLToPath(import.meta.url), ["--child", ...args], {
-    execArgv: [...process.execArgv, ...execArgv],
-  });
-  running.add(child);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  void exited.then(() => running.delete(child));
-  return new Promise<ChildServer>((resolve, reject) => {
-    child.once("message", ({ url }: { url: string }) => resolve({ url, stop }));
-    child.once("exit", (code) => reject(new Error(`server child ${args[0]} exited with ${code}`)));
-  });
-
-  async function stop(): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.send("stop");
-    await exited;
-    clearTimeout(timer);
-  }
+export async function startChild(
+  args: readonly string[],
+  execArgv: readonly string[] = [],
+): Promise<ChildServer> {
+  const child = await forkChild<{ url: string }>(fileURLToPath(import.meta.url), args, execArgv);
+  return { url: child.ready.url, stop: child.stop };
 }
 
 async function cellar(dir: string, durability: "full" | "normal") {

@@ -23,15 +23,20 @@ done = function(summary, latency, requests)
 end
 `;
 
+let scripts = 0;
+
 export interface LoadResult {
   readonly ops: number;
   readonly latency: Latency;
 }
 
-/** A load generator bound to a scratch folder for its script. */
-export function wrk(dir: string) {
-  const script = join(dir, "report.lua");
-  writeFileSync(script, REPORT);
+/**
+ * A load generator bound to a scratch folder for its script; `requests` is Lua that defines
+ * wrk's `request` function, for a mix of requests (default: a GET of the URL).
+ */
+export function wrk(dir: string, requests = "") {
+  const script = join(dir, `report-${scripts++}.lua`);
+  writeFileSync(script, requests + REPORT);
   return (url: string, connections: number, seconds: number): Promise<LoadResult> =>
     new Promise((resolve, reject) => {
       // One thread leaves the other core to the server; it still far outruns a Node server.
