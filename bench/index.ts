@@ -1,11 +1,12 @@
 /**
  * Runs the benchmark groups and prints their tables; a full run also writes bench/RESULTS.md.
  *
- *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue]   (no group: all of them)
+ *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [postgres]   (no group: all)
  */
 import { writeFileSync } from "node:fs";
 import { denoKvBench } from "./deno-kv.js";
 import { sqliteSections } from "./embedded.js";
+import { eventsSections } from "./events.js";
 import {
   load,
   machine,
@@ -27,6 +28,7 @@ const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   sqlite: async (log) => sqliteSections(await denoKvBench(log), log),
   server: serverSections,
   queue: queueSections,
+  events: eventsSections,
   postgres: async (log) => (await import("./postgres.js")).postgresSections(log),
 };
 

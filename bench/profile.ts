@@ -6,6 +6,8 @@
  * get|set|burst|list [full|normal|memory]   embedded, in this process
  * queue [full|normal] [listen|loop]         enqueue → handle → ack rounds, in this process
  * http                                      wrk against a Cellar server child
+ * events-set [subscribers]                  sequential SQLite (normal) sets, N kv.subscribe listeners
+ * events-http [subscribers]                 wrk's GET/PUT mix against a server child, N SSE clients
  * remote-get|remote-set|remote-burst        the remote client against a Cellar server child
  *
  * The server child inherits the `--cpu-prof` flags, so the server scenarios write two profiles:
@@ -15,11 +17,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Kv, openKv } from "../src/index.js";
+import { type Kv, openKv, REST } from "../src/index.js";
+import { fill, MIX } from "./events-load.js";
 import { measure } from "./harness.js";
 import { cellarListen, cellarLoop, JOBS, queueRound } from "./queue.js";
 import { CONNECTIONS, startCellarServer } from "./server.js";
 import { SERVED_PATH } from "./server-child.js";
+import { sseStreams } from "./stream-clients.js";
 import { awaited, BURST, bursts, KEYS, LIST_LIMIT, PREFIX, populate, writer } from "./workload.js";
 import { wrk } from "./wrk.js";
 
@@ -98,6 +102,32 @@ async function remote(name: string): Promise<number> {
   }
 }
 
+async function eventsSet(): Promise<number> {
+  const kv = await openKv(join(dir, "events.db"), { durability: "normal" });
+  try {
+    await populate((key, value) => kv.set(key, value));
+    for (let i = 0; i < Number(store); i++) kv.subscribe(["users", REST], () => {});
+    return await measure(awaited(writer((key, value) => kv.set(key, value))), budget);
+  } finally {
+    await kv.close();
+  }
+}
+
+async function eventsHttp(): Promise<number> {
+  const server = await startCellarServer(dir);
+  try {
+    await fill(server);
+    const count = Number(store);
+    const streams =
+      count > 0 ? await sseStreams(`${server.url}/api/events?pattern=k/%23`, count, "set") : null;
+    const ops = (await wrk(dir, MIX)(server.url, CONNECTIONS, 10)).ops;
+    streams?.close();
+    return ops;
+  } finally {
+    await server.stop();
+  }
+}
+
 const SCENARIOS: Record<string, () => Promise<number>> = {
   get: () => embedded("get"),
   set: () => embedded("set"),
@@ -105,6 +135,8 @@ const SCENARIOS: Record<string, () => Promise<number>> = {
   list: () => embedded("list"),
   queue,
   http,
+  "events-set": eventsSet,
+  "events-http": eventsHttp,
   "remote-get": () => remote("get"),
   "remote-set": () => remote("set"),
   "remote-burst": () => remote("burst"),
