@@ -1,7 +1,7 @@
 /**
  * Runs the benchmark groups and prints their tables; a full run also writes bench/RESULTS.md.
  *
- *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [postgres]   (no group: all)
+ *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [observe] [postgres]   (no group: all)
  */
 import { writeFileSync } from "node:fs";
 import { denoKvBench } from "./deno-kv.js";
@@ -17,6 +17,7 @@ import {
   targets,
 } from "./harness.js";
 import { memorySections } from "./memory.js";
+import { observeSections } from "./observe.js";
 import { CONCURRENCY, JOBS, PACED_RATE, POLL_MS, queueSections } from "./queue.js";
 import { CONNECTIONS, SERVER_DURABILITY, serverSections } from "./server.js";
 import { BURST, ENTRIES, LIST_LIMIT } from "./workload.js";
@@ -29,6 +30,7 @@ const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   server: serverSections,
   queue: queueSections,
   events: eventsSections,
+  observe: observeSections,
   postgres: async (log) => (await import("./postgres.js")).postgresSections(log),
 };
 
