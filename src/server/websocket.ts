@@ -26,7 +26,13 @@ import { KvError } from "../errors.js";
 import { type Authenticator, assertAccess, NAMESPACE_HEADER } from "../http/auth.js";
 import { errorBody, errorResponse, statusOf } from "../http/errors.js";
 import type { Framing } from "./broadcast.js";
-import { type EventRouteOptions, EventsQuery, eventJson, eventSource } from "./routes/events.js";
+import {
+  type EventRouteOptions,
+  EventsQuery,
+  eventJson,
+  eventSource,
+  patternParam,
+} from "./routes/events.js";
 
 const PATH = "/api/events";
 /** Control frames and a stray message at most: the client has nothing to send. */
@@ -112,7 +118,8 @@ function checkRequest(req: IncomingMessage, url: URL, options: EventSocketOption
     const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new KvError("INVALID_REQUEST", issues.join("; "));
   }
-  const { pattern, since } = parsed.data;
+  const { pattern: decoded, since } = parsed.data;
+  const pattern = patternParam(url.href) ?? decoded;
   return { ...eventSource(kv, pattern, since), since };
 }
 

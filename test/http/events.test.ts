@@ -254,6 +254,8 @@ describe("GET /api/events over SSE", () => {
     const one = await sse(server().url, events({ pattern: "users/+/settings" }), ns);
     const all = await sse(server().url, events({ pattern: "users/#" }), ns);
     const plus = await sse(server().url, events({ pattern: "tags/~s:+" }), ns);
+    // Written by hand, as a user would type it: a bare + in the query is the wildcard.
+    const bare = await sse(server().url, "/api/events?pattern=users/+/settings", ns);
     try {
       const kv = server().kv.namespace("sse-patterns");
       for (const key of [
@@ -283,12 +285,17 @@ describe("GET /api/events over SSE", () => {
         ["users", "ada"],
       ]);
       expect(await keys(plus, 1)).toEqual([["tags", "+"]]);
+      expect(await keys(bare, 2)).toEqual([
+        ["users", "ada", "settings"],
+        ["users", 7, "settings"],
+      ]);
       const late = [...(await one.drain(100)), ...(await all.drain(0)), ...(await plus.drain(0))];
       expect(late.filter((event) => event.event !== "progress")).toEqual([]);
     } finally {
       one.close();
       all.close();
       plus.close();
+      bare.close();
     }
   });
 

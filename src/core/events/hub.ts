@@ -96,6 +96,8 @@ export class EventHub {
   readonly #groups = new Map<string, Group>();
   readonly #all = new Set<Subscription>();
   #unsubscribe: (() => void) | null = null;
+  /** Keeps a Node process alive while anyone subscribes, as an open socket would. */
+  #keepAlive: ReturnType<typeof setInterval> | null = null;
   /** The highest versionstamp the feed has reported (every event up to it is delivered). */
   #latest = "";
 
@@ -112,6 +114,7 @@ export class EventHub {
     this.#all.add(subscription);
     if (!this.#unsubscribe) {
       this.#unsubscribe = this.source.onChange((change) => this.#dispatch(change));
+      this.#keepAlive = setInterval(() => {}, 2 ** 31 - 1);
       // A subscriber that sees no commit still learns where the database stands.
       this.source
         .changes(NEWEST_VERSIONSTAMP, 0)
@@ -156,6 +159,8 @@ export class EventHub {
     if (this.#all.size === 0) {
       this.#unsubscribe?.();
       this.#unsubscribe = null;
+      if (this.#keepAlive) clearInterval(this.#keepAlive);
+      this.#keepAlive = null;
     }
   }
 

@@ -280,6 +280,8 @@ class Remote implements RemoteDriver {
 
   async atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
     this.#assertOpen();
+    // A listener added just before this write hears of it only once its stream is connected.
+    await this.#feedReady;
     const result = await this.#writes.push(write);
     if ("vs" in result)
       return { versionstamp: result.vs, ...(result.enqueued && { enqueued: result.enqueued }) };

@@ -3,8 +3,9 @@
  * WebSocket form of the same route is `websocket.ts`).
  *
  * The pattern is a key path whose segment `+` matches one part and a last `#` zero or more
- * (MQTT's wildcards); a literal `+` or `#` part is written `~s:+`, `~s:#`. In a URL both are
- * percent-encoded (`%2B`, `%23`): a bare `+` in a query string is a space. Each event is an SSE
+ * (MQTT's wildcards); a literal `+` or `#` part is written `~s:+`, `~s:#`. In the query string
+ * `+` may stand bare (the pattern parameter is read without form decoding, so `+` is not a
+ * space: write a space `%20`) and `#` must be `%23`, since it would start the URL's fragment. Each event is an SSE
  * message named by its type (`set`, `delete`, `expire`) whose data is
  * `{ type, key, versionstamp, entry, previous }`; the last event of each commit carries the
  * commit's versionstamp as its id, so a client that reconnects with `Last-Event-ID` (or
@@ -43,6 +44,25 @@ export interface EventRouteOptions {
   readonly pingInterval: number;
   /** Unsent bytes past which a slow connection is closed. */
   readonly maxBuffered: number;
+}
+
+/**
+ * The `pattern` query parameter of `url`, percent-decoded but not form-decoded: a bare `+` is
+ * the one-part wildcard, as in MQTT, not a space. `undefined` when absent.
+ */
+export function patternParam(url: string): string | undefined {
+  const query = url.indexOf("?");
+  if (query < 0) return undefined;
+  const hash = url.indexOf("#", query);
+  for (const pair of url.slice(query + 1, hash < 0 ? undefined : hash).split("&")) {
+    if (!pair.startsWith("pattern=")) continue;
+    try {
+      return decodeURIComponent(pair.slice("pattern=".length));
+    } catch {
+      throw new KvError("INVALID_PATTERN", "the pattern is not valid percent-encoding");
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -198,7 +218,8 @@ export function eventRoutes(app: OpenAPIHono<ServerEnv>, options: EventRouteOpti
     }),
     (c) => {
       requireAccess(c, "read");
-      const { pattern, since: sinceQuery } = c.req.valid("query");
+      const { pattern: decoded, since: sinceQuery } = c.req.valid("query");
+      const pattern = patternParam(c.req.url) ?? decoded;
       const since = sinceQuery ?? c.req.header("last-event-id");
       const source = eventSource(c.get("kv"), pattern, since);
       return sseResponse(c, options.streams, options.maxBuffered, (outlet) =>
