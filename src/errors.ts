@@ -33,7 +33,8 @@ export type KvErrorCode =
   | "UNAVAILABLE"
   | "INVALID_PATTERN"
   | "COMPACTED"
-  | "SLOW_CONSUMER";
+  | "SLOW_CONSUMER"
+  | "INVALID_FILTER";
 
 /**
  * The one error class Cellar throws for its own reasons. Catch it and switch on `code`.

@@ -8,6 +8,7 @@ import type { KvQueueStore } from "./queues.js";
 import type { KvStorage } from "./storage.js";
 
 export type * from "./changes.js";
+export type * from "./filter.js";
 export type * from "./queues.js";
 export type * from "./storage.js";
 

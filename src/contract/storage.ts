@@ -11,6 +11,7 @@
  * is absent for that operation whether or not it has been swept yet.
  */
 import type { RawValue } from "../codec/value.js";
+import type { Filter } from "./filter.js";
 import type { Enqueue, EnqueueResult } from "./queues.js";
 
 /** A half-open byte range `[start, end)`. */
@@ -23,6 +24,11 @@ export interface KeyRange {
 export interface ReadRange extends KeyRange {
   readonly limit: number;
   readonly reverse: boolean;
+  /**
+   * Only entries whose decoded value matches (see `filter.ts`: exactly what `matchesFilter`
+   * selects); `limit` counts matching entries, so a page is short only at the range's end.
+   */
+  readonly where?: Filter;
 }
 
 export interface ReadOptions {
@@ -168,8 +174,8 @@ export interface KvStorage {
    */
   snapshotReadSync?(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][];
 
-  /** Number of live entries in the range. */
-  count(range: KeyRange, options: ReadOptions): Promise<number>;
+  /** Number of live entries in the range (that match `range.where`, when given). */
+  count(range: KeyRange & { readonly where?: Filter }, options: ReadOptions): Promise<number>;
 
   /** See {@link AtomicWrite}. Resolves once the write is as durable as the driver promises. */
   atomicWrite(write: AtomicWrite): Promise<CommitResult | null>;

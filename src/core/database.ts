@@ -13,6 +13,7 @@ import {
   type ChangeEvent,
   type ChangePage,
   type CommitResult,
+  type Filter,
   hasQueues,
   type KeyRange,
   type KvDriver,
@@ -220,14 +221,22 @@ export class Database {
   }
 
   /** Live entries in `range`, checked against `scope`. */
-  count(range: KeyRange, scope: Scope, now = this.now()): Promise<number> {
+  count(
+    range: KeyRange & { readonly where?: Filter },
+    scope: Scope,
+    now = this.now(),
+  ): Promise<number> {
     if (this.observers.size === 0) return this.#count(range, scope, now);
     return this.observers.observe(rangeOperation("count", range, scope), () =>
       this.#count(range, scope, now),
     );
   }
 
-  #count(range: KeyRange, scope: Scope, now: number): Promise<number> {
+  #count(
+    range: KeyRange & { readonly where?: Filter },
+    scope: Scope,
+    now: number,
+  ): Promise<number> {
     this.assertOpen();
     this.#assertRanges([range], scope);
     return this.#driver.count(range, { now });

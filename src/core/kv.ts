@@ -5,7 +5,7 @@
 import { concatBytes, type KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
-import type { RawEntry, ReadRange } from "../contract/index.js";
+import type { Filter, RawEntry, ReadRange } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
@@ -62,9 +62,10 @@ import type {
   KvWriteInfo,
 } from "./types.js";
 import type { ChangeBatch } from "./watch.js";
+import { compileWhere, type KvWhere } from "./where/compile.js";
 
 const READ_OPTIONS = ["consistency", "metadata"];
-const PAGE_OPTIONS = ["limit", "cursor", "reverse", "metadata"];
+const PAGE_OPTIONS = ["limit", "cursor", "reverse", "metadata", "where"];
 const LIST_OPTIONS = [...PAGE_OPTIONS, "batchSize", "consistency"];
 const DEFAULT_BATCH = 100;
 const EXPIRE_ATTEMPTS = 100;
@@ -253,13 +254,13 @@ export class Kv implements AsyncDisposable {
       rangeAfterCursor(resolved, options.cursor, options.reverse === true);
     const batchSize = options.batchSize ?? Math.min(options.limit ?? DEFAULT_BATCH, 500);
     const metadata = options.metadata === true;
+    const where = this.#where(options.where);
     return new KvListIterator<T>(
       resolved,
       async (range, limit, reverse) => {
         this.#db.assertOpen();
-        const [entries = []] = await this.#db.read([{ ...range, limit, reverse }], this.#keyspace, {
-          metadata,
-        });
+        const read = { ...range, limit, reverse, ...(where && { where }) };
+        const [entries = []] = await this.#db.read([read], this.#keyspace, { metadata });
         return entries.map((raw) => ({ entry: this.#entry<T>(raw), key: raw.key }));
       },
       {
@@ -281,7 +282,13 @@ export class Kv implements AsyncDisposable {
    */
   async paginate<T = unknown>(
     selector: KvListSelector,
-    options: { limit?: number; cursor?: string; reverse?: boolean; metadata?: boolean } = {},
+    options: {
+      limit?: number;
+      cursor?: string;
+      reverse?: boolean;
+      metadata?: boolean;
+      where?: KvWhere;
+    } = {},
   ): Promise<KvPage<T>> {
     this.#db.assertOpen();
     assertOptions("paginate", options, PAGE_OPTIONS);
@@ -290,8 +297,9 @@ export class Kv implements AsyncDisposable {
     const resolved = resolveSelector(selector, this.#keyspace);
     const reverse = options.reverse === true;
     const range = rangeAfterCursor(resolved, options.cursor, reverse);
+    const where = this.#where(options.where);
     const [raws = []] = await this.#db.read(
-      [{ ...range, limit: limit + 1, reverse }],
+      [{ ...range, limit: limit + 1, reverse, ...(where && { where }) }],
       this.#keyspace,
       { metadata: options.metadata === true },
     );
@@ -305,11 +313,18 @@ export class Kv implements AsyncDisposable {
     };
   }
 
-  /** Number of live entries the selector covers. */
-  async count(selector: KvListSelector): Promise<number> {
+  /** Number of live entries the selector covers (that match `options.where`, when given). */
+  async count(selector: KvListSelector, options: { where?: KvWhere } = {}): Promise<number> {
     this.#db.assertOpen();
+    assertOptions("count", options, ["where"]);
     const { start, end } = resolveSelector(selector, this.#keyspace);
-    return this.#db.count({ start, end }, this.#keyspace);
+    const where = this.#where(options.where);
+    return this.#db.count({ start, end, ...(where && { where }) }, this.#keyspace);
+  }
+
+  /** A user's where filter, compiled against this moment (for `$now`). */
+  #where(where: KvWhere | undefined): Filter | undefined {
+    return where === undefined ? undefined : compileWhere(where, this.#db.now());
   }
 
   /**
@@ -528,9 +543,9 @@ export class Kv implements AsyncDisposable {
     return eventStream<T>(this.#db.events, compiled, options);
   }
 
+  /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
   async currentVersionstamp(): Promise<string> {
     this.#db.assertOpen();
-  /** The versionstamp of the database's latest commit (etcd's revision), in any namespace. */
     return (await this.#db.changes(NEWEST_VERSIONSTAMP, 0)).head;
   }
 

@@ -1,4 +1,5 @@
 import type { KvKey } from "../codec/key.js";
+import type { KvWhere } from "./where/compile.js";
 
 /** Metadata of an entry, returned when a read asks for `{ metadata: true }`. Times are epoch ms. */
 export interface KvEntryMetadata {
@@ -80,6 +81,11 @@ export interface KvListOptions extends KvReadOptions {
   readonly reverse?: boolean;
   /** Entries fetched per round trip to the driver (default 100, at most 1000). */
   readonly batchSize?: number;
+  /**
+   * Only entries whose value matches this filter (see {@link KvWhere}); `limit` and pages count
+   * matching entries.
+   */
+  readonly where?: KvWhere;
 }
 
 export interface KvPage<T = unknown> {

@@ -99,6 +99,13 @@ export const Selector = {
   end: Key.optional(),
 };
 
+/** A where filter in JSON: the language of `kv.list(…, { where })`, checked when compiled. */
+export const Where = z.record(z.string(), z.unknown()).openapi("Where", {
+  description:
+    'Only entries whose value matches: field paths (dots, digits index arrays) mapped to a value or to operators $eq $ne $gt $gte $lt $lte $between $in $nin $exists $contains $startsWith $endsWith $ieq $icontains $istartsWith $iendsWith; $and $or $not; operands {"$now": offsetMs}, {"$date": iso}, {"$bigint": "…"}',
+  example: { age: { $gte: 18 }, "address.city": { $in: ["Paris", "Lyon"] } },
+});
+
 export const ListBody = z
   .strictObject({
     ...Selector,
@@ -110,6 +117,7 @@ export const ListBody = z
       .boolean()
       .optional()
       .openapi({ description: "answer keys and versionstamps without values" }),
+    where: Where.optional(),
   })
   .openapi("ListRequest");
 

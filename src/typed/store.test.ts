@@ -84,6 +84,18 @@ describe("typed stores", () => {
     });
   });
 
+  it("lists the entries whose value matches a where filter on the value's fields", async () => {
+    const cursors = defineStore(kv, "cursors", schema);
+    for (let i = 0; i < 6; i++) await cursors.set(`c${i}`, { x: i, y: i % 2 });
+    const page = await cursors.list({ where: { y: 1, x: { $gt: 1 } }, limit: 10 });
+    expect(page.entries.map((e) => e.id)).toEqual(["c3", "c5"]);
+    const either = await cursors.list({ where: { $or: [{ x: 0 }, { x: 4 }] } });
+    expect(either.entries.map((e) => e.value)).toEqual([
+      { x: 0, y: 0 },
+      { x: 4, y: 0 },
+    ]);
+  });
+
   it("lists by id prefix, a page at a time", async () => {
     const cursors = defineStore(kv, "cursors", schema);
     for (const id of ["user:1", "user:2", "user:3", "team:1", "user"])

@@ -13,6 +13,7 @@ import type { Kv } from "../core/kv.js";
 import { coreOf } from "../core/surface.js";
 import { KvTransaction } from "../core/transaction.js";
 import type { KvEntryMaybe, KvSetOptions, KvWriteInfo } from "../core/types.js";
+import type { KvWhere } from "../core/where/compile.js";
 import { describe, fail, KvError } from "../errors.js";
 import { assertSameTarget, type KeyRef } from "./compose.js";
 import { NAME_PATTERN, NAME_RULE, validatedNow } from "./define-kv.js";
@@ -52,6 +53,11 @@ export interface StoreListOptions {
   /** Entries per page (default 100, at most 1000). */
   readonly limit?: number;
   readonly cursor?: string;
+  /**
+   * Only entries whose value matches this where filter (see `kv.list`), on fields of the value as
+   * stored: an entry written under an older schema version is matched in its stored shape.
+   */
+  readonly where?: KvWhere;
 }
 
 export interface StoreOptions {
@@ -343,6 +349,7 @@ class TypedStoreImpl<In, Out> extends UnboundStore<In, Out> implements TypedStor
         ? { prefix: [this.name] }
         : { start: [this.name, prefix], end: [this.name, prefix + MAX_CHAR] };
     const page = await this.kv.paginate(selector, {
+      ...(options.where !== undefined && { where: withinEnvelope(options.where) }),
       ...(options.limit !== undefined && { limit: options.limit }),
       ...(options.cursor !== undefined && { cursor: options.cursor }),
     });
@@ -487,4 +494,20 @@ class TypedStoreImpl<In, Out> extends UnboundStore<In, Out> implements TypedStor
       })
       .commit();
   }
+}
+
+/** A filter on a store's values as a filter on their envelopes, whose field `v` holds them. */
+function withinEnvelope(where: KvWhere): KvWhere {
+  if (typeof where !== "object" || where === null || Array.isArray(where)) return where;
+  const out: Record<string, unknown> = {};
+  for (const [name, condition] of Object.entries(where)) {
+    if (name === "$and" || name === "$or")
+      out[name] = Array.isArray(condition)
+        ? condition.map((f) => withinEnvelope(f as KvWhere))
+        : condition;
+    else if (name === "$not") out[name] = withinEnvelope(condition as KvWhere);
+    else if (name.startsWith("$")) out[name] = condition;
+    else out[`v.${name}`] = condition;
+  }
+  return out;
 }

@@ -410,3 +410,41 @@ export function keyToPath(key: KvKey): string {
     })
     .join("/");
 }
+
+/** The tags an operand of a where filter may carry in JSON: values JSON has no form for. */
+const OPERAND_TAGS = new Set(["$bigint", "$u64", "$date", "$number"]);
+
+const isTaggedOperand = (json: unknown): boolean =>
+  typeof json === "object" &&
+  json !== null &&
+  !Array.isArray(json) &&
+  Object.keys(json).length === 1 &&
+  OPERAND_TAGS.has(Object.keys(json)[0]!);
+
+/**
+ * A where filter from its JSON form: operands JSON cannot carry are tagged as values are
+ * (`{"$bigint": "12"}`, `{"$date": "2025-01-01T00:00:00Z"}`, `{"$u64": "7"}`); everything else is
+ * the filter as written. The filter itself is checked when it is compiled.
+ *
+ * @example
+ * whereFromJson({ age: { $gt: { $bigint: "40" } } }); // { age: { $gt: 40n } }
+ */
+export function whereFromJson(json: unknown, depth = 0): unknown {
+  if (depth > 32 || typeof json !== "object" || json === null) return json;
+  if (isTaggedOperand(json)) return valueFromJson(json);
+  if (Array.isArray(json)) return json.map((item) => whereFromJson(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(json)) put(out, key, whereFromJson(item, depth + 1));
+  return out;
+}
+
+/** The JSON form of a where filter (see {@link whereFromJson}). */
+export function whereToJson(where: unknown, depth = 0): unknown {
+  if (typeof where === "bigint" || where instanceof Date || where instanceof KvU64)
+    return valueToJson(where);
+  if (depth > 32 || typeof where !== "object" || where === null) return where;
+  if (Array.isArray(where)) return where.map((item) => whereToJson(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(where)) put(out, key, whereToJson(item, depth + 1));
+  return out;
+}

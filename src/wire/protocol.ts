@@ -7,6 +7,7 @@
 
 import { fromBase64Url, toBase64Url } from "../codec/bytes.js";
 import type { RawValue, ValueEncoding } from "../codec/value.js";
+import { filterToWhere } from "../contract/filter.js";
 import type {
   ChangeEvent,
   ChangePage,
@@ -14,6 +15,7 @@ import type {
   Check,
   Enqueue,
   EntryMeta,
+  Filter,
   KeyChange,
   Mutation,
   RangeCheck,
@@ -23,6 +25,7 @@ import type {
   WriteInfo,
 } from "../contract/index.js";
 import { fail } from "../errors.js";
+import { whereToJson } from "./json.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -35,6 +38,8 @@ export interface WireRange {
   readonly end: string;
   readonly limit: number;
   readonly reverse: boolean;
+  /** A where filter (see `whereOfFilter`), compiled again by the server. */
+  readonly where?: unknown;
 }
 export interface WireEntry {
   readonly k: string;
@@ -134,7 +139,11 @@ export const rangeToWire = (range: ReadRange): WireRange => ({
   end: b64(range.end),
   limit: range.limit,
   reverse: range.reverse,
+  ...(range.where && { where: whereOfFilter(range.where) }),
 });
+
+/** A compiled filter as the driver protocol sends it: the user's language, in JSON. */
+export const whereOfFilter = (filter: Filter): unknown => whereToJson(filterToWhere(filter));
 
 export const entryToWire = (entry: RawEntry): WireEntry => ({
   k: b64(entry.key),

@@ -18,6 +18,7 @@ import {
   sha256,
   writtenKey,
 } from "../../contract/apply.js";
+import { type Filter, rawMatches } from "../../contract/filter.js";
 import type {
   AtomicWrite,
   ChangeEvent,
@@ -91,14 +92,14 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
     const start = keyId(range.start);
     if (isPoint(range.start, range.end)) {
       const entry = byId.get(start);
-      if (entry && isLive(entry.expiresAt, options.now))
+      if (entry && isLive(entry.expiresAt, options.now) && rawMatches(range.where, entry.value))
         out.push(toRaw(range.start, entry, options.metadata));
       return out;
     }
     const end = keyId(range.end);
     if (start >= end) return out;
     const visit = (id: string, entry: StoredEntry): { break: true } | undefined => {
-      if (isLive(entry.expiresAt, options.now))
+      if (isLive(entry.expiresAt, options.now) && rawMatches(range.where, entry.value))
         out.push(toRaw(fromId(id), entry, options.metadata));
       return out.length >= range.limit ? { break: true } : undefined;
     };
@@ -157,10 +158,10 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
     notify(change);
   };
 
-  const countLive = (range: KeyRange, now: number): number => {
+  const countLive = (range: KeyRange & { where?: Filter }, now: number): number => {
     let n = 0;
     entries.forRange(keyId(range.start), keyId(range.end), false, (_id, entry) => {
-      if (isLive(entry.expiresAt, now)) n++;
+      if (isLive(entry.expiresAt, now) && rawMatches(range.where, entry.value)) n++;
     });
     return n;
   };

@@ -14,6 +14,7 @@ import type {
   ChangePage,
   CommitResult,
   DeadMessage,
+  Filter,
   KvDriver,
   LeasedMessage,
   QueueStats,
@@ -44,6 +45,7 @@ import {
   type WireMessage,
   type WireRevision,
   type WireWriteResult,
+  whereOfFilter,
 } from "../../wire/protocol.js";
 import type { Transport, TransportFactory, TransportResponse } from "./transport.js";
 
@@ -266,7 +268,7 @@ class Remote implements RemoteDriver {
   }
 
   async count(
-    range: { start: Uint8Array; end: Uint8Array },
+    range: { start: Uint8Array; end: Uint8Array; where?: Filter },
     options: ReadOptions,
   ): Promise<number> {
     this.#assertOpen();
@@ -274,6 +276,7 @@ class Remote implements RemoteDriver {
       start: b64(range.start),
       end: b64(range.end),
       now: options.now,
+      ...(range.where && { where: whereOfFilter(range.where) }),
     });
     return count;
   }

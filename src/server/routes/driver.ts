@@ -10,7 +10,7 @@ import { decodeKey } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
 import { decodeValue, type RawValue } from "../../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../../codec/versionstamp.js";
-import type { Check, Enqueue, Mutation, Settlement } from "../../contract/index.js";
+import type { Check, Enqueue, Filter, Mutation, Settlement } from "../../contract/index.js";
 import { writeInfoFrom } from "../../core/limits.js";
 import {
   assertCounts,
@@ -21,9 +21,11 @@ import {
   namespaceOf,
   type WriteRequest,
 } from "../../core/surface.js";
+import { compileWhere } from "../../core/where/compile.js";
 import { bareMessage, describe, KvError } from "../../errors.js";
 import { type RequestScope, requireAccess, type ServerEnv } from "../../http/auth.js";
 import type { StreamRegistry } from "../../http/streams.js";
+import { whereFromJson } from "../../wire/json.js";
 import {
   b64,
   changeToWire,
@@ -222,6 +224,12 @@ async function readJson(c: {
 }
 
 /** The driver protocol's routes (`/api/driver/*`), as a sub-app mounted at the root. */
+
+/** A range's where filter as the driver protocol sends it, checked and compiled here. */
+function whereOf(json: unknown, now: number): { where?: Filter } {
+  return json === undefined ? {} : { where: compileWhere(whereFromJson(json), now) };
+}
+
 export function driverRoutes(
   core: KvCore,
   options: {
@@ -263,7 +271,8 @@ export function driverRoutes(
         `ranges must be an array of at most ${MAX_RANGES_PER_REQUEST}`,
       );
     }
-    const parsed = ranges.map((r: { limit?: unknown; reverse?: unknown }) => {
+    const now = nowOf(body.now);
+    const parsed = ranges.map((r: { limit?: unknown; reverse?: unknown; where?: unknown }) => {
       if (
         !Number.isSafeInteger(r?.limit) ||
         (r.limit as number) < 0 ||
@@ -275,10 +284,11 @@ export function driverRoutes(
         ...parser.range(r as { start: unknown; end: unknown }),
         limit: r.limit as number,
         reverse: r.reverse === true,
+        ...whereOf(r.where, now),
       };
     });
     const results = await core.read(parsed, scopeFor(c.get("scope")), {
-      now: nowOf(body.now),
+      now,
       metadata: body.metadata === true,
     });
     return c.json({ results: results.map((entries) => entries.map(entryToWire)) });
@@ -287,9 +297,10 @@ export function driverRoutes(
   app.post("/api/driver/count", async (c) => {
     requireAccess(c, "read");
     const body = await readJson(c);
-    const range = parser.range(body);
+    const now = nowOf(body.now);
+    const range = { ...parser.range(body), ...whereOf(body.where, now) };
     return c.json({
-      count: await core.count(range, scopeFor(c.get("scope")), nowOf(body.now)),
+      count: await core.count(range, scopeFor(c.get("scope")), now),
     });
   });
 

@@ -4,9 +4,10 @@ import type { KvKey } from "../../codec/key.js";
 import type { Kv } from "../../core/kv.js";
 import { coreOf } from "../../core/surface.js";
 import type { KvListSelector } from "../../core/types.js";
+import type { KvWhere } from "../../core/where/compile.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
-import { keyFromJson, keyFromPath } from "../../wire/json.js";
+import { keyFromJson, keyFromPath, whereFromJson } from "../../wire/json.js";
 import {
   Entry,
   entryJson,
@@ -88,9 +89,11 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       reverse?: boolean;
       metadata?: boolean;
       keysOnly?: boolean | undefined;
+      where?: unknown;
     },
   ) => {
     const result = await c.get("kv").paginate(selector, {
+      ...(options.where !== undefined && { where: whereFromJson(options.where) as KvWhere }),
       limit: pageSize(options.limit),
       ...(options.cursor !== undefined && { cursor: options.cursor }),
       reverse: options.reverse === true,
@@ -135,7 +138,7 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       method: "post",
       path: "/api/list",
       tags: ["ranges"],
-      summary: "List a range given as JSON keys",
+      summary: "List a range given as JSON keys, optionally filtered by value (`where`)",
       request: body(ListBody),
       responses: { 200: json(Page), ...errors },
     }),
@@ -166,13 +169,16 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
       method: "post",
       path: "/api/count",
       tags: ["ranges"],
-      summary: "Count the live entries of a range given as JSON keys",
-      request: body(ListBody.pick({ prefix: true, start: true, end: true })),
+      summary:
+        "Count the live entries of a range given as JSON keys, optionally filtered by value (`where`)",
+      request: body(ListBody.pick({ prefix: true, start: true, end: true, where: true })),
       responses: { 200: json(z.object({ count: z.number() })), ...errors },
     }),
     async (c) => {
       requireAccess(c, "read");
-      return c.json({ count: await c.get("kv").count(fromJson(c.req.valid("json"))) }, 200);
+      const b = c.req.valid("json");
+      const where = b.where === undefined ? {} : { where: whereFromJson(b.where) as KvWhere };
+      return c.json({ count: await c.get("kv").count(fromJson(b), where) }, 200);
     },
   );
 
