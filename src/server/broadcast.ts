@@ -5,8 +5,11 @@
  * - Connections that start live on the same namespace and pattern share one `Broadcast`: one
  *   subscription to the event hub, one serialization of each commit (`SharedBatch.as`), and one
  *   buffer per flush that every connection writes as it is.
- * - Commits are flushed at once when the stream was quiet, else at most every `FLUSH_MS`, so a
- *   busy database costs each connection one write per flush, not one per commit.
+ * - Commits are flushed at once (next turn of the event loop) when the stream was quiet, else
+ *   once per window, so a busy database costs each connection one write per flush, not one per
+ *   commit. The window grows with the connections a broadcast feeds (`FLUSH_MS`, or
+ *   `PER_CONNECTION_MS` for each): a write to a socket costs tens of microseconds, mostly in the
+ *   kernel, so a thousand subscribers flushed every 20 ms would take the server's whole time.
  * - A connection holding more than `maxBuffered` unsent bytes (a slow reader) is closed after
  *   the commits already queued, with `SLOW_CONSUMER` naming the last versionstamp written; the
  *   ids it received say where to resume (`Last-Event-ID`, `since`), and the change log replays
@@ -20,8 +23,10 @@ import type { EventHub, SharedBatch } from "../core/events/hub.js";
 import type { CompiledPattern } from "../core/events/pattern.js";
 import { KvError } from "../errors.js";
 
-/** Most milliseconds between flushes while commits keep coming. */
+/** Milliseconds between flushes while commits keep coming, for a few connections. */
 const FLUSH_MS = 20;
+/** …and per connection, for many: 1,000 subscribers are written at most 10 times a second. */
+const PER_CONNECTION_MS = 0.25;
 
 /** How a stream kind writes its items: commit batches, progress markers, a final error. */
 export interface Framing {
@@ -93,7 +98,7 @@ class Broadcast {
   #pending: string[] = [];
   /** The versionstamp of the last pending item. */
   #pendingAt = "";
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: { cancel(): void } | null = null;
   #lastFlush = 0;
   #pattern: CompiledPattern | null = null;
   #progressInterval = 0;
@@ -129,8 +134,16 @@ class Broadcast {
 
   #schedule(): void {
     if (this.#timer) return;
-    const wait = Math.max(0, FLUSH_MS - (Date.now() - this.#lastFlush));
-    this.#timer = setTimeout(() => this.#flush(), wait);
+    const window = Math.max(FLUSH_MS, this.connections.size * PER_CONNECTION_MS);
+    const wait = window - (Date.now() - this.#lastFlush);
+    if (wait <= 0) {
+      // Quiet until now: the commit goes out on the next turn, not after a timer's millisecond.
+      const immediate = setImmediate(() => this.#flush());
+      this.#timer = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timeout = setTimeout(() => this.#flush(), wait);
+      this.#timer = { cancel: () => clearTimeout(timeout) };
+    }
   }
 
   #flush(): void {
@@ -178,7 +191,7 @@ class Broadcast {
   }
 
   stop(): void {
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = null;
     this.#unsubscribe?.();
     this.#unsubscribe = null;

@@ -18,12 +18,21 @@ import { ANY, type CompiledPattern, matches, PatternIndex, partIds } from "./pat
 
 /** Something made once and shared: `as(make)` makes `make`'s value on first call only. */
 class Shared {
+  // Nearly every caller asks for one thing (the public event, or a frame): kept in fields.
+  #firstMake: ((shared: never) => unknown) | undefined;
+  #first: unknown;
   #made: Map<(shared: never) => unknown, unknown> | undefined;
 
   /** What `make` makes of this: made on the first call, then returned to every caller. */
   as<R>(make: (shared: this) => R): R {
-    this.#made ??= new Map();
     const key = make as (shared: never) => unknown;
+    if (this.#firstMake === key) return this.#first as R;
+    if (this.#firstMake === undefined) {
+      this.#first = make(this);
+      this.#firstMake = key;
+      return this.#first as R;
+    }
+    this.#made ??= new Map();
     if (this.#made.has(key)) return this.#made.get(key) as R;
     const made = make(this);
     this.#made.set(key, made);
