@@ -25,6 +25,25 @@ export function manualClock(start = 1_700_000_000_000) {
   };
 }
 
+/** The next item of `reader`; fails after `ms` without one, or if the stream ends. */
+export async function nextWithin<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what}`)), ms);
+  });
+  try {
+    const result = await Promise.race([reader.read(), timeout]);
+    if (result.done) throw new Error(`${what} stream ended`);
+    return result.value;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iterable) out.push(item);

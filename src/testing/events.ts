@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ANY, type Kv, KvError, type KvEvent, type KvProgress, REST } from "../index.js";
-import { type KvTarget, manualClock } from "./context.js";
+import { type KvTarget, manualClock, nextWithin } from "./context.js";
 
 /** Collects a subscription's events; `take(n)` waits until `n` have arrived. */
 function recorder() {
@@ -29,14 +29,8 @@ function recorder() {
 const summary = (events: readonly KvEvent[]) =>
   events.map((e) => [e.type, e.key, e.previous?.value ?? null, e.entry?.value ?? null]);
 
-async function read<T>(reader: ReadableStreamDefaultReader<T>, ms = 3000): Promise<T> {
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error("no event")), ms),
-  );
-  const result = await Promise.race([reader.read(), timeout]);
-  if (result.done) throw new Error("event stream ended");
-  return result.value;
-}
+const read = <T>(reader: ReadableStreamDefaultReader<T>, ms = 3000) =>
+  nextWithin(reader, ms, "event");
 
 export function eventsSuite(target: KvTarget): void {
   describe("events", () => {

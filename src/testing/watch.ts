@@ -1,15 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Kv, KvEntryMaybe } from "../index.js";
-import type { KvTarget } from "./context.js";
+import { type KvTarget, nextWithin } from "./context.js";
 
-async function next<T>(reader: ReadableStreamDefaultReader<T>, ms = 2000): Promise<T> {
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error("no watch event")), ms),
-  );
-  const result = await Promise.race([reader.read(), timeout]);
-  if (result.done) throw new Error("watch stream ended");
-  return result.value;
-}
+const next = <T>(reader: ReadableStreamDefaultReader<T>, ms = 2000) =>
+  nextWithin(reader, ms, "watch event");
 
 export function watchSuite(target: KvTarget): void {
   describe("watch", () => {
