@@ -3,57 +3,27 @@
  * clients: holders on different servers exclude each other, a waiter on one server is woken by a
  * release on the other, and a lapsed holder's fenced writes are refused.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Kv, openKv } from "../../src/index.js";
+import { freshSchema, type Server, startServer, stopServers } from "./postgres-servers.js";
 
-const POSTGRES = process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const schema = `cellar_locks_${randomBytes(4).toString("hex")}`;
-const cli = fileURLToPath(new URL("../../src/cli/index.ts", import.meta.url));
+const { schema, database } = freshSchema("cellar_locks");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let servers: ChildProcess[] = [];
+let servers: Server[] = [];
 let clients: Kv[] = [];
-
-/** Starts `cellar serve` on the shared schema and resolves to its URL once it listens. */
-async function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", cli, "serve", "--db", `${POSTGRES}?schema=${schema}`, "--port", "0"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const url = /listening on (\S+)/.exec(line)?.[1];
-    if (url) return { child, url };
-  }
-  throw new Error("the server exited before listening");
-}
 
 beforeAll(async () => {
   // One after the other: the first creates the schema.
-  const first = await startServer();
-  const second = await startServer();
-  servers = [first.child, second.child];
+  const first = await startServer(database);
+  const second = await startServer(database);
+  servers = [first, second];
   clients = await Promise.all([openKv(first.url), openKv(second.url)]);
 }, 30_000);
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((kv) => kv.close()));
-  for (const child of servers) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    }
-  }
-  const client = new pg.Client({ connectionString: POSTGRES });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
+  await stopServers(servers, schema);
 });
 
 it("excludes holders on two servers from one read-modify-write, each write fenced", async () => {

@@ -3,40 +3,12 @@
  * remote client: commits from all of them form one order, and every server's change feed
  * reports every commit, including the other servers'. Then one server is killed mid-load.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type ChangeBatch, type Kv, KvU64, openKv } from "../../src/index.js";
+import { freshSchema, type Server, startServer, stopServers } from "./postgres-servers.js";
 
-const POSTGRES = process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const schema = `cellar_mp_${randomBytes(4).toString("hex")}`;
-const database = `${POSTGRES}?schema=${schema}`;
-const cli = fileURLToPath(new URL("../../src/cli/index.ts", import.meta.url));
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly url: string;
-}
-
-/** Starts `cellar serve` on the shared schema and resolves once it listens. */
-async function startServer(): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", cli, "serve", "--db", database, "--port", "0"],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  for await (const line of createInterface({ input: child.stdout! })) {
-    const url = /listening on (\S+)/.exec(line)?.[1];
-    if (url) return { child, url };
-  }
-  throw new Error("the server exited before listening");
-}
+const { schema, database } = freshSchema("cellar_mp");
 
 /** Collects a prefix watch's batches until `stop`. */
 function watch(kv: Kv, prefix: string, after: string) {
@@ -78,22 +50,17 @@ let servers: Server[] = [];
 let clients: Kv[] = [];
 
 beforeAll(async () => {
-  servers = await Promise.all([startServer(), startServer(), startServer()]);
+  servers = await Promise.all([
+    startServer(database),
+    startServer(database),
+    startServer(database),
+  ]);
   clients = await Promise.all(servers.map((server) => openKv(server.url)));
 }, 30_000);
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((kv) => kv.close()));
-  for (const { child } of servers) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    }
-  }
-  const client = new pg.Client({ connectionString: POSTGRES });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
+  await stopServers(servers, schema);
 });
 
 it("orders concurrent increments and check-and-set loops from three servers, and every server's feed reports every commit in order", async () => {
