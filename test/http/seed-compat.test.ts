@@ -201,7 +201,7 @@ describe("seed-compat routes", () => {
   it("GET /api/metrics/prometheus answers gauges in Prometheus text", async () => {
     const reply = await call("/api/metrics/prometheus");
     expect(reply.status).toBe(200);
-    expect(reply.headers["content-type"]).toMatch(/^text\/plain/);
+    expect(reply.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(reply.text).toContain("# TYPE keyval_storage_entries gauge\nkeyval_storage_entries ");
     expect(reply.text).toMatch(/^keyval_queue_dlq \d+$/m);
   });

@@ -492,7 +492,7 @@ export function seedCompatRoutes(app: OpenAPIHono<ServerEnv>): void {
       tags: TAG,
       summary: "Entry and default-queue gauges of the request's namespace, in Prometheus text",
       description:
-        "A minimal exposition: Cellar has no operation counters yet, so only what the database holds is reported.",
+        "The seed's gauges for the request's namespace; the database's own metrics (operations, latencies, queues, watchers) are at GET /metrics.",
       responses: {
         200: {
           description: "Prometheus text format 0.0.4",
@@ -507,7 +507,6 @@ export function seedCompatRoutes(app: OpenAPIHono<ServerEnv>): void {
       const [entries, s] = await Promise.all([kv.count({ prefix: [] }), queueOf(c).stats()]);
       const gauge = (name: string, help: string, value: number) =>
         `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`;
-      c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
       return c.text(
         [
           gauge("keyval_storage_entries", "Live entries in the namespace", entries),
@@ -516,6 +515,7 @@ export function seedCompatRoutes(app: OpenAPIHono<ServerEnv>): void {
           gauge("keyval_queue_dlq", "Messages in dead letter queue", s.dead),
         ].join("\n"),
         200,
+        { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       );
     },
   );
