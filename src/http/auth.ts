@@ -260,10 +260,10 @@ function requestedNamespace(
   return "";
 }
 
-/** The Hono middleware over `auth`: sets `scope` and `kv` (the request's namespace view). */
 /**
- * The authentication middleware. `acrossNamespaces` names the routes that work across the
- * token's namespaces (see {@link Credentials.acrossNamespaces}).
+ * The Hono middleware over `auth`: sets `scope` and `kv` (the request's namespace view).
+ * `acrossNamespaces` names the routes that work across the token's namespaces (see
+ * {@link Credentials.acrossNamespaces}).
  */
 export function authenticate(
   auth: Authenticator,
