@@ -54,7 +54,10 @@ export function remoteTarget(
       // Refuse bad options here as openKv would, before the server process is asked for them.
       resolveLimits(limits);
       assertPositiveInteger("history.depth", history?.depth, 1000);
-      return open(await spawner.spawnServer({ limits, history, sweepInterval, changeLog }), options);
+      return open(
+        await spawner.spawnServer({ limits, history, sweepInterval, changeLog }),
+        options,
+      );
     },
   };
 }
