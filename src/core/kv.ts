@@ -2,10 +2,10 @@
  * `Kv`: the public API, the same over every driver. A `Kv` is a view of one namespace of a
  * database; `kv.namespace(name)` returns another view of the same database.
  */
-import { concatBytes, type KvKey } from "../codec/key.js";
+import type { KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
-import type { Filter, RawEntry, ReadRange } from "../contract/index.js";
+import type { Filter, RawEntry } from "../contract/index.js";
 import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";

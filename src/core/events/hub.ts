@@ -345,6 +345,7 @@ class Subscription {
     if (this.closed || this.#held) return;
     if (this.#quiet) {
       const latest = this.hub.latest;
+      // biome-ignore lint/complexity/useMathMinMax: versionstamps are strings, ordered as text.
       const position = latest > this.#delivered ? latest : this.#delivered;
       // Before the database's position is known there is nothing to report.
       if (position !== "") this.sink.progress(position);
