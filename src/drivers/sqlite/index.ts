@@ -24,6 +24,7 @@ import {
   sha256,
   writtenKey,
 } from "../../contract/apply.js";
+import type { Filter } from "../../contract/filter.js";
 import type {
   AtomicWrite,
   ChangeEvent,
@@ -58,6 +59,7 @@ import {
   toEntry,
   toRawValue,
 } from "./schema.js";
+import { SqliteWhere } from "./where.js";
 
 export interface SqliteDriverOptions extends DriverOptions {
   /**
@@ -190,6 +192,7 @@ class SqliteDriver implements KvDriver {
   #closed = false;
   readonly #stmt: ReturnType<typeof prepareStatements>;
   readonly #queues: SqliteQueues;
+  readonly #where: SqliteWhere;
 
   constructor(db: Database.Database, options: SqliteDriverOptions) {
     this.#db = db;
@@ -201,6 +204,7 @@ class SqliteDriver implements KvDriver {
     this.#hash = options.hash ?? sha256;
     this.#queues = new SqliteQueues(db);
     this.#stmt = prepareStatements(db);
+    this.#where = new SqliteWhere(db);
   }
 
   snapshotReadSync(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
@@ -214,10 +218,11 @@ class SqliteDriver implements KvDriver {
   }
 
   async count(
-    range: { start: Uint8Array; end: Uint8Array },
+    range: { start: Uint8Array; end: Uint8Array; where?: Filter },
     options: ReadOptions,
   ): Promise<number> {
     this.#assertOpen();
+    if (range.where) return this.#where.count(range, range.where, options.now);
     return this.#stmt.count.get({ start: range.start, end: range.end, now: options.now }) as number;
   }
 
@@ -420,7 +425,13 @@ class SqliteDriver implements KvDriver {
 
   #readRange(range: ReadRange, options: ReadOptions): RawEntry[] {
     const meta = options.metadata === true;
-    const { start, end, limit } = range;
+    const { start, end, limit, where } = range;
+    if (where) {
+      if (limit <= 0 || Buffer.compare(start, end) >= 0) return [];
+      return this.#where
+        .read({ ...range, where }, options.now, meta)
+        .map((row) => toEntry(row, meta));
+    }
     if (limit === 1 && isPoint(start, end)) {
       const row = (
         meta

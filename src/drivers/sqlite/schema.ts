@@ -77,9 +77,9 @@ ${CHANGE_COLUMNS_DDL},
 ) WITHOUT ROWID;
 `;
 
-const LIVE = "(expires_at IS NULL OR expires_at > @now)";
-const BASE_COLUMNS = "key, value, encoding, vs, expires_at";
-const META_COLUMNS = `${BASE_COLUMNS}, revision, created_at, updated_at, tags, modified_by, comment, data_hash`;
+export const LIVE = "(expires_at IS NULL OR expires_at > @now)";
+export const BASE_COLUMNS = "key, value, encoding, vs, expires_at";
+export const META_COLUMNS = `${BASE_COLUMNS}, revision, created_at, updated_at, tags, modified_by, comment, data_hash`;
 
 export type Row = [Buffer, string | Buffer, number, number, number | null, ...unknown[]];
 
