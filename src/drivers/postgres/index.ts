@@ -22,6 +22,7 @@ import pg from "pg";
 import { keyId } from "../../codec/key.js";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
 import { DEFAULT_CHANGE_LOG_SIZE, DEFAULT_HISTORY_DEPTH, sha256 } from "../../contract/apply.js";
+import type { Filter } from "../../contract/filter.js";
 import type {
   AtomicWrite,
   ChangeEvent,
@@ -58,6 +59,7 @@ import {
   TYPES,
 } from "./rows.js";
 import { channelOf, migrate, quoteSchema } from "./schema.js";
+import { PostgresWhere } from "./where.js";
 
 export interface PostgresDriverOptions extends DriverOptions {
   /** The schema holding Cellar's tables (default: the URL's `schema` parameter, else `public`). */
@@ -233,6 +235,7 @@ class PostgresDriver implements KvDriver {
   readonly #reader: Reader;
   readonly #feed: ChangeFeed;
   readonly #sql: ReturnType<typeof readSql>;
+  readonly #where: PostgresWhere;
   readonly #committer: Committer;
   readonly #commitSql: CommitSql;
   readonly #queues: PostgresQueues;
@@ -251,6 +254,7 @@ class PostgresDriver implements KvDriver {
     this.#reader = new Reader(pool);
     this.#feed = feed;
     this.#sql = readSql(s);
+    this.#where = new PostgresWhere(s);
     this.#depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
     this.#commitSql = commitSql(s);
     this.#committer = new Committer({
@@ -277,6 +281,8 @@ class PostgresDriver implements KvDriver {
       (i) => ranges[i]!.limit > 0 && Buffer.compare(ranges[i]!.start, ranges[i]!.end) < 0,
     );
     if (wanted.length === 0) return out;
+    if (wanted.some((i) => ranges[i]!.where))
+      return this.#readFiltered(ranges, wanted, out, meta, options.now);
     if (wanted.every((i) => isPoint(ranges[i]!.start, ranges[i]!.end))) {
       const keys = wanted.map((i) => ranges[i]!.start);
       const { rows } = await this.#query(
@@ -300,8 +306,51 @@ class PostgresDriver implements KvDriver {
     return out;
   }
 
-  async count(range: KeyRange, options: ReadOptions): Promise<number> {
+  /**
+   * Reads with a filter: one statement for a single range when its first batch settles the
+   * page, else every range in one REPEATABLE READ transaction, batch after batch.
+   */
+  async #readFiltered(
+    ranges: readonly ReadRange[],
+    wanted: readonly number[],
+    out: RawEntry[][],
+    meta: boolean,
+    now: number,
+  ): Promise<RawEntry[][]> {
+    const only = wanted.length === 1 ? ranges[wanted[0]!]! : null;
+    if (only?.where) {
+      const read = (query: pg.QueryConfig) => this.#query(query);
+      const entries = await this.#where.read(read, { ...only, where: only.where }, now, meta, true);
+      if (entries) {
+        out[wanted[0]!] = entries;
+        return out;
+      }
+    }
+    return this.#committer.transaction(
+      async (client) => {
+        const read = (query: pg.QueryConfig) => client.query(query);
+        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        for (const i of wanted) {
+          const range = ranges[i]!;
+          out[i] = range.where
+            ? (await this.#where.read(read, { ...range, where: range.where }, now, meta, false))!
+            : ((await read(this.#rangeQuery(range, now, meta))).rows as KvRow[]).map((row) =>
+                entryOf(row, meta),
+              );
+        }
+        await client.query("COMMIT");
+        return out;
+      },
+      { idempotent: true },
+    );
+  }
+
+  async count(range: KeyRange & { where?: Filter }, options: ReadOptions): Promise<number> {
     this.#assertOpen();
+    if (range.where) {
+      const read = (query: pg.QueryConfig) => this.#query(query);
+      return this.#where.count(read, range, range.where, options.now);
+    }
     const { rows } = await this.#query(this.#sql.count(range.start, range.end, options.now));
     return (rows[0] as { n: number }).n;
   }
