@@ -17,6 +17,7 @@ import { queueSuite } from "./queue.js";
 import { transactionSuite } from "./transaction.js";
 import { ttlSuite } from "./ttl.js";
 import { watchSuite } from "./watch.js";
+import { whereSuite } from "./where.js";
 
 export type { KvCapability, KvTarget } from "./context.js";
 export { collect, manualClock } from "./context.js";
@@ -44,6 +45,7 @@ export function describeKvConformance(target: KvTarget): void {
       metadataSuite(target);
       namespaceSuite(target);
       badInputSuite(target);
+      whereSuite(target);
       lockSuite(target);
     });
     describe.skipIf(skipped("changes"))("changes", () => {

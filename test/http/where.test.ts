@@ -1,6 +1,6 @@
 /** Where filters over HTTP: POST /api/list and /api/count with `where`. */
 import { beforeAll, describe, expect, it } from "vitest";
-import { apiServer, scoped } from "./helpers.js";
+import { apiServer, scoped, stored } from "./helpers.js";
 
 describe("HTTP API", () => {
   const server = apiServer();
@@ -60,6 +60,31 @@ describe("HTTP API", () => {
         body: { prefix: ["people"], where: { age: { $lt: { $now: 0 } } } },
       });
       expect(now.json).toEqual({ count: 4 });
+    });
+
+    it("stores a remote client's JSON text as the server would write it, so filters read one value", async () => {
+      const key = stored("where", "people", "dup");
+      const written = await api.call("/api/driver/write", {
+        body: {
+          writes: [
+            {
+              checks: [],
+              mutations: [
+                { t: "set", k: key, v: { e: "json", d: '{ "name": "x", "name": "Dup" }' } },
+              ],
+            },
+          ],
+        },
+      });
+      expect(written.status, written.text).toBe(200);
+      const read = await api.call("/api/driver/read", {
+        body: { ranges: [{ start: key, end: `${key}AA`, limit: 1, reverse: false }] },
+      });
+      expect(read.json.results[0][0].v).toEqual({ e: "json", d: '{"name":"Dup"}' });
+      const count = await api.call("/api/count", {
+        body: { prefix: ["people"], where: { name: "Dup" } },
+      });
+      expect(count.json).toEqual({ count: 1 });
     });
 
     it("answers a malformed filter with 400 INVALID_FILTER naming the part", async () => {

@@ -106,12 +106,15 @@ class WireParser {
   value(raw: unknown): RawValue {
     const value = valueFromWire(raw);
     assertValueSize(this.core.limits, value);
+    let decoded: unknown;
     try {
-      decodeValue(value);
-      return value;
+      decoded = decodeValue(value);
     } catch (error) {
       throw new KvError("INVALID_VALUE", `the value does not decode: ${(error as Error).message}`);
     }
+    // JSON text is stored as this process writes it: no duplicate keys or other text that SQL
+    // engines read otherwise than JSON.parse does, so where filters agree on it.
+    return value.encoding === "json" ? { encoding: "json", data: JSON.stringify(decoded) } : value;
   }
 
   write(raw: unknown): WriteRequest {
