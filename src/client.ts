@@ -21,7 +21,7 @@ import {
 } from "./open-common.js";
 
 /** The options of `cellar`'s `openKv`, less the SQLite ones. */
-export type OpenKvOptions = Omit<NodeOpenKvOptions, "durability">;
+export type OpenKvOptions = Omit<NodeOpenKvOptions, "durability" | "crossProcessInterval">;
 
 /**
  * Opens a database in this page's memory for no path or `":memory:"`, or on the Cellar server at

@@ -27,6 +27,11 @@ export interface OpenKvOptions {
   readonly driver?: KvDriver | ((options: DriverOptions) => KvDriver | Promise<KvDriver>);
   /** SQLite only: `"full"` (default) fsyncs every commit group; `"normal"` fsyncs at checkpoints. */
   readonly durability?: "full" | "normal";
+  /**
+   * SQLite only: how often, in ms, a process with watchers or subscribers looks for other
+   * processes' commits to the file (default 20): the delay of their events here.
+   */
+  readonly crossProcessInterval?: number;
   readonly limits?: Partial<KvLimits>;
   readonly history?: HistoryOptions;
   /**
@@ -63,6 +68,7 @@ export function localSettings(options: OpenKvOptions): {
   const limits = resolveLimits(options.limits);
   assertPositiveInteger("history.depth", options.history?.depth, 1000);
   assertOptions("changeLog", options.changeLog, ["size", "age"]);
+  assertPositiveInteger("crossProcessInterval", options.crossProcessInterval, 60_000);
   assertPositiveInteger("changeLog.size", options.changeLog?.size);
   assertPositiveInteger("changeLog.age", options.changeLog?.age);
   const driverOptions = {

@@ -51,6 +51,9 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
         : (await import("./drivers/sqlite/index.js")).sqliteDriver(path, {
             ...driverOptions,
             ...(options.durability && { durability: options.durability }),
+            ...(options.crossProcessInterval !== undefined && {
+              crossProcessInterval: options.crossProcessInterval,
+            }),
           }));
   return openLocal(driver, limits, options);
 }

@@ -83,3 +83,16 @@ it("waits out another process's write lock on a new file, which SQLite reports w
   await kv.close();
   await once(holder, "exit");
 });
+
+it("looks for other processes' commits as often as crossProcessInterval says, and refuses a bad one", async () => {
+  const path = join(dir, "interval.db");
+  await expect(openKv(path, { crossProcessInterval: 0 })).rejects.toThrow(/crossProcessInterval/);
+  const kv = await openKv(path, { crossProcessInterval: 5 });
+  const seen: unknown[] = [];
+  const stop = kv.subscribe(["n"], (event) => seen.push(event.entry?.value));
+  await kv.currentVersionstamp();
+  await writeElsewhere(path, 'await kv.set(["n"], 1)');
+  await expect.poll(() => seen, { timeout: 2000 }).toEqual([1]);
+  stop();
+  await kv.close();
+});

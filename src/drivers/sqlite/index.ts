@@ -70,7 +70,7 @@ export interface SqliteDriverOptions extends DriverOptions {
   readonly durability?: "full" | "normal";
   /** How long a writer waits for another process's write lock, in ms (default 5000). */
   readonly busyTimeout?: number;
-  /** How often, in ms, to look for other processes' commits to the file (default 50). */
+  /** How often, in ms, to look for other processes' commits to the file (default 20). */
   readonly crossProcessInterval?: number;
 }
 
@@ -200,7 +200,7 @@ class SqliteDriver implements KvDriver {
     this.#logSize = options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE;
     this.#logAge = options.changeLogAge ?? 0;
     this.#maxValueSize = options.maxValueSize;
-    this.#crossProcessInterval = options.crossProcessInterval ?? 50;
+    this.#crossProcessInterval = options.crossProcessInterval ?? 20;
     this.#hash = options.hash ?? sha256;
     this.#queues = new SqliteQueues(db);
     this.#stmt = prepareStatements(db);
