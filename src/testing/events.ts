@@ -148,6 +148,24 @@ export function eventsSuite(target: KvTarget): void {
       expect(replayed[0]!.versionstamp > oldest!).toBe(true);
     });
 
+    it("keeps commits younger than changeLog.age past changeLog.size, and prunes them once older", async () => {
+      const clock = manualClock();
+      kv = await target.open({ changeLog: { size: 10, age: 60_000 }, clock: clock.now });
+      const first = await kv.set(["y"], 0);
+      for (let i = 1; i <= 60; i++) await kv.set(["y"], i);
+      const young = recorder();
+      kv.subscribe(["y"], young.listener, { since: first.versionstamp });
+      expect((await young.take(60)).map((e) => e.entry?.value)).toEqual(
+        Array.from({ length: 60 }, (_, i) => i + 1),
+      );
+      clock.advance(120_000);
+      for (let i = 61; i <= 120; i++) await kv.set(["y"], i);
+      const failed = new Promise<KvError>((resolve) => {
+        kv.subscribe(["y"], () => {}, { since: first.versionstamp, onError: resolve });
+      });
+      expect((await failed).code).toBe("COMPACTED");
+    });
+
     it("reports an expiry when the sweeper removes the entry", async () => {
       const clock = manualClock();
       kv = await target.open({ clock: clock.now, sweepInterval: 0 });

@@ -100,6 +100,13 @@ export function eventJson(shared: SharedEvent): string {
 
 const encoder = new TextEncoder();
 
+/** What every SSE framing ends with on an error, and how it joins a flush's items. */
+export const SSE_ENDINGS: Pick<Framing, "error" | "join"> = {
+  error: (error) =>
+    `event: error\ndata: ${JSON.stringify(errorBody(error.code, error.message, error.details))}\n\n`,
+  join: (items) => encoder.encode(items.join("")),
+};
+
 /** Events as SSE messages; only a commit's last event carries the id a client resumes from. */
 export const SSE_EVENTS: Framing = {
   batch: (batch: SharedBatch) => {
@@ -113,9 +120,7 @@ export const SSE_EVENTS: Framing = {
   },
   progress: (versionstamp) =>
     `event: progress\nid: ${versionstamp}\ndata: {"versionstamp":"${versionstamp}"}\n\n`,
-  error: (error) =>
-    `event: error\ndata: ${JSON.stringify(errorBody(error.code, error.message, error.details))}\n\n`,
-  join: (items) => encoder.encode(items.join("")),
+  ...SSE_ENDINGS,
 };
 
 /** An SSE response fed by `connect`, which gets the outlet and returns the disconnect function. */

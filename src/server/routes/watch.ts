@@ -25,12 +25,11 @@ import type { KvEntryMaybe } from "../../core/types.js";
 import type { ChangeBatch as Batch } from "../../core/watch.js";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
-import { errorBody } from "../../http/errors.js";
 import type { StreamRegistry } from "../../http/streams.js";
 import { keyFromPath } from "../../wire/json.js";
 import type { Broadcaster, Framing } from "../broadcast.js";
 import { Entry, entryJson, query, Versionstamp } from "../schemas.js";
-import { sseResponse } from "./events.js";
+import { SSE_ENDINGS, sseResponse } from "./events.js";
 import { errors, json } from "./keys.js";
 
 export interface WatchOptions {
@@ -121,17 +120,13 @@ function watchEntryJson(shared: SharedEvent): string {
   );
 }
 
-const encoder = new TextEncoder();
-
 /** Prefix-watch batches as SSE `change` messages, one per commit, id its versionstamp. */
 const SSE_CHANGES: Framing = {
   batch: (batch) =>
     `event: change\nid: ${batch.versionstamp}\ndata: {"versionstamp":"${batch.versionstamp}","entries":[${batch.events.map((e) => e.as(watchEntryJson)).join(",")}]}\n\n`,
   progress: () => ": ping\n\n",
-  error: (error) =>
-    `event: error\ndata: ${JSON.stringify(errorBody(error.code, error.message, error.details))}\n\n`,
   reset: (head) => `event: reset\nid: ${head}\ndata: {"versionstamp":"${head}","entries":[]}\n\n`,
-  join: (items) => encoder.encode(items.join("")),
+  ...SSE_ENDINGS,
 };
 
 export function watchRoutes(
