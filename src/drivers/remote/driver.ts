@@ -200,8 +200,8 @@ class Remote implements RemoteDriver {
   readonly #reads: Batcher<{ range: ReadRange; metadata: boolean; now: number }, RawEntry[]>;
   readonly #writes: Batcher<AtomicWrite, WireWriteResult>;
   #feed: AbortController | null = null;
-  /** Resolves once the change stream is connected (at once when there is none). */
-  #feedReady: Promise<void> = Promise.resolve();
+  /** Resolves once the change stream is connected; `null` when none is connecting. */
+  #feedReady: Promise<void> | null = null;
   #closed = false;
 
   constructor(
@@ -284,7 +284,7 @@ class Remote implements RemoteDriver {
   async atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
     this.#assertOpen();
     // A listener added just before this write hears of it only once its stream is connected.
-    await this.#feedReady;
+    if (this.#feedReady) await this.#feedReady;
     const result = await this.#writes.push(write);
     if ("vs" in result)
       return { versionstamp: result.vs, ...(result.enqueued && { enqueued: result.enqueued }) };
@@ -390,7 +390,7 @@ class Remote implements RemoteDriver {
     this.#assertOpen();
     // A listener's stream starts at the server's head when it connects: a page read before that
     // could end below it, and the commits in between would reach neither. So wait for it.
-    await this.#feedReady;
+    if (this.#feedReady) await this.#feedReady;
     return changePageFromWire(
       await this.#client.call<WireChangePage>("POST", "/api/driver/changes", { after, limit }),
     );
@@ -424,12 +424,17 @@ class Remote implements RemoteDriver {
   #startFeed(): void {
     const controller = new AbortController();
     this.#feed = controller;
-    let ready = () => {};
-    this.#feedReady = new Promise<void>((resolve) => {
-      ready = resolve;
+    let resolveReady = () => {};
+    const connecting = new Promise<void>((resolve) => {
+      resolveReady = resolve;
       // A server that cannot stream does not hold reads up for long.
       setTimeout(resolve, 5000).unref?.();
     });
+    this.#feedReady = connecting;
+    const ready = () => {
+      resolveReady();
+      if (this.#feedReady === connecting) this.#feedReady = null;
+    };
     controller.signal.addEventListener("abort", () => ready());
     let lastId: string | undefined;
     let delay = 50;
