@@ -34,7 +34,10 @@ export type KvErrorCode =
   | "INVALID_PATTERN"
   | "COMPACTED"
   | "SLOW_CONSUMER"
-  | "INVALID_FILTER";
+  | "INVALID_FILTER"
+  | "INVALID_QUERY"
+  | "UNIQUE_VIOLATION"
+  | "ALREADY_EXISTS";
 
 /**
  * The one error class Cellar throws for its own reasons. Catch it and switch on `code`.

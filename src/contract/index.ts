@@ -5,15 +5,17 @@
  */
 import type { KvChangeFeed } from "./changes.js";
 import type { KvQueueStore } from "./queues.js";
+import type { KvSearchStore } from "./search.js";
 import type { KvStorage } from "./storage.js";
 
 export type * from "./changes.js";
 export type * from "./filter.js";
 export type * from "./queues.js";
+export type * from "./search.js";
 export type * from "./storage.js";
 
 /** What `openKv` runs on: storage and a change feed, and queues when the driver has them. */
-export type KvDriver = KvStorage & KvChangeFeed & Partial<KvQueueStore>;
+export type KvDriver = KvStorage & KvChangeFeed & Partial<KvQueueStore> & Partial<KvSearchStore>;
 
 const QUEUE_METHODS = [
   "dequeue",
@@ -28,4 +30,9 @@ const QUEUE_METHODS = [
 /** True when `driver` implements the whole queue contract. */
 export function hasQueues(driver: KvDriver): driver is KvDriver & KvQueueStore {
   return QUEUE_METHODS.every((method) => typeof driver[method] === "function");
+}
+
+/** True when `driver` implements full-text search. */
+export function hasSearch(driver: KvDriver): driver is KvDriver & KvSearchStore {
+  return typeof driver.search === "function" && typeof driver.createSearchIndex === "function";
 }

@@ -13,6 +13,7 @@
 import type { RawValue } from "../codec/value.js";
 import type { Filter } from "./filter.js";
 import type { Enqueue, EnqueueResult } from "./queues.js";
+import type { SearchDoc } from "./search.js";
 
 /** A half-open byte range `[start, end)`. */
 export interface KeyRange {
@@ -152,6 +153,8 @@ export interface AtomicWrite {
   readonly mutations: readonly Mutation[];
   /** Queue messages committed with the mutations, or not at all. */
   readonly enqueues?: readonly Enqueue[];
+  /** Search documents of the keys written, applied after the mutations (see `search.ts`). */
+  readonly searchDocs?: readonly SearchDoc[];
   readonly now: number;
 }
 
