@@ -36,8 +36,10 @@ import type {
 import { KvError } from "../../errors.js";
 import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
 import { isPoint } from "../shared/range.js";
+import { unknownIndex } from "../shared/search-text.js";
 import { BTree } from "./btree.js";
 import { MemoryQueues } from "./queues.js";
+import type { MemorySearch } from "./search.js";
 
 const fromId = latin1Encode;
 
@@ -68,6 +70,8 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
   const hash = options.hash ?? sha256;
   let version = 0;
   let closed = false;
+  // Loaded with the first search index: MiniSearch costs nothing to databases without one.
+  let search: MemorySearch | null = null;
 
   const assertOpen = () => {
     if (closed) throw new KvError("DATABASE_CLOSED", "the database is closed");
@@ -235,8 +239,11 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
 
     async atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
       assertOpen();
+      const docs = write.searchDocs;
+      if (docs && search) search.check(docs);
       const done = commit(write.checks, write.mutations, write.now, write.rangeChecks);
       if (!done) return null;
+      if (docs && search) search.apply(docs, keyId);
       const enqueued = (write.enqueues ?? []).map((e) =>
         queues.enqueue(keyId(e.queue), e, write.now),
       );
@@ -303,6 +310,7 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
         store(id, null);
         histories.delete(id);
       }
+      search?.forget(expired);
       version++;
       emit({ versionstamp: formatVersionstamp(version), keys, entries: inKeyOrder(changes) }, now);
       return expired.length;
@@ -321,6 +329,7 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
       }
       for (const id of removed) store(id, null);
       for (const id of histories.keys()) if (id.startsWith(prefixId)) histories.delete(id);
+      search?.forgetPrefix(prefixId);
       queues.purge(prefixId);
       if (removed.length > 0) {
         version++;
@@ -356,6 +365,29 @@ export function memoryDriver(options: DriverOptions = {}): KvDriver {
     async close() {
       closed = true;
       listeners.clear();
+    },
+
+    async createSearchIndex(spec) {
+      assertOpen();
+      const { MemorySearch } = await import("./search.js");
+      search ??= new MemorySearch();
+      search.create(spec);
+    },
+
+    async dropSearchIndex(id) {
+      assertOpen();
+      search?.drop(id);
+    },
+
+    async search(request) {
+      assertOpen();
+      if (!search) throw unknownIndex(request.index);
+      const { now, where, metadata } = request;
+      const range = { start: keyId(request.range.start), end: keyId(request.range.end) };
+      return search.search(request, range, (id) => {
+        const entry = live(id, now);
+        return entry && rawMatches(where, entry.value) ? toRaw(fromId(id), entry, metadata) : null;
+      });
     },
 
     async listQueues(range, limit) {
