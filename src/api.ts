@@ -24,6 +24,7 @@ export {
   type KvSubscribeOptions,
   REST,
 } from "./core/events/index.js";
+export type * from "./core/indexes/types.js";
 export { Kv } from "./core/kv.js";
 export { DEFAULT_LIMITS, type KvLimits } from "./core/limits.js";
 export type { KvListIterator } from "./core/list.js";

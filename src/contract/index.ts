@@ -10,6 +10,7 @@ import type { KvStorage } from "./storage.js";
 
 export type * from "./changes.js";
 export type * from "./filter.js";
+export type * from "./indexes.js";
 export type * from "./queues.js";
 export type * from "./search.js";
 export type * from "./storage.js";

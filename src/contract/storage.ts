@@ -12,6 +12,7 @@
  */
 import type { RawValue } from "../codec/value.js";
 import type { Filter } from "./filter.js";
+import type { KvIndexHost } from "./indexes.js";
 import type { Enqueue, EnqueueResult } from "./queues.js";
 import type { SearchDoc } from "./search.js";
 
@@ -212,6 +213,12 @@ export interface KvStorage {
    * that group concurrent writes (SQLite, PostgreSQL). Returns the function that removes it.
    */
   onCommitGroup?(listener: (size: number) => void): () => void;
+
+  /**
+   * Set by a driver that is a client of another Cellar: that Cellar keeps the indexes and search
+   * indexes, so the core sends index calls here and adds no index work to its writes.
+   */
+  readonly indexHost?: KvIndexHost;
 
   /** Finishes pending writes, then releases the storage. Later calls fail with `DATABASE_CLOSED`. */
   close(): Promise<void>;

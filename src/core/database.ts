@@ -25,6 +25,7 @@ import {
 import { describe, fail, KvError } from "../errors.js";
 import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } from "./commit.js";
 import { EventHub } from "./events/hub.js";
+import { IndexEngine } from "./indexes/engine.js";
 import type { KvLimits } from "./limits.js";
 import {
   commitOperation,
@@ -35,7 +36,7 @@ import {
   readOperation,
 } from "./observe.js";
 import { QueueHandle } from "./queue-handle.js";
-import type { Scope } from "./scope.js";
+import { namespaceOf, type Scope } from "./scope.js";
 import { unref } from "./timers.js";
 import { warn } from "./warn.js";
 import { WatchHub, watchStream } from "./watch.js";
@@ -65,6 +66,11 @@ export class Database {
   readonly now: () => number;
   /** Called around every operation below (see `observe.ts`). */
   readonly observers = new Observers();
+  /**
+   * Indexes and search indexes, kept in this database's commits; `null` when the driver's other
+   * side keeps them (`driver.indexHost`, the remote driver).
+   */
+  readonly indexes: IndexEngine | null;
   #closed = false;
   #closing: Promise<void> | null = null;
   #sweeper: ReturnType<typeof setTimeout> | null = null;
@@ -77,6 +83,7 @@ export class Database {
     this.limits = options.limits;
     this.now = options.clock;
     this.hub = new WatchHub(driver);
+    this.indexes = driver.indexHost ? null : new IndexEngine(driver, options.clock);
     this.events = new EventHub({
       onChange: (listener) => driver.onChange(listener),
       changes: (after, limit) => driver.readChanges(after, limit),
@@ -156,7 +163,7 @@ export class Database {
     this.assertOpen();
     if (write.enqueues && write.enqueues.length > 0) this.#queues();
     const plan = planCommit(this, write, scope, now);
-    const done = this.#driver.atomicWrite(plan);
+    const done = this.indexes ? this.indexes.commit(plan) : this.#driver.atomicWrite(plan);
     if (!this.hub.watchesKeys) return done;
     // Watchers of the written keys capture the state this commit left before it resolves, so a
     // reader that keeps up sees each write acknowledged before the next (see `watch.ts`).
@@ -188,10 +195,15 @@ export class Database {
   ): Promise<RawEntry[][]> {
     this.assertOpen();
     this.#assertRanges(ranges, scope);
-    return this.#driver.snapshotRead(ranges, {
-      now: options.now ?? this.now(),
-      metadata: options.metadata === true,
-    });
+    const read = { now: options.now ?? this.now(), metadata: options.metadata === true };
+    const [only] = ranges;
+    if (this.indexes && ranges.length === 1 && only?.where) {
+      const where = only.where;
+      return this.indexes
+        .read({ ...only, where }, read)
+        .then((found) => (found ? [found] : this.#driver.snapshotRead(ranges, read)));
+    }
+    return this.#driver.snapshotRead(ranges, read);
   }
 
   /** {@link read}, answered at once by drivers that read in this process; `null` from others. */
@@ -282,10 +294,12 @@ export class Database {
     );
   }
 
-  #purgeNamespace(prefix: Uint8Array, scope: Scope, now: number): Promise<number> {
+  async #purgeNamespace(prefix: Uint8Array, scope: Scope, now: number): Promise<number> {
     this.assertOpen();
     if (scope.prefixLength(prefix) !== prefix.length)
       fail("INVALID_ARGUMENT", "purgeNamespace takes a namespace's prefix, nothing more");
+    // Its indexes go first: a crash in between leaves entries without indexes, never the reverse.
+    await this.indexes?.purgeNamespace(namespaceOf(prefix).name);
     return this.#driver.purge(prefix, now);
   }
 

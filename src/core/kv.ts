@@ -6,7 +6,7 @@ import type { KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
 import type { Filter, RawEntry } from "../contract/index.js";
-import { describe, fail } from "../errors.js";
+import { describe, fail, KvError } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
 import { batchStream } from "./events/batches.js";
@@ -22,6 +22,17 @@ import {
   listen,
 } from "./events/index.js";
 import { ANY, compilePattern, REST } from "./events/pattern.js";
+import type { IndexEngine } from "./indexes/engine.js";
+import type {
+  KvExplain,
+  KvIndexInfo,
+  KvIndexOptions,
+  KvIndexSelector,
+  KvSearchIndexInfo,
+  KvSearchIndexOptions,
+  KvSearchOptions,
+  KvSearchResult,
+} from "./indexes/types.js";
 import { assertNamespaceName, Keyspace } from "./keyspace.js";
 import {
   assertOptions,
@@ -71,6 +82,9 @@ const DEFAULT_BATCH = 100;
 const EXPIRE_ATTEMPTS = 100;
 const MAX_BATCH = 1000;
 const DELETE_BATCH = 500;
+
+const isIndexSelector = (selector: unknown): selector is KvIndexSelector =>
+  typeof selector === "object" && selector !== null && "index" in selector;
 
 const views = new WeakMap<Kv, { db: Database; keyspace: Keyspace }>();
 
@@ -244,11 +258,15 @@ export class Kv implements AsyncDisposable {
    * @example
    * for await (const { key, value } of kv.list({ prefix: ["users"] }, { limit: 50 })) {}
    */
-  list<T = unknown>(selector: KvListSelector, options: KvListOptions = {}): KvListIterator<T> {
+  list<T = unknown>(
+    selector: KvListSelector | KvIndexSelector,
+    options: KvListOptions = {},
+  ): KvListIterator<T> {
     this.#db.assertOpen();
     assertOptions("list", options, LIST_OPTIONS);
     assertPositiveInteger("limit", options.limit);
     assertPositiveInteger("batchSize", options.batchSize, MAX_BATCH);
+    if (isIndexSelector(selector)) return this.#listByIndex<T>(selector, options);
     const resolved = resolveSelector(selector, this.#keyspace);
     if (options.cursor !== undefined)
       rangeAfterCursor(resolved, options.cursor, options.reverse === true);
@@ -270,6 +288,135 @@ export class Kv implements AsyncDisposable {
         batchSize,
       },
     );
+  }
+
+  /** `list()` walking an index: entries in the order of its fields' values, then of their keys. */
+  #listByIndex<T>(selector: KvIndexSelector, options: KvListOptions): KvListIterator<T> {
+    const engine = this.#indexes();
+    const where = this.#where(options.where);
+    const metadata = options.metadata === true;
+    let walk: Awaited<ReturnType<IndexEngine["walk"]>> | null = null;
+    return new KvListIterator<T>(
+      async () => {
+        walk = await engine.walk(this.#keyspace.namespace, selector);
+        return { start: walk.start, end: walk.end, prefix: walk.prefix, common: walk.common };
+      },
+      async (range, limit, reverse) => {
+        this.#db.assertOpen();
+        const found = await walk!.pull(range, limit, reverse, where, metadata);
+        return found.map(({ entry, key }) => ({ entry: this.#entry<T>(entry), key }));
+      },
+      {
+        ...(options.limit !== undefined && { limit: options.limit }),
+        ...(options.cursor !== undefined && { cursor: options.cursor }),
+        reverse: options.reverse === true,
+        batchSize: options.batchSize ?? Math.min(options.limit ?? DEFAULT_BATCH, 500),
+      },
+    );
+  }
+
+  #indexes(): IndexEngine {
+    this.#db.assertOpen();
+    const engine = this.#db.indexes;
+    if (!engine)
+      throw new KvError("UNSUPPORTED", "this database's driver keeps no indexes of its own");
+    return engine;
+  }
+
+  /**
+   * Creates index `name` of this namespace on value `fields` of the entries under `prefix`, and
+   * indexes the entries already there (a batch per commit, reporting progress; writers go on
+   * meanwhile). From then on every write keeps it current in its own commit, and lists with a
+   * where filter on its fields read it. A `unique` index refuses a write that would give two
+   * entries the same values with `UNIQUE_VIOLATION`, writing nothing.
+   *
+   * @example
+   * await kv.createIndex("byEmail", { prefix: ["users"], fields: ["email"], unique: true });
+   * const [user] = await Array.fromAsync(kv.list({ prefix: ["users"] }, { where: { email: "ada@example.com" } }));
+   */
+  createIndex(name: string, options: KvIndexOptions): Promise<KvIndexInfo> {
+    return this.#indexes().createIndex(this.#keyspace.namespace, name, options);
+  }
+
+  /**
+   * How `list(selector, { where })` would be answered: the index it would read, or `null` for a
+   * scan of the range.
+   *
+   * @example
+   * await kv.explain({ prefix: ["users"] }, { where: { email: "ada@example.com" } }); // { index: "byEmail", ordered: true, ranges: 1 }
+   */
+  async explain(selector: KvListSelector, options: { where?: KvWhere } = {}): Promise<KvExplain> {
+    assertOptions("explain", options, ["where"]);
+    const { start, end } = resolveSelector(selector, this.#keyspace);
+    const where = this.#where(options.where);
+    if (!where) return { index: null, ordered: false, ranges: 0 };
+    return this.#indexes().explain({ start, end, limit: 1, reverse: false, where });
+  }
+
+  /** Drops index `name` of this namespace; `NOT_FOUND` when there is none. */
+  dropIndex(name: string): Promise<void> {
+    return this.#indexes().dropIndex(this.#keyspace.namespace, name);
+  }
+
+  /** The indexes of this namespace. */
+  listIndexes(): Promise<KvIndexInfo[]> {
+    return this.#indexes().listIndexes(this.#keyspace.namespace);
+  }
+
+  /**
+   * Creates full-text search index `name` on the text `fields` of the entries under `prefix`,
+   * and indexes the entries already there. Every write keeps it current in its own commit.
+   *
+   * @example
+   * await kv.createSearchIndex("posts", { prefix: ["posts"], fields: ["title", "body"], tokenizer: "stemmed" });
+   */
+  createSearchIndex(name: string, options: KvSearchIndexOptions): Promise<KvSearchIndexInfo> {
+    return this.#indexes().createSearchIndex(this.#keyspace.namespace, name, options);
+  }
+
+  /** Drops search index `name` of this namespace; `NOT_FOUND` when there is none. */
+  dropSearchIndex(name: string): Promise<void> {
+    return this.#indexes().dropSearchIndex(this.#keyspace.namespace, name);
+  }
+
+  /** The search indexes of this namespace. */
+  listSearchIndexes(): Promise<KvSearchIndexInfo[]> {
+    return this.#indexes().listSearchIndexes(this.#keyspace.namespace);
+  }
+
+  /**
+   * Entries of search index `name` matching `query`, best first: words (all must match),
+   * `"a phrase"`, `prefix*`, `-excluded`, `this OR that`. `where` filters the hits by value;
+   * `highlight` returns snippets with the matches marked.
+   *
+   * @example
+   * const { hits, cursor } = await kv.search("posts", 'sqlite "write ahead" -draft', { limit: 10, highlight: true });
+   */
+  async search<T = unknown>(
+    name: string,
+    query: string,
+    options: KvSearchOptions = {},
+  ): Promise<KvSearchResult<T>> {
+    assertOptions("search", options, ["where", "limit", "cursor", "highlight", "metadata"]);
+    const { hits, cursor } = await this.#indexes().search(this.#keyspace.namespace, name, query, {
+      where: this.#where(options.where),
+      limit: options.limit ?? 20,
+      cursor: options.cursor,
+      highlight: options.highlight,
+      metadata: options.metadata === true,
+    });
+    return {
+      hits: hits.map(({ hit, fields }) => {
+        const entry = this.#entry<T>(hit.entry);
+        if (!hit.highlights) return { ...entry, score: hit.score };
+        const highlights: Record<string, string | null> = {};
+        fields.forEach((field, i) => {
+          highlights[field] = hit.highlights![i] ?? null;
+        });
+        return { ...entry, score: hit.score, highlights };
+      }),
+      cursor,
+    };
   }
 
   /**

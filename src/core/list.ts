@@ -147,8 +147,12 @@ export class KvListIterator<T = unknown> implements AsyncIterableIterator<KvEntr
   #done = false;
   #count = 0;
 
+  #selector: ResolvedSelector | null;
+  readonly #resolve: (() => Promise<ResolvedSelector>) | null;
+
+  /** `selector` may be found lazily (an index walk loads its catalog first). */
   constructor(
-    private readonly selector: ResolvedSelector,
+    selector: ResolvedSelector | (() => Promise<ResolvedSelector>),
     private readonly pull: PullBatch<T>,
     private readonly options: {
       limit?: number;
@@ -159,11 +163,18 @@ export class KvListIterator<T = unknown> implements AsyncIterableIterator<KvEntr
   ) {
     // An iterator started from "" has no position yet, so reading its cursor throws, as in Deno.
     this.#cursor = options.cursor === "" ? undefined : options.cursor;
+    this.#selector = typeof selector === "function" ? null : selector;
+    this.#resolve = typeof selector === "function" ? selector : null;
+  }
+
+  /** The selector; set by the first `next()` when it is found lazily. */
+  get #resolved(): ResolvedSelector {
+    return this.#selector!;
   }
 
   get cursor(): string {
     if (this.#lastKey !== undefined) {
-      this.#cursor = encodeCursor(this.selector, this.#lastKey);
+      this.#cursor = encodeCursor(this.#resolved, this.#lastKey);
       this.#lastKey = undefined;
     }
     if (this.#cursor === undefined) {
@@ -177,9 +188,10 @@ export class KvListIterator<T = unknown> implements AsyncIterableIterator<KvEntr
       return { done: true, value: undefined };
     }
     if (this.#buffer.length === 0 && !this.#lastBatch) {
+      this.#selector ??= await this.#resolve!();
       const range = this.#lastKey
-        ? afterKey(this.selector, this.#lastKey, this.options.reverse)
-        : rangeAfterCursor(this.selector, this.#cursor, this.options.reverse);
+        ? afterKey(this.#resolved, this.#lastKey, this.options.reverse)
+        : rangeAfterCursor(this.#resolved, this.#cursor, this.options.reverse);
       const batch = await this.pull(range, this.options.batchSize, this.options.reverse);
       if (batch.length < this.options.batchSize) this.#lastBatch = true;
       this.#buffer = batch.reverse();

@@ -1,7 +1,7 @@
 import type { Kv, OpenKvOptions } from "../index.js";
 
 /** A part of the driver contract the suite checks on its own (see `contract/index.ts`). */
-export type KvCapability = "storage" | "changes" | "queues";
+export type KvCapability = "storage" | "changes" | "queues" | "indexes" | "search";
 
 /** How a conformance suite reaches one implementation of the Kv contract. */
 export interface KvTarget {

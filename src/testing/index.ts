@@ -9,6 +9,7 @@ import { badInputSuite } from "./bad-input.js";
 import type { KvCapability, KvTarget } from "./context.js";
 import { coreSuite } from "./core.js";
 import { eventsSuite } from "./events.js";
+import { indexSuite } from "./indexes.js";
 import { listSuite } from "./list.js";
 import { lockSuite } from "./locks.js";
 import { metadataSuite } from "./metadata.js";
@@ -53,5 +54,6 @@ export function describeKvConformance(target: KvTarget): void {
       eventsSuite(target);
     });
     describe.skipIf(skipped("queues"))("queues", () => queueSuite(target));
+    describe.skipIf(skipped("indexes"))("indexes", () => indexSuite(target));
   });
 }

@@ -1,0 +1,954 @@
+/**
+ * Secondary indexes and search indexes of one database: their catalogs, their maintenance in
+ * every commit, the read planner's execution, index walks, backfills, and search.
+ *
+ * Everything here is built on the storage contract: index entries are entries of the reserved
+ * namespace `$index:<namespace>` written in the same atomic write as the entries they index, and
+ * search documents ride in that write too (`AtomicWrite.searchDocs`). So any driver with storage
+ * has indexes, and a driver with a search engine has search.
+ */
+import { fromBase64Url, toBase64Url } from "../../codec/bytes.js";
+import {
+  compareBytes,
+  concatBytes,
+  encodeKey,
+  type KvKey,
+  type KvKeyPart,
+} from "../../codec/key.js";
+import { decodeValue, encodeValue } from "../../codec/value.js";
+import { rawMatches } from "../../contract/filter.js";
+import {
+  type AtomicWrite,
+  type Check,
+  type CommitResult,
+  type Filter,
+  hasSearch,
+  type KvDriver,
+  type Mutation,
+  type RawEntry,
+  type ReadRange,
+  type SearchHit,
+} from "../../contract/index.js";
+import { describe, fail, KvError } from "../../errors.js";
+import { namespaceOf } from "../scope.js";
+import { assertHighlightMarkers, parseSearchQuery } from "../search/query.js";
+import {
+  assertFields,
+  assertIndexName,
+  type Catalog,
+  COUNTER_KEY,
+  catalogKey,
+  compileCatalog,
+  EMPTY_CATALOG,
+  indexNamespace,
+  LANGUAGES,
+  MAX_INDEX_FIELDS,
+  MAX_INDEXES,
+  MAX_SEARCH_FIELDS,
+  type StoredCatalog,
+  type StoredIndex,
+  type StoredSearchIndex,
+  TOKENIZERS,
+} from "./catalog.js";
+import { scalarParts, userKeyOf } from "./fields.js";
+import { beforeRanges, type CatalogOf, derive, touchedKeys } from "./maintain.js";
+import { type IndexPlan, planRead } from "./plan.js";
+import type {
+  KvExplain,
+  KvIndexInfo,
+  KvIndexOptions,
+  KvIndexProgress,
+  KvIndexSelector,
+  KvSearchIndexInfo,
+  KvSearchIndexOptions,
+} from "./types.js";
+
+/** Attempts of a write whose index work keeps meeting concurrent changes. */
+const MAX_ATTEMPTS = 32;
+/** Entries indexed per commit of a backfill: writers wait for one batch at most. */
+const BACKFILL_BATCH = 256;
+/** Candidates an unordered index read gathers before it gives way to a scan. */
+const GATHER_LIMIT = 10_000;
+/** Entries fetched per read while answering from an index. */
+const FETCH_BATCH = 256;
+const MAX_SEARCH_LIMIT = 1000;
+const MARK = { start: "<mark>", end: "</mark>" };
+
+const point = (key: Uint8Array): ReadRange => ({
+  start: key,
+  end: concatBytes(key, 0x00),
+  limit: 1,
+  reverse: false,
+});
+
+type StoredDef = StoredIndex | StoredSearchIndex;
+type Kind = "indexes" | "search";
+
+export class IndexEngine {
+  readonly #driver: KvDriver;
+  readonly #now: () => number;
+  readonly #catalogs = new Map<string, Catalog>();
+  /** Namespace names by their stored prefix, so a commit decodes each name once. */
+  readonly #names = new Map<string, { name: string; length: number }>();
+  /** Commits being prepared (reading before they write), and the end of their chain. */
+  #preparing = 0;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(driver: KvDriver, now: () => number) {
+    this.#driver = driver;
+    this.#now = now;
+  }
+
+  // ---- Catalogs ----------------------------------------------------------------------------
+
+  /** `namespace`'s catalog, from the cache or storage. */
+  async catalog(namespace: string): Promise<Catalog> {
+    return this.#catalogs.get(namespace) ?? this.#load(namespace);
+  }
+
+  async #load(namespace: string): Promise<Catalog> {
+    const [found = []] = await this.#driver.snapshotRead([point(catalogKey(namespace))], {
+      now: this.#now(),
+    });
+    const raw = found[0];
+    const stored = raw ? (decodeValue(raw.value) as StoredCatalog) : EMPTY_CATALOG;
+    const catalog = compileCatalog(namespace, raw?.versionstamp ?? null, stored);
+    this.#catalogs.set(namespace, catalog);
+    return catalog;
+  }
+
+  /** Reloads the catalogs of `namespaces`; true when any changed since it was cached. */
+  async #refresh(namespaces: Iterable<string>): Promise<boolean> {
+    let changed = false;
+    for (const namespace of namespaces) {
+      const before = this.#catalogs.get(namespace)?.versionstamp;
+      const after = (await this.#load(namespace)).versionstamp;
+      if (before !== after) changed = true;
+    }
+    return changed;
+  }
+
+  #namespace(key: Uint8Array): { name: string; length: number } {
+    // The namespace part ends at the first unescaped 0x00; look it up by its bytes.
+    let end = 1;
+    while (end < key.length && !(key[end] === 0 && key[end + 1] !== 0xff))
+      end += key[end] === 0 ? 2 : 1;
+    const id = String.fromCharCode(...key.subarray(0, Math.min(end + 1, key.length)));
+    let found = this.#names.get(id);
+    if (!found) {
+      const { name, prefixLength } = namespaceOf(key);
+      found = { name, length: prefixLength };
+      if (this.#names.size > 10_000) this.#names.clear();
+      this.#names.set(id, found);
+    }
+    return found;
+  }
+
+  // ---- The write path ----------------------------------------------------------------------
+
+  /**
+   * Commits `write` with the index work it implies. The fast path (no index covers any key, the
+   * catalogs cached) costs one extra check per namespace written.
+   */
+  commit(write: AtomicWrite): Promise<CommitResult | null> {
+    if (this.#preparing > 0) return this.#commitSlow(write, this.#namespacesOf(write), 0);
+    if (write.mutations.length === 0) return this.#driver.atomicWrite(write);
+    const namespaces = new Map<string, number>();
+    let missing = false;
+    for (const mutation of write.mutations) {
+      const { name, length } = this.#namespace(mutation.key);
+      if (name.startsWith("$") || namespaces.has(name)) continue;
+      namespaces.set(name, length);
+      if (!this.#catalogs.has(name)) missing = true;
+    }
+    if (namespaces.size === 0) return this.#driver.atomicWrite(write);
+    if (missing) return this.#commitSlow(write, namespaces, 0);
+    const catalogOf = this.#catalogOf(namespaces);
+    const touched = touchedKeys(write, catalogOf);
+    if (touched) return this.#commitSlow(write, namespaces, 0);
+    const checks = [...write.checks, ...this.#catalogChecks(namespaces)];
+    return this.#driver
+      .atomicWrite({ ...write, checks })
+      .then((result) => result ?? this.#afterFailure(write, namespaces, false, 0));
+  }
+
+  #namespacesOf(write: AtomicWrite): Map<string, number> {
+    const namespaces = new Map<string, number>();
+    for (const mutation of write.mutations) {
+      const { name, length } = this.#namespace(mutation.key);
+      if (!name.startsWith("$")) namespaces.set(name, length);
+    }
+    return namespaces;
+  }
+
+  #catalogOf(namespaces: Map<string, number>): CatalogOf {
+    return (key) => {
+      const { name, length } = this.#namespace(key);
+      const catalog = name.startsWith("$") ? undefined : this.#catalogs.get(name);
+      return {
+        catalog: catalog ?? compileCatalog(name, null, EMPTY_CATALOG),
+        namespaceLength: length ?? namespaces.get(name),
+      };
+    };
+  }
+
+  #catalogChecks(namespaces: Map<string, number>): Check[] {
+    return [...namespaces.keys()].map((name) => ({
+      key: catalogKey(name),
+      versionstamp: this.#catalogs.get(name)?.versionstamp ?? null,
+    }));
+  }
+
+  /**
+   * A commit with reads to do first: its preparation waits for the ones before it, and its write
+   * is handed to the driver as soon as it is prepared, so commits keep the order they were made
+   * in (a later write never takes an earlier versionstamp).
+   */
+  #commitSlow(
+    write: AtomicWrite,
+    namespaces: Map<string, number>,
+    attempt: number,
+  ): Promise<CommitResult | null> {
+    this.#preparing++;
+    const step = this.#tail.then(async () => {
+      const prepared = await this.#prepare(write, namespaces);
+      return {
+        touched: prepared.touched,
+        result: prepared.write ? this.#driver.atomicWrite(prepared.write) : null,
+      };
+    });
+    this.#tail = step.then(
+      () => this.#preparing--,
+      () => this.#preparing--,
+    );
+    return step.then(async ({ touched, result }) => {
+      if (result === null) return null;
+      return (await result) ?? this.#afterFailure(write, namespaces, touched, attempt);
+    });
+  }
+
+  /** The write with its index work; `write: null` when a check of the caller's already fails. */
+  async #prepare(
+    write: AtomicWrite,
+    namespaces: Map<string, number>,
+  ): Promise<{ write: AtomicWrite | null; touched: boolean }> {
+    for (const name of namespaces.keys()) if (!this.#catalogs.has(name)) await this.#load(name);
+    const touched = touchedKeys(write, this.#catalogOf(namespaces));
+    const full: AtomicWrite = {
+      ...write,
+      checks: [...write.checks, ...this.#catalogChecks(namespaces)],
+    };
+    if (!touched) return { write: full, touched: false };
+    const ranges = beforeRanges(touched);
+    const read =
+      ranges.length > 0 ? await this.#driver.snapshotRead(ranges, { now: write.now }) : [];
+    let derived: Awaited<ReturnType<typeof derive>>;
+    try {
+      derived = await derive(
+        write,
+        touched,
+        read.map((found) => found[0] ?? null),
+        (probe) => this.#driver.snapshotRead(probe, { now: write.now }),
+      );
+    } catch (error) {
+      // A failed check wins over what the mutations would do, as in the driver.
+      if (error instanceof KvError && !(await this.#checksHold(write)))
+        return { write: null, touched: true };
+      throw error;
+    }
+    return {
+      touched: true,
+      write: {
+        ...full,
+        checks: [...full.checks, ...derived.checks],
+        ...((write.rangeChecks?.length || derived.rangeChecks.length) && {
+          rangeChecks: [...(write.rangeChecks ?? []), ...derived.rangeChecks],
+        }),
+        mutations: [...write.mutations, ...derived.mutations],
+        ...(derived.searchDocs.length > 0 && { searchDocs: derived.searchDocs }),
+      },
+    };
+  }
+
+  /** After a failed commit: plan again if the catalogs or the index work went stale, else `null`. */
+  async #afterFailure(
+    write: AtomicWrite,
+    namespaces: Map<string, number>,
+    touched: boolean,
+    attempt: number,
+  ): Promise<CommitResult | null> {
+    const stale = await this.#refresh(namespaces.keys());
+    if (!stale && !(touched && (await this.#checksHold(write)))) return null;
+    if (attempt + 1 >= MAX_ATTEMPTS)
+      throw new KvError(
+        "CONFLICT",
+        `the indexed entries kept changing under this write (${MAX_ATTEMPTS} attempts)`,
+      );
+    return this.#commitSlow(write, namespaces, attempt + 1);
+  }
+
+  /** Whether the caller's own checks hold now. */
+  async #checksHold(write: AtomicWrite): Promise<boolean> {
+    const rangeChecks = write.rangeChecks ?? [];
+    if (write.checks.length === 0 && rangeChecks.length === 0) return true;
+    const read = await this.#driver.snapshotRead(
+      [
+        ...write.checks.map((check) => point(check.key)),
+        ...rangeChecks.map((r) => ({
+          start: r.start,
+          end: r.end,
+          limit: r.count + 1,
+          reverse: false,
+        })),
+      ],
+      { now: write.now },
+    );
+    const n = write.checks.length;
+    return (
+      write.checks.every(
+        (check, i) => (read[i]?.[0]?.versionstamp ?? null) === check.versionstamp,
+      ) && rangeChecks.every((check, i) => (read[n + i]?.length ?? 0) === check.count)
+    );
+  }
+
+  // ---- The read path -----------------------------------------------------------------------
+
+  /**
+   * Answers a read with a where filter from an index when one applies: the same entries a scan
+   * returns, in key order. `null` when no index applies (the caller scans).
+   */
+  async read(
+    range: ReadRange & { readonly where: Filter },
+    options: { now: number; metadata: boolean },
+  ): Promise<RawEntry[] | null> {
+    const { name, length } = this.#namespace(range.start);
+    if (name.startsWith("$")) return null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const catalog = await this.catalog(name);
+      if (catalog.indexes.length === 0) return null;
+      const plan = planRead(catalog, range, range.where);
+      if (!plan) return null;
+      const result = plan.ordered
+        ? await this.#readOrdered(catalog, plan, range, length, options)
+        : await this.#readGathered(catalog, plan, range, length, options);
+      if (result !== STALE) return result;
+      await this.#load(name);
+    }
+    return null;
+  }
+
+  /** Which index a read with a where filter would use (see `plan.ts`). */
+  async explain(range: ReadRange & { readonly where: Filter }): Promise<KvExplain> {
+    const { name } = this.#namespace(range.start);
+    if (name.startsWith("$")) return NO_PLAN;
+    const plan = planRead(await this.#load(name), range, range.where);
+    return plan
+      ? { index: plan.index.def.name, ordered: plan.ordered, ranges: plan.ranges.length }
+      : NO_PLAN;
+  }
+
+  /** Reads index ranges with the catalog's entry in the same snapshot; `STALE` if it changed. */
+  async #readIndex(
+    catalog: Catalog,
+    ranges: readonly ReadRange[],
+    now: number,
+  ): Promise<RawEntry[][] | typeof STALE> {
+    const read = await this.#driver.snapshotRead(
+      [...ranges, point(catalogKey(catalog.namespace))],
+      {
+        now,
+      },
+    );
+    const current = read.pop()?.[0]?.versionstamp ?? null;
+    return current === catalog.versionstamp ? read : STALE;
+  }
+
+  /** Equality on every field: the index lists the entries in key order, page by page. */
+  async #readOrdered(
+    catalog: Catalog,
+    plan: IndexPlan,
+    range: ReadRange & { readonly where: Filter },
+    namespaceLength: number,
+    options: { now: number; metadata: boolean },
+  ): Promise<RawEntry[] | typeof STALE> {
+    const fields = plan.ranges[0];
+    if (!fields) return [];
+    const nsPrefix = range.start.subarray(0, namespaceLength);
+    let start = concatBytes(fields.start, range.start.subarray(namespaceLength));
+    let end = concatBytes(fields.start, range.end.subarray(namespaceLength));
+    const out: RawEntry[] = [];
+    const batch = Math.min(Math.max(range.limit, 16), 1000);
+    for (;;) {
+      const read = await this.#readIndex(
+        catalog,
+        [{ start, end, limit: batch, reverse: range.reverse }],
+        options.now,
+      );
+      if (read === STALE) return STALE;
+      const found = read[0] ?? [];
+      const keys = found.map((e) => join(nsPrefix, e.key.subarray(fields.start.length)));
+      for (const entry of await this.#fetch(keys, range.where, options)) {
+        out.push(entry);
+        if (out.length === range.limit) return out;
+      }
+      const last = found.at(-1);
+      if (!last || found.length < batch) return out;
+      if (range.reverse) end = last.key;
+      else start = concatBytes(last.key, 0x00);
+    }
+  }
+
+  /** Any other plan: gather the candidates' keys, sort them, fetch until the page is full. */
+  async #readGathered(
+    catalog: Catalog,
+    plan: IndexPlan,
+    range: ReadRange & { readonly where: Filter },
+    namespaceLength: number,
+    options: { now: number; metadata: boolean },
+  ): Promise<RawEntry[] | null | typeof STALE> {
+    const read = await this.#readIndex(
+      catalog,
+      plan.ranges.map((r) => ({ ...r, limit: GATHER_LIMIT + 1, reverse: false })),
+      options.now,
+    );
+    if (read === STALE) return STALE;
+    const nsPrefix = range.start.subarray(0, namespaceLength);
+    const entriesLength = plan.index.entries.length;
+    const fieldCount = plan.index.paths.length;
+    const keys: Uint8Array[] = [];
+    for (const found of read) {
+      for (const entry of found) {
+        const key = join(nsPrefix, userKeyOf(entriesLength, fieldCount, entry.key));
+        if (compareBytes(key, range.start) >= 0 && compareBytes(key, range.end) < 0) keys.push(key);
+      }
+      if (keys.length > GATHER_LIMIT) return null;
+    }
+    keys.sort(range.reverse ? (a, b) => compareBytes(b, a) : compareBytes);
+    const out: RawEntry[] = [];
+    for (let i = 0; i < keys.length && out.length < range.limit; i += FETCH_BATCH) {
+      for (const entry of await this.#fetch(keys.slice(i, i + FETCH_BATCH), range.where, options)) {
+        out.push(entry);
+        if (out.length === range.limit) break;
+      }
+    }
+    return out;
+  }
+
+  /** The live entries of `keys` whose values match `where`, in the order of `keys`. */
+  async #fetch(
+    keys: readonly Uint8Array[],
+    where: Filter | undefined,
+    options: { now: number; metadata: boolean },
+  ): Promise<RawEntry[]> {
+    if (keys.length === 0) return [];
+    const read = await this.#driver.snapshotRead(keys.map(point), options);
+    const out: RawEntry[] = [];
+    for (const found of read) {
+      const entry = found[0];
+      if (entry && (where === undefined || rawMatches(where, entry.value))) out.push(entry);
+    }
+    return out;
+  }
+
+  // ---- Index walks -------------------------------------------------------------------------
+
+  /**
+   * The byte range of an index selector, and a reader of its entries: index keys with the
+   * entries they point at, in index order.
+   */
+  async walk(
+    namespace: string,
+    selector: KvIndexSelector,
+  ): Promise<{
+    start: Uint8Array;
+    end: Uint8Array;
+    prefix: Uint8Array | null;
+    common: Uint8Array;
+    pull: (
+      range: { start: Uint8Array; end: Uint8Array },
+      limit: number,
+      reverse: boolean,
+      where: Filter | undefined,
+      metadata: boolean,
+    ) => Promise<{ entry: RawEntry; key: Uint8Array }[]>;
+  }> {
+    assertIndexName(selector.index);
+    const catalog = await this.catalog(namespace);
+    const index = catalog.indexes.find((i) => i.def.name === selector.index);
+    if (!index) throw notFound("index", selector.index, namespace);
+    const bound = (values: unknown, what: string): Uint8Array => {
+      if (!Array.isArray(values) || values.length > index.paths.length)
+        fail(
+          "INVALID_SELECTOR",
+          `an index selector's ${what} is an array of up to ${index.paths.length} field values, got ${describe(values)}`,
+        );
+      return encodeKey(
+        values.flatMap((value: unknown) => scalarParts(value)),
+        index.entries,
+      );
+    };
+    let start: Uint8Array;
+    let end: Uint8Array;
+    let prefix: Uint8Array | null = null;
+    if (selector.prefix !== undefined) {
+      prefix = bound(selector.prefix, "prefix");
+      start = selector.start !== undefined ? bound(selector.start, "start") : prefix;
+      end = selector.end !== undefined ? bound(selector.end, "end") : concatBytes(prefix, 0xff);
+    } else {
+      start = selector.start !== undefined ? bound(selector.start, "start") : index.entries;
+      end =
+        selector.end !== undefined ? bound(selector.end, "end") : concatBytes(index.entries, 0xff);
+    }
+    if (compareBytes(start, end) > 0)
+      fail("INVALID_SELECTOR", "the index selector's start is after its end");
+    const nsPrefix = encodeKey([namespace]);
+    const pull = async (
+      range: { start: Uint8Array; end: Uint8Array },
+      limit: number,
+      reverse: boolean,
+      where: Filter | undefined,
+      metadata: boolean,
+    ) => {
+      const now = this.#now();
+      const out: { entry: RawEntry; key: Uint8Array }[] = [];
+      let { start: from, end: to } = range;
+      for (;;) {
+        const read = await this.#readIndex(
+          catalog,
+          [{ start: from, end: to, limit, reverse }],
+          now,
+        );
+        if (read === STALE) {
+          await this.#load(namespace);
+          throw new KvError(
+            "CONFLICT",
+            `index ${JSON.stringify(selector.index)} changed during the list`,
+          );
+        }
+        const found = read[0] ?? [];
+        const keys = found.map((e) =>
+          join(nsPrefix, userKeyOf(index.entries.length, index.paths.length, e.key)),
+        );
+        const entries = await this.#driver.snapshotRead(keys.map(point), { now, metadata });
+        for (let i = 0; i < found.length; i++) {
+          const entry = entries[i]?.[0];
+          if (entry && (where === undefined || rawMatches(where, entry.value)))
+            out.push({ entry, key: found[i]!.key });
+          if (out.length === limit) return out;
+        }
+        const last = found.at(-1);
+        if (!last || found.length < limit) return out;
+        if (reverse) to = last.key;
+        else from = concatBytes(last.key, 0x00);
+      }
+    };
+    return { start, end, prefix, common: prefix ?? index.entries, pull };
+  }
+
+  // ---- Definitions ---------------------------------------------------------------------------
+
+  async createIndex(
+    namespace: string,
+    name: string,
+    options: KvIndexOptions,
+  ): Promise<KvIndexInfo> {
+    assertIndexName(name);
+    assertDefinitionOptions(options, ["prefix", "fields", "unique", "onProgress"]);
+    assertFields(options.fields, MAX_INDEX_FIELDS);
+    if (options.unique !== undefined && typeof options.unique !== "boolean")
+      fail("INVALID_ARGUMENT", `unique is a boolean, got ${describe(options.unique)}`);
+    const prefix = assertPrefix(options.prefix);
+    const id = await this.#allocate(namespace, "indexes", name);
+    const def: StoredIndex = {
+      name,
+      id,
+      prefix,
+      fields: [...options.fields],
+      unique: options.unique === true,
+      state: "building",
+      createdAt: this.#now(),
+    };
+    await this.#define(namespace, "indexes", def);
+    await this.#backfill(namespace, "indexes", def, options.onProgress);
+    return infoOf(await this.#define(namespace, "indexes", { ...def, state: "ready" }, true));
+  }
+
+  async createSearchIndex(
+    namespace: string,
+    name: string,
+    options: KvSearchIndexOptions,
+  ): Promise<KvSearchIndexInfo> {
+    const driver = this.#driver;
+    if (!hasSearch(driver))
+      throw new KvError("UNSUPPORTED", "this database's driver has no full-text search");
+    assertIndexName(name, "a search index");
+    assertDefinitionOptions(options, ["prefix", "fields", "tokenizer", "language", "onProgress"]);
+    assertFields(options.fields, MAX_SEARCH_FIELDS);
+    const tokenizer = options.tokenizer ?? "word";
+    if (!TOKENIZERS.includes(tokenizer))
+      fail(
+        "INVALID_ARGUMENT",
+        `tokenizer is one of ${TOKENIZERS.join(", ")}, got ${describe(tokenizer)}`,
+      );
+    const language = options.language ?? "english";
+    if (!LANGUAGES.includes(language))
+      fail(
+        "INVALID_ARGUMENT",
+        `language is one of ${LANGUAGES.join(", ")}, got ${describe(language)}`,
+      );
+    const prefix = assertPrefix(options.prefix);
+    const id = await this.#allocate(namespace, "search", name);
+    await driver.createSearchIndex({ id, fields: options.fields.length, tokenizer, language });
+    const def: StoredSearchIndex = {
+      name,
+      id,
+      prefix,
+      fields: [...options.fields],
+      tokenizer,
+      language,
+      state: "building",
+      createdAt: this.#now(),
+    };
+    await this.#define(namespace, "search", def);
+    await this.#backfill(namespace, "search", def, options.onProgress);
+    return searchInfoOf(await this.#define(namespace, "search", { ...def, state: "ready" }, true));
+  }
+
+  /** Reserves an id for a new definition, refusing a taken name or one too many. */
+  async #allocate(namespace: string, kind: Kind, name: string): Promise<number> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const catalog = await this.#load(namespace);
+      const defs: readonly StoredDef[] = catalog.stored[kind];
+      if (defs.some((d) => d.name === name))
+        throw new KvError(
+          "ALREADY_EXISTS",
+          `${kind === "search" ? "search index" : "index"} ${JSON.stringify(name)} already exists in namespace ${JSON.stringify(namespace)}`,
+        );
+      if (defs.length >= MAX_INDEXES)
+        fail(
+          "LIMIT_EXCEEDED",
+          `a namespace has at most ${MAX_INDEXES} ${kind === "search" ? "search indexes" : "indexes"}`,
+        );
+      const now = this.#now();
+      const [found = []] = await this.#driver.snapshotRead([point(COUNTER_KEY)], { now });
+      const current = found[0];
+      const id = current ? (decodeValue(current.value) as number) + 1 : 1;
+      const done = await this.#driver.atomicWrite({
+        checks: [{ key: COUNTER_KEY, versionstamp: current?.versionstamp ?? null }],
+        mutations: [{ type: "set", key: COUNTER_KEY, value: encodeValue(id), expiresAt: null }],
+        now,
+      });
+      if (done) return id;
+    }
+    throw new KvError("CONFLICT", "could not number the new index: too many at once");
+  }
+
+  /** Writes `def` into the catalog (adding it, or replacing the one of its id when `replace`). */
+  async #define<T extends StoredDef>(
+    namespace: string,
+    kind: Kind,
+    def: T,
+    replace = false,
+  ): Promise<T> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const catalog = await this.#load(namespace);
+      const defs = catalog.stored[kind] as readonly StoredDef[];
+      if (replace && !defs.some((d) => d.id === def.id))
+        throw new KvError(
+          "NOT_FOUND",
+          `${JSON.stringify(def.name)} was dropped while it was being built`,
+        );
+      if (!replace && defs.some((d) => d.name === def.name))
+        throw new KvError(
+          "ALREADY_EXISTS",
+          `${JSON.stringify(def.name)} already exists in namespace ${JSON.stringify(namespace)}`,
+        );
+      const next = replace ? defs.map((d) => (d.id === def.id ? def : d)) : [...defs, def];
+      if (await this.#writeCatalog(catalog, { ...catalog.stored, [kind]: next })) return def;
+    }
+    throw new KvError("CONFLICT", "the catalog kept changing");
+  }
+
+  async #writeCatalog(catalog: Catalog, stored: StoredCatalog): Promise<boolean> {
+    const key = catalogKey(catalog.namespace);
+    const empty = stored.indexes.length === 0 && stored.search.length === 0;
+    const mutation: Mutation = empty
+      ? { type: "delete", key }
+      : { type: "set", key, value: encodeValue(stored), expiresAt: null };
+    const done = await this.#driver.atomicWrite({
+      checks: [{ key, versionstamp: catalog.versionstamp }],
+      mutations: [mutation],
+      now: this.#now(),
+    });
+    if (done)
+      this.#catalogs.set(
+        catalog.namespace,
+        compileCatalog(catalog.namespace, empty ? null : done.versionstamp, stored),
+      );
+    return done !== null;
+  }
+
+  /**
+   * Indexes the entries already under the prefix, a batch per commit, each with checks on the
+   * entries it read: writers never wait for more than a batch, and one that changed an entry in
+   * between makes the batch read again (it maintained the index for its own write).
+   */
+  async #backfill(
+    namespace: string,
+    kind: Kind,
+    def: StoredDef,
+    onProgress: ((progress: KvIndexProgress) => void) | undefined,
+  ): Promise<void> {
+    const covered = encodeKey(def.prefix, encodeKey([namespace]));
+    const end = concatBytes(covered, 0xff);
+    let start = concatBytes(covered, 0x00);
+    const total = await this.#driver.count({ start, end }, { now: this.#now() });
+    let indexed = 0;
+    const namespaceLength = encodeKey([namespace]).length;
+    try {
+      for (let attempt = 0; ; ) {
+        const catalog = await this.catalog(namespace);
+        const only = restrict(catalog, kind, def.id);
+        if (!only)
+          throw new KvError(
+            "NOT_FOUND",
+            `${JSON.stringify(def.name)} was dropped while it was being built`,
+          );
+        const now = this.#now();
+        const [batch = []] = await this.#driver.snapshotRead(
+          [{ start, end, limit: BACKFILL_BATCH, reverse: false }],
+          { now },
+        );
+        if (batch.length === 0) break;
+        const touched = batch.map((entry) => ({
+          key: entry.key,
+          namespaceLength,
+          catalog: only,
+          fresh: false,
+          before: null,
+          after: null,
+        }));
+        const derived = await derive({ checks: [], mutations: [], now }, touched, batch, (probe) =>
+          this.#driver.snapshotRead(probe, { now }),
+        );
+        const done = await this.#driver.atomicWrite({
+          checks: [
+            { key: catalogKey(namespace), versionstamp: catalog.versionstamp },
+            ...derived.checks,
+          ],
+          ...(derived.rangeChecks.length > 0 && { rangeChecks: derived.rangeChecks }),
+          mutations: derived.mutations,
+          ...(derived.searchDocs.length > 0 && { searchDocs: derived.searchDocs }),
+          now,
+        });
+        if (!done) {
+          await this.#load(namespace);
+          if (++attempt >= MAX_ATTEMPTS * 4)
+            throw new KvError(
+              "CONFLICT",
+              `the entries under the index's prefix kept changing during its backfill`,
+            );
+          continue;
+        }
+        attempt = 0;
+        indexed += batch.length;
+        onProgress?.({ name: def.name, indexed, total: Math.max(total, indexed) });
+        if (batch.length < BACKFILL_BATCH) break;
+        start = concatBytes(batch.at(-1)!.key, 0x00);
+      }
+    } catch (error) {
+      await this.#drop(namespace, kind, def.name).catch(() => {});
+      throw error;
+    }
+  }
+
+  async dropIndex(namespace: string, name: string): Promise<void> {
+    assertIndexName(name);
+    await this.#drop(namespace, "indexes", name);
+  }
+
+  async dropSearchIndex(namespace: string, name: string): Promise<void> {
+    assertIndexName(name, "a search index");
+    await this.#drop(namespace, "search", name);
+  }
+
+  async #drop(namespace: string, kind: Kind, name: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const catalog = await this.#load(namespace);
+      const defs = catalog.stored[kind] as readonly StoredDef[];
+      const def = defs.find((d) => d.name === name);
+      if (!def) throw notFound(kind === "search" ? "search index" : "index", name, namespace);
+      if (
+        !(await this.#writeCatalog(catalog, {
+          ...catalog.stored,
+          [kind]: defs.filter((d) => d !== def),
+        }))
+      )
+        continue;
+      // Nothing reads or writes the entries of an index out of the catalog: remove them at leisure.
+      if (kind === "search" && hasSearch(this.#driver)) await this.#driver.dropSearchIndex(def.id);
+      else
+        await this.#driver.purge(encodeKey([indexNamespace(namespace), "e", def.id]), this.#now());
+      return;
+    }
+    throw new KvError("CONFLICT", "the catalog kept changing");
+  }
+
+  async listIndexes(namespace: string): Promise<KvIndexInfo[]> {
+    return (await this.#load(namespace)).stored.indexes.map(infoOf);
+  }
+
+  async listSearchIndexes(namespace: string): Promise<KvSearchIndexInfo[]> {
+    return (await this.#load(namespace)).stored.search.map(searchInfoOf);
+  }
+
+  /** Before a namespace is dropped: its search storage and its reserved namespace go first. */
+  async purgeNamespace(namespace: string): Promise<void> {
+    const catalog = await this.#load(namespace);
+    if (catalog.versionstamp === null) return;
+    if (hasSearch(this.#driver))
+      for (const search of catalog.stored.search) await this.#driver.dropSearchIndex(search.id);
+    await this.#driver.purge(encodeKey([indexNamespace(namespace)]), this.#now());
+    this.#catalogs.delete(namespace);
+  }
+
+  // ---- Search ------------------------------------------------------------------------------
+
+  async search(
+    namespace: string,
+    name: string,
+    query: string,
+    options: {
+      where: Filter | undefined;
+      limit: number;
+      cursor: string | undefined;
+      highlight: boolean | { start: string; end: string } | undefined;
+      metadata: boolean;
+    },
+  ): Promise<{ hits: { hit: SearchHit; fields: readonly string[] }[]; cursor: string | null }> {
+    const driver = this.#driver;
+    if (!hasSearch(driver))
+      throw new KvError("UNSUPPORTED", "this database's driver has no full-text search");
+    assertIndexName(name, "a search index");
+    if (typeof query !== "string")
+      fail("INVALID_QUERY", `a query is a string, got ${describe(query)}`);
+    if (
+      !Number.isSafeInteger(options.limit) ||
+      options.limit < 1 ||
+      options.limit > MAX_SEARCH_LIMIT
+    )
+      fail(
+        "INVALID_ARGUMENT",
+        `limit is an integer from 1 to ${MAX_SEARCH_LIMIT}, got ${describe(options.limit)}`,
+      );
+    const offset = decodeOffset(options.cursor);
+    const highlight = options.highlight === true ? MARK : options.highlight || undefined;
+    if (highlight) assertHighlightMarkers(highlight);
+    const parsed = parseSearchQuery(query);
+    const catalog = await this.catalog(namespace);
+    const search = catalog.search.find((s) => s.def.name === name);
+    if (!search) throw notFound("search index", name, namespace);
+    const hits = await driver.search({
+      index: search.def.id,
+      query: parsed,
+      range: { start: concatBytes(search.covers, 0x00), end: concatBytes(search.covers, 0xff) },
+      ...(options.where && { where: options.where }),
+      limit: options.limit + 1,
+      offset,
+      ...(highlight && { highlight }),
+      now: this.#now(),
+      metadata: options.metadata,
+    });
+    const more = hits.length > options.limit;
+    return {
+      hits: hits.slice(0, options.limit).map((hit) => ({ hit, fields: search.def.fields })),
+      cursor: more ? toBase64Url(new TextEncoder().encode(String(offset + options.limit))) : null,
+    };
+  }
+}
+
+const STALE = Symbol("stale");
+const NO_PLAN: KvExplain = { index: null, ordered: false, ranges: 0 };
+
+function join(prefix: Uint8Array, rest: Uint8Array): Uint8Array {
+  const out = new Uint8Array(prefix.length + rest.length);
+  out.set(prefix);
+  out.set(rest, prefix.length);
+  return out;
+}
+
+/** `catalog` with only the definition `id` of `kind`, or `null` when it is gone. */
+function restrict(catalog: Catalog, kind: Kind, id: number): Catalog | null {
+  const indexes = kind === "indexes" ? catalog.indexes.filter((i) => i.def.id === id) : [];
+  const search = kind === "search" ? catalog.search.filter((s) => s.def.id === id) : [];
+  if (indexes.length + search.length === 0) return null;
+  return { ...catalog, indexes, search };
+}
+
+function decodeOffset(cursor: string | undefined): number {
+  if (cursor === undefined || cursor === "") return 0;
+  const bytes = typeof cursor === "string" ? fromBase64Url(cursor) : null;
+  const text = bytes ? new TextDecoder().decode(bytes) : "";
+  if (!/^\d{1,9}$/.test(text))
+    fail("INVALID_CURSOR", `not a cursor of this search: ${describe(cursor)}`);
+  return Number(text);
+}
+
+const notFound = (what: string, name: string, namespace: string) =>
+  new KvError(
+    "NOT_FOUND",
+    `no ${what} ${JSON.stringify(name)} in namespace ${JSON.stringify(namespace)}`,
+  );
+
+function assertPrefix(prefix: unknown): KvKey {
+  if (!Array.isArray(prefix))
+    fail(
+      "INVALID_ARGUMENT",
+      `prefix is a key prefix (an array of key parts), got ${describe(prefix)}`,
+    );
+  try {
+    encodeKey(prefix as KvKeyPart[]);
+  } catch (error) {
+    fail("INVALID_ARGUMENT", `prefix: ${(error as Error).message.replace(/^\[cellar\] /, "")}`);
+  }
+  return [...prefix] as KvKey;
+}
+
+function assertDefinitionOptions(options: unknown, allowed: readonly string[]): void {
+  if (typeof options !== "object" || options === null)
+    fail(
+      "INVALID_ARGUMENT",
+      `options is an object with ${allowed.join(", ")}, got ${describe(options)}`,
+    );
+  for (const key of Object.keys(options))
+    if (!allowed.includes(key))
+      fail(
+        "INVALID_ARGUMENT",
+        `unknown option ${JSON.stringify(key)}; the options are ${allowed.join(", ")}`,
+      );
+  if (
+    "onProgress" in options &&
+    options.onProgress !== undefined &&
+    typeof options.onProgress !== "function"
+  )
+    fail("INVALID_ARGUMENT", "onProgress is a function");
+}
+
+const infoOf = (def: StoredIndex): KvIndexInfo => ({
+  name: def.name,
+  prefix: def.prefix,
+  fields: def.fields,
+  unique: def.unique,
+  state: def.state,
+  createdAt: def.createdAt,
+});
+
+const searchInfoOf = (def: StoredSearchIndex): KvSearchIndexInfo => ({
+  name: def.name,
+  prefix: def.prefix,
+  fields: def.fields,
+  tokenizer: def.tokenizer,
+  language: def.language,
+  state: def.state,
+  createdAt: def.createdAt,
+});
