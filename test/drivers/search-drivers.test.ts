@@ -3,9 +3,15 @@
  * `atomicWrite`, queries parsed by the query language, hits checked for matching, ranking,
  * liveness, filters, paging and highlights.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeKey } from "../../src/codec/key.js";
 import { decodeValue, encodeValue } from "../../src/codec/value.js";
-import type { SearchTokenizer } from "../../src/contract/index.js";
+import { hasSearch, type SearchTokenizer } from "../../src/contract/index.js";
+import { sqliteDriver } from "../../src/drivers/sqlite/index.js";
 import {
   DRIVERS,
   find,
@@ -327,5 +333,45 @@ describe.each(DRIVERS)("search on $name", ({ open }) => {
       now: NOW,
     });
     expect(entries).toEqual([]);
+  });
+});
+
+describe("SQLite files of schema 2", () => {
+  it("gain the catalog of search indexes when opened, and keep their data", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cellar-search-schema-"));
+    const path = join(dir, "old.db");
+    try {
+      const first = sqliteDriver(path);
+      const key = encodeKey(["old"]);
+      await first.atomicWrite({
+        checks: [],
+        mutations: [{ type: "set", key, value: encodeValue("old text"), expiresAt: null }],
+        now: NOW,
+      });
+      await first.close();
+      // What schema 2 wrote: no catalog of search indexes.
+      const raw = new Database(path);
+      raw.exec(`DROP TABLE cellar_search; UPDATE cellar_meta SET value = 2 WHERE name = 'schema'`);
+      raw.close();
+
+      const again = sqliteDriver(path);
+      if (!hasSearch(again)) throw new Error("the SQLite driver has search");
+      const [entries] = await again.snapshotRead(
+        [{ start: key, end: encodeKey(["old", 0]), limit: 1, reverse: false }],
+        { now: NOW },
+      );
+      expect(entries!.map((e) => decodeValue(e.value))).toEqual(["old text"]);
+      await again.createSearchIndex({ id: 1, fields: 1, tokenizer: "word", language: "english" });
+      await write(again, 1, () => key, { old: { fields: ["old text"] } });
+      const s = { start: encodeKey([]), end: Uint8Array.of(0xff) };
+      expect((await find(again, { index: 1, range: s, query: "text" })).names).toEqual(["old"]);
+      await again.close();
+      const check = new Database(path, { readonly: true });
+      const schema = check.prepare("SELECT value FROM cellar_meta WHERE name = 'schema'").pluck();
+      expect(schema.get()).toBe(3);
+      check.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,6 +3,9 @@
  * file in a temporary folder, a PostgreSQL schema of its own), and documents written the way the
  * core writes them, through `atomicWrite` with `searchDocs`.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { decodeKey, encodeKey } from "../../src/codec/key.js";
 import { encodeValue } from "../../src/codec/value.js";
@@ -17,6 +20,7 @@ import {
 import { parseSearchQuery } from "../../src/core/search/query.js";
 import { memoryDriver } from "../../src/drivers/memory/index.js";
 import { prefixEnd } from "../../src/drivers/shared/range.js";
+import { sqliteDriver } from "../../src/drivers/sqlite/index.js";
 
 export const POSTGRES =
   process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -33,6 +37,15 @@ export interface OpenDriver {
 /** The drivers under test, each opened on fresh storage by `open`. */
 export const DRIVERS: readonly { name: string; open: () => Promise<OpenDriver> }[] = [
   { name: "memory", open: async () => wrap(memoryDriver(), async () => {}) },
+  {
+    name: "sqlite",
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), "cellar-search-"));
+      return wrap(sqliteDriver(join(dir, "search.db")), async () =>
+        rmSync(dir, { recursive: true, force: true }),
+      );
+    },
+  },
 ];
 
 function wrap(driver: KvDriver, cleanup: () => Promise<void>): OpenDriver {

@@ -84,7 +84,10 @@ class MemoryIndex {
     this.#engine.add({ id, fields });
   }
 
-  /** The documents `query` matches, with their scores. */
+  /**
+   * The documents `query` matches, with their scores; `excluded` (under an exclusion) looks
+   * trigram terms up as they are.
+   */
   evaluate(query: SearchQuery, excluded = false): Scores {
     switch (query.op) {
       case "term":
@@ -96,15 +99,18 @@ class MemoryIndex {
         return new Map();
       case "or": {
         const out: Scores = new Map();
-        for (const member of query.queries)
-          for (const [id, score] of this.evaluate(member)) out.set(id, (out.get(id) ?? 0) + score);
+        for (const member of query.queries) {
+          for (const [id, score] of this.evaluate(member, excluded))
+            out.set(id, (out.get(id) ?? 0) + score);
+        }
         return out;
       }
       case "and": {
         let out: Scores | null = null;
         for (const member of query.queries) {
           if (member.op === "not") continue;
-          out = out === null ? this.evaluate(member) : intersect(out, this.evaluate(member));
+          const scores = this.evaluate(member, excluded);
+          out = out === null ? scores : intersect(out, scores);
           if (out.size === 0) return out;
         }
         for (const member of query.queries)

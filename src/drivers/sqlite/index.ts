@@ -38,6 +38,9 @@ import type {
   RawRevision,
   ReadOptions,
   ReadRange,
+  SearchHit,
+  SearchIndexSpec,
+  SearchRequest,
   Settlement,
 } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
@@ -59,6 +62,7 @@ import {
   toEntry,
   toRawValue,
 } from "./schema.js";
+import { SqliteSearch } from "./search.js";
 import { SqliteWhere } from "./where.js";
 
 export interface SqliteDriverOptions extends DriverOptions {
@@ -193,6 +197,7 @@ class SqliteDriver implements KvDriver {
   readonly #stmt: ReturnType<typeof prepareStatements>;
   readonly #queues: SqliteQueues;
   readonly #where: SqliteWhere;
+  readonly #search: SqliteSearch;
 
   constructor(db: Database.Database, options: SqliteDriverOptions) {
     this.#db = db;
@@ -205,6 +210,7 @@ class SqliteDriver implements KvDriver {
     this.#queues = new SqliteQueues(db);
     this.#stmt = prepareStatements(db);
     this.#where = new SqliteWhere(db);
+    this.#search = new SqliteSearch(db, this.#where);
   }
 
   snapshotReadSync(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
@@ -234,6 +240,7 @@ class SqliteDriver implements KvDriver {
       }
       const done = tx.commit(write.checks, write.mutations, write.now);
       if (!done) return null;
+      if (write.searchDocs) this.#search.apply(write.searchDocs);
       const enqueued = (write.enqueues ?? []).map((e) => this.#queues.enqueue(tx, e, write.now));
       return { versionstamp: done.versionstamp, ...(enqueued.length > 0 && { enqueued }) };
     });
@@ -323,6 +330,7 @@ class SqliteDriver implements KvDriver {
           now,
           true,
         );
+        this.#search.forget(expired);
       }
       return expired.length;
     });
@@ -342,9 +350,23 @@ class SqliteDriver implements KvDriver {
         );
       }
       this.#stmt.dropHistoryRange.run(prefix, end);
+      this.#search.forgetRange(prefix, end);
       this.#queues.purge(prefix, end);
       return stored.filter(([, live]) => live === 1).length;
     });
+  }
+
+  createSearchIndex(spec: SearchIndexSpec): Promise<void> {
+    return this.#write(() => this.#search.create(spec));
+  }
+
+  dropSearchIndex(id: number): Promise<void> {
+    return this.#write(() => this.#search.drop(id));
+  }
+
+  async search(request: SearchRequest): Promise<SearchHit[]> {
+    this.#assertOpen();
+    return this.#search.search(request);
   }
 
   async readChanges(after: string, limit: number): Promise<ChangePage> {

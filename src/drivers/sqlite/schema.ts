@@ -16,7 +16,7 @@ import {
   type StoredChange,
 } from "../shared/key-changes.js";
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * A change-log row's columns after `(vs, key)`: the change type (`CHANGE_TYPE_CODE`; NULL for a
@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS cellar_changes (
 ${CHANGE_COLUMNS_DDL},
   PRIMARY KEY (vs, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cellar_search (
+  id INTEGER PRIMARY KEY,
+  fields INTEGER NOT NULL,
+  tokenizer TEXT NOT NULL,
+  language TEXT NOT NULL
+);
 `;
 
 export const LIVE = "(expires_at IS NULL OR expires_at > @now)";
@@ -97,6 +103,9 @@ export function migrate(db: Database.Database): void {
     db.exec(`DELETE FROM cellar_changes;
       UPDATE cellar_meta SET value = (SELECT value FROM cellar_meta WHERE name = 'version') WHERE name = 'pruned'`);
   }
+  // Schema 3 added the catalog of search indexes (`cellar_search`, see `search.ts`), which
+  // SCHEMA creates in older files too. A Cellar of schema 2 must not open a file with search
+  // indexes: its writes would leave their documents stale.
   db.prepare("INSERT OR REPLACE INTO cellar_meta (name, value) VALUES ('schema', ?)").run(
     SCHEMA_VERSION,
   );

@@ -130,7 +130,7 @@ export class SqliteWhere {
   read(range: ReadRange & { where: Filter }, now: number, meta: boolean): Row[] {
     const columns = meta ? META_COLUMNS : BASE_COLUMNS;
     const order = range.reverse ? "DESC" : "ASC";
-    return this.#run(
+    return this.run(
       range.where,
       (condition) => `SELECT ${columns} FROM cellar_kv
       WHERE key >= @start AND key < @end AND ${LIVE} AND ${condition}
@@ -142,7 +142,7 @@ export class SqliteWhere {
 
   /** The number of live entries in `range` whose value matches `where`. */
   count(range: KeyRange, where: Filter, now: number): number {
-    return this.#run(
+    return this.run(
       where,
       (condition) => `SELECT count(*) FROM cellar_kv
       WHERE key >= @start AND key < @end AND ${LIVE} AND ${condition}`,
@@ -151,7 +151,12 @@ export class SqliteWhere {
     );
   }
 
-  #run<T>(
+  /**
+   * Runs a statement over `cellar_kv` rows (the table named as it is, not aliased) with the
+   * filter's condition: `sql` places the condition, `run` binds the parameters it gets with its
+   * own, which must not start with `w` or be named `filter`.
+   */
+  run<T>(
     filter: Filter,
     sql: (condition: string) => string,
     run: (stmt: Database.Statement, params: Record<string, unknown>) => T,
