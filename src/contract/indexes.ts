@@ -15,7 +15,8 @@ export interface IndexCall {
     | "dropSearchIndex"
     | "listSearchIndexes"
     | "search"
-    | "listByIndex";
+    | "explain"
+    | "walk";
   readonly args: Readonly<Record<string, unknown>>;
 }
 

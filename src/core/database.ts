@@ -26,6 +26,8 @@ import { describe, fail, KvError } from "../errors.js";
 import { assertReadKeySize, assertValueSize, planCommit, type WriteRequest } from "./commit.js";
 import { EventHub } from "./events/hub.js";
 import { IndexEngine } from "./indexes/engine.js";
+import { RemoteIndexes } from "./indexes/remote.js";
+import type { IndexService } from "./indexes/service.js";
 import type { KvLimits } from "./limits.js";
 import {
   commitOperation,
@@ -71,6 +73,8 @@ export class Database {
    * side keeps them (`driver.indexHost`, the remote driver).
    */
   readonly indexes: IndexEngine | null;
+  /** What `Kv`'s index methods call: the engine, or the server's indexes over the network. */
+  readonly indexService: IndexService;
   #closed = false;
   #closing: Promise<void> | null = null;
   #sweeper: ReturnType<typeof setTimeout> | null = null;
@@ -84,6 +88,7 @@ export class Database {
     this.now = options.clock;
     this.hub = new WatchHub(driver);
     this.indexes = driver.indexHost ? null : new IndexEngine(driver, options.clock);
+    this.indexService = driver.indexHost ? new RemoteIndexes(driver.indexHost) : this.indexes!;
     this.events = new EventHub({
       onChange: (listener) => driver.onChange(listener),
       changes: (after, limit) => driver.readChanges(after, limit),

@@ -22,7 +22,7 @@ import {
   listen,
 } from "./events/index.js";
 import { ANY, compilePattern, REST } from "./events/pattern.js";
-import type { IndexEngine } from "./indexes/engine.js";
+import type { IndexService, IndexWalk } from "./indexes/service.js";
 import type {
   KvExplain,
   KvIndexInfo,
@@ -295,7 +295,7 @@ export class Kv implements AsyncDisposable {
     const engine = this.#indexes();
     const where = this.#where(options.where);
     const metadata = options.metadata === true;
-    let walk: Awaited<ReturnType<IndexEngine["walk"]>> | null = null;
+    let walk: IndexWalk | null = null;
     return new KvListIterator<T>(
       async () => {
         walk = await engine.walk(this.#keyspace.namespace, selector);
@@ -315,12 +315,9 @@ export class Kv implements AsyncDisposable {
     );
   }
 
-  #indexes(): IndexEngine {
+  #indexes(): IndexService {
     this.#db.assertOpen();
-    const engine = this.#db.indexes;
-    if (!engine)
-      throw new KvError("UNSUPPORTED", "this database's driver keeps no indexes of its own");
-    return engine;
+    return this.#db.indexService;
   }
 
   /**
@@ -398,15 +395,20 @@ export class Kv implements AsyncDisposable {
     options: KvSearchOptions = {},
   ): Promise<KvSearchResult<T>> {
     assertOptions("search", options, ["where", "limit", "cursor", "highlight", "metadata"]);
-    const { hits, cursor } = await this.#indexes().search(this.#keyspace.namespace, name, query, {
-      where: this.#where(options.where),
-      limit: options.limit ?? 20,
-      cursor: options.cursor,
-      highlight: options.highlight,
-      metadata: options.metadata === true,
-    });
+    const { hits, fields, cursor } = await this.#indexes().search(
+      this.#keyspace.namespace,
+      name,
+      query,
+      {
+        where: this.#where(options.where),
+        limit: options.limit ?? 20,
+        cursor: options.cursor,
+        highlight: options.highlight,
+        metadata: options.metadata === true,
+      },
+    );
     return {
-      hits: hits.map(({ hit, fields }) => {
+      hits: hits.map((hit) => {
         const entry = this.#entry<T>(hit.entry);
         if (!hit.highlights) return { ...entry, score: hit.score };
         const highlights: Record<string, string | null> = {};

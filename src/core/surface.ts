@@ -62,12 +62,18 @@ export type KvCore = Pick<
   | "purgeNamespace"
   | "keepsValues"
   | "encodeValue"
+  | "indexService"
 >;
 
 /** The database behind `kv` and the keyspace of `kv`'s namespace. */
 export function coreOf(kv: Kv): { core: KvCore; keyspace: Keyspace } {
   const { db, keyspace } = viewOf(kv);
   return { core: db, keyspace };
+}
+
+/** A view of namespace `name` of `core`'s database; the caller has checked that its scope may use it. */
+export function namespaceView(core: KvCore, name: string): Kv {
+  return new Kv(core as Database, name);
 }
 
 /** A view of one of Cellar's own namespaces (named `$…`), which `kv.namespace()` refuses. */

@@ -30,6 +30,7 @@ import { DISCOVERY_ACROSS_NAMESPACES, discoveryRoutes } from "./routes/discovery
 import { driverRoutes } from "./routes/driver.js";
 import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
+import { indexRoutes } from "./routes/indexes.js";
 import { keysRoutes } from "./routes/keys.js";
 import { listRoutes } from "./routes/list.js";
 import { metricsRoutes } from "./routes/metrics.js";
@@ -195,6 +196,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   seedCompatRoutes(app);
   keysRoutes(app);
   listRoutes(app, { maxPageSize: options.maxPageSize ?? 1000 });
+  indexRoutes(app);
   discoveryRoutes(app);
   atomicRoutes(app);
   queueRoutes(app, streams, pingInterval);

@@ -27,7 +27,6 @@ import {
   type Mutation,
   type RawEntry,
   type ReadRange,
-  type SearchHit,
 } from "../../contract/index.js";
 import { describe, fail, KvError } from "../../errors.js";
 import { namespaceOf } from "../scope.js";
@@ -53,6 +52,7 @@ import {
 import { scalarParts, userKeyOf } from "./fields.js";
 import { beforeRanges, type CatalogOf, derive, touchedKeys } from "./maintain.js";
 import { type IndexPlan, planRead } from "./plan.js";
+import type { IndexService, IndexWalk, SearchCall, SearchPage } from "./service.js";
 import type {
   KvExplain,
   KvIndexInfo,
@@ -84,7 +84,7 @@ const point = (key: Uint8Array): ReadRange => ({
 type StoredDef = StoredIndex | StoredSearchIndex;
 type Kind = "indexes" | "search";
 
-export class IndexEngine {
+export class IndexEngine implements IndexService {
   readonly #driver: KvDriver;
   readonly #now: () => number;
   readonly #catalogs = new Map<string, Catalog>();
@@ -456,22 +456,7 @@ export class IndexEngine {
    * The byte range of an index selector, and a reader of its entries: index keys with the
    * entries they point at, in index order.
    */
-  async walk(
-    namespace: string,
-    selector: KvIndexSelector,
-  ): Promise<{
-    start: Uint8Array;
-    end: Uint8Array;
-    prefix: Uint8Array | null;
-    common: Uint8Array;
-    pull: (
-      range: { start: Uint8Array; end: Uint8Array },
-      limit: number,
-      reverse: boolean,
-      where: Filter | undefined,
-      metadata: boolean,
-    ) => Promise<{ entry: RawEntry; key: Uint8Array }[]>;
-  }> {
+  async walk(namespace: string, selector: KvIndexSelector): Promise<IndexWalk> {
     assertIndexName(selector.index);
     const catalog = await this.catalog(namespace);
     const index = catalog.indexes.find((i) => i.def.name === selector.index);
@@ -818,14 +803,8 @@ export class IndexEngine {
     namespace: string,
     name: string,
     query: string,
-    options: {
-      where: Filter | undefined;
-      limit: number;
-      cursor: string | undefined;
-      highlight: boolean | { start: string; end: string } | undefined;
-      metadata: boolean;
-    },
-  ): Promise<{ hits: { hit: SearchHit; fields: readonly string[] }[]; cursor: string | null }> {
+    options: SearchCall,
+  ): Promise<SearchPage> {
     const driver = this.#driver;
     if (!hasSearch(driver))
       throw new KvError("UNSUPPORTED", "this database's driver has no full-text search");
@@ -861,7 +840,8 @@ export class IndexEngine {
     });
     const more = hits.length > options.limit;
     return {
-      hits: hits.slice(0, options.limit).map((hit) => ({ hit, fields: search.def.fields })),
+      hits: hits.slice(0, options.limit),
+      fields: search.def.fields,
       cursor: more ? toBase64Url(new TextEncoder().encode(String(offset + options.limit))) : null,
     };
   }

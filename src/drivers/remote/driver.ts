@@ -16,6 +16,7 @@ import type {
   DeadMessage,
   Filter,
   KvDriver,
+  KvIndexHost,
   LeasedMessage,
   QueueStats,
   RawEntry,
@@ -200,6 +201,11 @@ class Remote implements RemoteDriver {
   readonly #reads: Batcher<{ range: ReadRange; metadata: boolean; now: number }, RawEntry[]>;
   readonly #writes: Batcher<AtomicWrite, WireWriteResult>;
   #feed: AbortController | null = null;
+  /** The server keeps the indexes: index calls go to it (`POST /api/driver/indexes`). */
+  readonly indexHost: KvIndexHost = {
+    indexCall: (namespace, call) =>
+      this.#client.call("POST", "/api/driver/indexes", { namespace, op: call.op, args: call.args }),
+  };
   /** Resolves once the change stream is connected; `null` when none is connecting. */
   #feedReady: Promise<void> | null = null;
   #closed = false;

@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import { decodeKey } from "../../codec/key.js";
+import { decodeKey, encodeKey } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
 import { decodeValue, type RawValue } from "../../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../../codec/versionstamp.js";
@@ -19,6 +19,7 @@ import {
   MAX_QUEUE_PAGE,
   NamespaceScope,
   namespaceOf,
+  namespaceView,
   type WriteRequest,
 } from "../../core/surface.js";
 import { compileWhere } from "../../core/where/compile.js";
@@ -38,6 +39,7 @@ import {
   valueFromWire,
   type WireWriteResult,
 } from "../../wire/protocol.js";
+import { runIndexCall } from "./indexes.js";
 
 const MAX_WRITES_PER_REQUEST = 1000;
 const MAX_RANGES_PER_REQUEST = 1000;
@@ -247,6 +249,17 @@ export function driverRoutes(
   const scopeFor = (scope: RequestScope) => scopeOf(scope, options.otherNamespaces);
   const nowOf = (claimed: unknown) =>
     options.trustClientClock && Number.isSafeInteger(claimed) ? (claimed as number) : core.now();
+
+  app.post("/api/driver/indexes", async (c) => {
+    const body = await readJson(c);
+    if (typeof body.namespace !== "string")
+      throw new KvError("INVALID_REQUEST", "an index call names its namespace");
+    scopeFor(c.get("scope")).prefixLength(encodeKey([body.namespace]));
+    const kv = namespaceView(core, body.namespace);
+    return c.json(
+      (await runIndexCall(kv, body.op, body.args, (level) => requireAccess(c, level))) as object,
+    );
+  });
 
   app.get("/api/driver/info", (c) => {
     const scope = c.get("scope");
