@@ -15,6 +15,7 @@ import { lockSuite } from "./locks.js";
 import { metadataSuite } from "./metadata.js";
 import { namespaceSuite } from "./namespace.js";
 import { queueSuite } from "./queue.js";
+import { searchSuite } from "./search.js";
 import { transactionSuite } from "./transaction.js";
 import { ttlSuite } from "./ttl.js";
 import { watchSuite } from "./watch.js";
@@ -55,5 +56,6 @@ export function describeKvConformance(target: KvTarget): void {
     });
     describe.skipIf(skipped("queues"))("queues", () => queueSuite(target));
     describe.skipIf(skipped("indexes"))("indexes", () => indexSuite(target));
+    describe.skipIf(skipped("search"))("search", () => searchSuite(target));
   });
 }

@@ -29,7 +29,7 @@ function storageOnly(options: DriverOptions = {}): KvDriver {
 describeKvConformance({
   name: "storage and changes only",
   open: (options) => openKv(undefined, { ...options, driver: storageOnly }),
-  skip: ["queues"],
+  skip: ["queues", "search"],
 });
 
 it("refuses queue calls with UNSUPPORTED and writes nothing", async () => {
