@@ -7,16 +7,20 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeKey } from "../../src/codec/key.js";
 import { decodeValue, encodeValue } from "../../src/codec/value.js";
 import { hasSearch, type SearchTokenizer } from "../../src/contract/index.js";
+import { postgresDriver } from "../../src/drivers/postgres/index.js";
 import { sqliteDriver } from "../../src/drivers/sqlite/index.js";
 import {
   DRIVERS,
+  dropSchema,
   find,
   NOW,
   type OpenDriver,
+  POSTGRES,
   type SearchDriver,
   space,
   write,
@@ -372,6 +376,45 @@ describe("SQLite files of schema 2", () => {
       check.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("PostgreSQL schemas of version 3", () => {
+  it("gain the search tables when opened, and keep their data", async () => {
+    const schema = `cellar_search_v3_${process.pid}`;
+    const url = `${POSTGRES}?schema=${schema}`;
+    try {
+      const first = await postgresDriver(url);
+      const key = encodeKey(["old"]);
+      await first.atomicWrite({
+        checks: [],
+        mutations: [{ type: "set", key, value: encodeValue("old text"), expiresAt: null }],
+        now: NOW,
+      });
+      await first.close();
+      // What version 3 had: no search tables, and three migrations applied.
+      const client = new pg.Client({ connectionString: POSTGRES });
+      await client.connect();
+      await client.query(`DROP TABLE "${schema}".cellar_search_docs, "${schema}".cellar_search_indexes;
+        DROP FUNCTION "${schema}".cellar_search_tsv;
+        DELETE FROM "${schema}".cellar_migrations WHERE version > 3`);
+      await client.end();
+
+      const again = await postgresDriver(url);
+      if (!hasSearch(again)) throw new Error("the PostgreSQL driver has search");
+      await again.createSearchIndex({
+        id: 1,
+        fields: 1,
+        tokenizer: "stemmed",
+        language: "english",
+      });
+      await write(again, 1, () => key, { old: { fields: ["old texts"] } });
+      const range = { start: encodeKey([]), end: Uint8Array.of(0xff) };
+      expect((await find(again, { index: 1, range, query: "text" })).names).toEqual(["old"]);
+      await again.close();
+    } finally {
+      await dropSchema(schema);
     }
   });
 });

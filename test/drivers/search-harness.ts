@@ -3,6 +3,7 @@
  * file in a temporary folder, a PostgreSQL schema of its own), and documents written the way the
  * core writes them, through `atomicWrite` with `searchDocs`.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ import {
 } from "../../src/contract/index.js";
 import { parseSearchQuery } from "../../src/core/search/query.js";
 import { memoryDriver } from "../../src/drivers/memory/index.js";
+import { postgresDriver } from "../../src/drivers/postgres/index.js";
 import { prefixEnd } from "../../src/drivers/shared/range.js";
 import { sqliteDriver } from "../../src/drivers/sqlite/index.js";
 
@@ -44,6 +46,13 @@ export const DRIVERS: readonly { name: string; open: () => Promise<OpenDriver> }
       return wrap(sqliteDriver(join(dir, "search.db")), async () =>
         rmSync(dir, { recursive: true, force: true }),
       );
+    },
+  },
+  {
+    name: "postgres",
+    open: async () => {
+      const schema = `cellar_search_${randomBytes(4).toString("hex")}`;
+      return wrap(await postgresDriver(`${POSTGRES}?schema=${schema}`), () => dropSchema(schema));
     },
   },
 ];

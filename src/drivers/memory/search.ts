@@ -30,6 +30,7 @@ import {
   positiveLeaves,
   queryTrigrams,
   sameSpec,
+  searchableText,
   sequenceAt,
   snippet,
   trigrams,
@@ -213,7 +214,10 @@ export class MemorySearch {
    * was on its way) are ignored.
    */
   apply(docs: readonly SearchDoc[], idOf: (key: Uint8Array) => string): void {
-    for (const doc of docs) this.#indexes.get(doc.index)?.set(idOf(doc.key), doc.fields);
+    for (const doc of docs) {
+      const fields = doc.fields?.map(searchableText) ?? null;
+      this.#indexes.get(doc.index)?.set(idOf(doc.key), fields);
+    }
   }
 
   /** Removes the documents of these keys from every index. */

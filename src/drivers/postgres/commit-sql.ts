@@ -97,6 +97,18 @@ export function commitSql(s: string) {
       "cellar_purge_dedup",
       `DELETE FROM ${dedup} WHERE queue >= $1 AND queue < $2`,
     ),
+    // Documents of keys swept or purged, in every index: run before the commit statement,
+    // whose own documents (of later writes to those keys) it must not remove.
+    forgetSearchKeys: statement(
+      "cellar_forget_search_keys",
+      `DELETE FROM ${s}.cellar_search_docs d USING ${s}.cellar_search_indexes i, unnest($1::bytea[]) AS u(key)
+      WHERE d.index_id = i.id AND d.key = u.key`,
+    ),
+    purgeSearch: statement(
+      "cellar_purge_search",
+      `DELETE FROM ${s}.cellar_search_docs d USING ${s}.cellar_search_indexes i
+      WHERE d.index_id = i.id AND d.key >= $1 AND d.key < $2`,
+    ),
   };
 }
 
@@ -110,6 +122,8 @@ const PARTS = [
   "logged",
   "enqueued",
   "deduped",
+  "searched",
+  "unsearched",
   "trimmed",
   "notified",
   "recalled",
@@ -160,6 +174,9 @@ const ROWS: Record<Part, readonly ElementType[]> = {
   ],
   enqueued: ["bytea", "text", "int8", "int8", "jsonb", "jsonb", "json", "bytea", "int2", "int8"],
   deduped: ["bytea", "text", "text", "int8"],
+  // A document's fields are `first`… of the part's one text[] parameter, `count` of them.
+  searched: ["int8", "bytea", "int8", "int8", "text"],
+  unsearched: ["int8", "bytea"],
   trimmed: [],
   notified: [],
   recalled: ["bytea", "int8"],
@@ -258,6 +275,23 @@ function commitText(s: string, parts: ReadonlySet<Part>, single: boolean): strin
     deduped: () => `deduped AS (INSERT INTO ${s}.cellar_queue_dedup (queue, key, id, until)
         SELECT * FROM ${rows("deduped")} AS r WHERE ${ok}
         ON CONFLICT (queue, key) DO UPDATE SET id = excluded.id, until = excluded.until)`,
+    searched: () => {
+      const docs = rows("searched");
+      const [texts] = params(1);
+      // Only into indexes that exist: a document of an index dropped meanwhile is not stored.
+      return `searched AS (INSERT INTO ${s}.cellar_search_docs (index_id, key, fields, tsv, folded)
+        SELECT r.index_id, r.key, f.fields,
+          CASE WHEN i.config IS NOT NULL THEN ${s}.cellar_search_tsv(i.config, f.fields) END,
+          CASE WHEN i.config IS NULL THEN r.folded END
+        FROM ${docs} AS r(index_id, key, first_field, field_count, folded)
+          JOIN ${s}.cellar_search_indexes i ON i.id = r.index_id
+          CROSS JOIN LATERAL (SELECT (${texts}::text[])[r.first_field : r.first_field + r.field_count - 1] AS fields) f
+        WHERE ${ok}
+        ON CONFLICT (index_id, key) DO UPDATE SET fields = excluded.fields, tsv = excluded.tsv, folded = excluded.folded)`;
+    },
+    unsearched: () => `unsearched AS (DELETE FROM ${s}.cellar_search_docs d
+        USING ${rows("unsearched")} AS u(index_id, key)
+        WHERE d.index_id = u.index_id AND d.key = u.key AND ${ok})`,
     trimmed: () => {
       // Up to the horizon, or with a time limit ($before) only up to the newest commit made
       // before it: the newest commit is found walking the log down from the horizon.
@@ -368,6 +402,30 @@ export function historyColumns(rows: readonly (readonly [Uint8Array, RawRevision
     values.map((v) => v?.json ?? null),
     values.map((v) => v?.bin ?? null),
     values.map((v) => v?.encoding ?? null),
+  ];
+}
+
+/** The `searched` part's columns and its one text[] parameter (see {@link ROWS}). */
+export function searchedColumns(
+  docs: readonly {
+    index: number;
+    key: Uint8Array;
+    fields: readonly string[];
+    folded: string | null;
+  }[],
+): unknown[] {
+  const texts: string[] = [];
+  const first = docs.map((doc) => {
+    texts.push(...doc.fields);
+    return texts.length - doc.fields.length + 1;
+  });
+  return [
+    docs.map((doc) => doc.index),
+    docs.map((doc) => doc.key),
+    first,
+    docs.map((doc) => doc.fields.length),
+    docs.map((doc) => doc.folded),
+    binaryArray("text", texts),
   ];
 }
 

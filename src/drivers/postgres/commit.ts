@@ -33,6 +33,7 @@ import type {
   Mutation,
   RawEntry,
   RawRevision,
+  SearchDoc,
 } from "../../contract/index.js";
 import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
 import { type LoggedChange, loggedColumns } from "./change-log.js";
@@ -42,9 +43,11 @@ import {
   type MessageRow,
   messageColumns,
   type Part,
+  searchedColumns,
   upsertColumns,
 } from "./commit-sql.js";
 import { assertStorableText, type KvRow, pipeline, rawValueOf, storedOf, UNREAD } from "./rows.js";
+import type { StagedDoc } from "./search.js";
 
 /** What a batch reads in its first round trip besides the commit lock. */
 export interface CommitPlan {
@@ -65,6 +68,8 @@ export interface BatchOptions {
   readonly hash: (bytes: Uint8Array) => string;
   /** Largest value an `append`/`prepend` may build. */
   readonly maxValueSize?: number;
+  /** Prepares search documents for storing (see `PostgresSearch.stage`). */
+  readonly search?: { stage(doc: SearchDoc): StagedDoc | null };
 }
 
 interface KeyHistory {
@@ -131,6 +136,10 @@ export class CommitBatch {
   readonly #dedupLoaded = new Map<string, Dedup>();
   readonly #dedupStaged = new Map<string, Dedup>();
   readonly #ready = new Map<string, Uint8Array>();
+  /** Search documents to store, the last one of each index and key. */
+  readonly #docs = new Map<string, StagedDoc>();
+  /** Keys swept: their documents go from every index before the commit statement. */
+  readonly #swept: Uint8Array[] = [];
 
   private constructor(sql: CommitSql, options: BatchOptions, version: number) {
     this.#sql = sql;
@@ -254,7 +263,7 @@ export class CommitBatch {
 
   /**
    * Applies one atomic write under the next version: null (and nothing staged) when a check
-   * fails. A mutation that throws leaves the batch as it was.
+   * fails. A mutation or search document that throws leaves the batch as it was.
    */
   commit(
     checks: readonly Check[],
@@ -262,6 +271,7 @@ export class CommitBatch {
     now: number,
     enqueues: readonly Enqueue[] = [],
     expiry = false,
+    searchDocs: readonly SearchDoc[] = [],
   ): { versionstamp: string; enqueued: EnqueueResult[] } | null {
     for (const check of checks) {
       const current = this.#current(check.key, false);
@@ -298,12 +308,17 @@ export class CommitBatch {
       else local.set(id, { key, before: current, entry: result.entry });
       applied.push([id, result]);
     }
+    const docs =
+      searchDocs.length > 0
+        ? searchDocs.flatMap((doc) => this.#options.search?.stage(doc) ?? [])
+        : NO_DOCS;
     const { enqueued, dedups } = this.#enqueue(enqueues, now);
     this.#version = version;
     this.#now = Math.max(this.#now, now);
     for (const [id, { key, entry }] of local) this.#staged.set(id, { key, entry });
     for (const [id, result] of applied) this.#archive(id, local.get(id)!.key, result);
     for (const dedup of dedups) this.#dedupStaged.set(dedupId(dedup.queue, dedup.key), dedup);
+    for (const doc of docs) this.#docs.set(`${doc.index}\u0000${keyId(doc.key)}`, doc);
     const keys: Uint8Array[] = [];
     const entries: KeyChange[] = [];
     for (const { key, before, entry } of local.values()) {
@@ -335,7 +350,7 @@ export class CommitBatch {
         const current = this.#current(key, false);
         return current !== null && !isLive(current.expiresAt, now);
       });
-    if (keys.length > 0)
+    if (keys.length > 0) {
       this.commit(
         [],
         keys.map((key): Mutation => ({ type: "delete", key })),
@@ -343,7 +358,17 @@ export class CommitBatch {
         [],
         true,
       );
+      // Documents the batch staged for them go too; stored ones, with `sweptKeys`.
+      const swept = new Set(keys.map(keyId));
+      for (const [id, doc] of this.#docs) if (swept.has(keyId(doc.key))) this.#docs.delete(id);
+      this.#swept.push(...keys);
+    }
     return keys.length;
+  }
+
+  /** The keys this batch swept, whose stored search documents must go before it is written. */
+  get sweptKeys(): readonly Uint8Array[] {
+    return this.#swept;
   }
 
   /**
@@ -433,9 +458,28 @@ export class CommitBatch {
         ],
       ]);
     }
+    if (this.#docs.size > 0) parts.push(...this.#searchParts());
     if (trim) parts.push(["trimmed", [trim.horizon, trim.before]]);
     if (notify) parts.push(["notified", [notify.channel, notify.payload, notify.origin]]);
     return this.#sql.commit.build(this.base, this.#version, parts);
+  }
+
+  /** The parts storing and removing the batch's search documents. */
+  #searchParts(): [Part, unknown[]][] {
+    const docs = [...this.#docs.values()];
+    const searched = docs.filter(
+      (doc): doc is StagedDoc & { fields: readonly string[] } => doc.fields !== null,
+    );
+    const unsearched = docs.filter((doc) => doc.fields === null);
+    const parts: [Part, unknown[]][] = [];
+    if (searched.length > 0) parts.push(["searched", searchedColumns(searched)]);
+    if (unsearched.length > 0) {
+      parts.push([
+        "unsearched",
+        [unsearched.map((doc) => doc.index), unsearched.map((doc) => doc.key)],
+      ]);
+    }
+    return parts;
   }
 
   /** The entries before the batch that its change events name without their value. */
@@ -506,6 +550,9 @@ export class CommitBatch {
     if (last && (last.dataHash === null || last.version % 8 === 0)) history.prune = true;
   }
 }
+
+/** A write's documents when it has none: no array made per commit. */
+const NO_DOCS: readonly StagedDoc[] = [];
 
 const dedupId = (queue: Uint8Array, key: string) => `${keyId(queue)}\u0000${key}`;
 const recallId = (key: Uint8Array, versionstamp: string) => `${keyId(key)}\u0000${versionstamp}`;

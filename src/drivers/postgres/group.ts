@@ -35,7 +35,7 @@ import {
   unavailable,
 } from "./faults.js";
 import { type ChangeFeed, changesOf } from "./feed.js";
-import { isRetryable, type KvRow, pipeline } from "./rows.js";
+import { binaryArray, isRetryable, type KvRow, pipeline } from "./rows.js";
 
 /** Transactions that hit a deadlock or serialization failure run again, up to this many times. */
 const MAX_ATTEMPTS = 10;
@@ -271,7 +271,11 @@ export class Committer {
     const outcomes = runJobs(opened, group);
     // A sweep also forgets the dedup keys whose window has passed.
     const latest = expiries.reduce((now, e) => Math.max(now, e.now), Number.NEGATIVE_INFINITY);
-    await this.finish(client, opened, expiries.length > 0 ? [sql.forgetDedup(latest)] : []);
+    const swept = opened.batch.sweptKeys;
+    await this.finish(client, opened, [
+      ...(expiries.length > 0 ? [sql.forgetDedup(latest)] : []),
+      ...(swept.length > 0 ? [sql.forgetSearchKeys(binaryArray("bytea", swept))] : []),
+    ]);
     return outcomes;
   }
 
@@ -306,8 +310,8 @@ function runJobs(opened: OpenBatch, group: readonly Job[]): Outcome[] {
     try {
       if (job.kind === "expire")
         return { ok: true, value: opened.batch.expire(expired.shift()!.rows as KvRow[], job.now) };
-      const { checks, mutations, enqueues, now } = job.write;
-      const done = opened.batch.commit(checks, mutations, now, enqueues);
+      const { checks, mutations, enqueues, searchDocs, now } = job.write;
+      const done = opened.batch.commit(checks, mutations, now, enqueues, false, searchDocs);
       const value: CommitResult | null =
         done &&
         (enqueues?.length

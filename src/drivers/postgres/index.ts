@@ -35,6 +35,9 @@ import type {
   RawRevision,
   ReadOptions,
   ReadRange,
+  SearchHit,
+  SearchIndexSpec,
+  SearchRequest,
   Settlement,
 } from "../../contract/index.js";
 import { KvError, redactUrl } from "../../errors.js";
@@ -59,6 +62,7 @@ import {
   TYPES,
 } from "./rows.js";
 import { channelOf, migrate, quoteSchema } from "./schema.js";
+import { PostgresSearch } from "./search.js";
 import { PostgresWhere } from "./where.js";
 
 export interface PostgresDriverOptions extends DriverOptions {
@@ -239,6 +243,7 @@ class PostgresDriver implements KvDriver {
   readonly #committer: Committer;
   readonly #commitSql: CommitSql;
   readonly #queues: PostgresQueues;
+  readonly #search: PostgresSearch;
   readonly #depth: number;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -257,6 +262,10 @@ class PostgresDriver implements KvDriver {
     this.#where = new PostgresWhere(s);
     this.#depth = options.historyDepth ?? DEFAULT_HISTORY_DEPTH;
     this.#commitSql = commitSql(s);
+    this.#search = new PostgresSearch(s, schema, {
+      read: (query) => this.#query(query),
+      transaction: (work) => this.#committer.transaction(work),
+    });
     this.#committer = new Committer({
       pool,
       sql: this.#commitSql,
@@ -266,6 +275,7 @@ class PostgresDriver implements KvDriver {
         depth: this.#depth,
         hash: options.hash ?? sha256,
         ...(options.maxValueSize !== undefined && { maxValueSize: options.maxValueSize }),
+        search: this.#search,
       },
       logSize: options.changeLogSize ?? DEFAULT_CHANGE_LOG_SIZE,
       logAge: options.changeLogAge ?? 0,
@@ -356,8 +366,19 @@ class PostgresDriver implements KvDriver {
   }
 
   atomicWrite(write: AtomicWrite): Promise<CommitResult | null> {
-    if (write.rangeChecks?.length) return this.#ifOpen(() => this.#writeCounted(write));
-    return this.#ifOpen(() => this.#committer.write(write));
+    // Documents of an index this process has not seen yet (made by another): learn it first.
+    if (write.searchDocs?.length && !this.#search.knows(write.searchDocs)) {
+      return this.#ifOpen(async () => {
+        await this.#search.refresh();
+        return this.#write(write);
+      });
+    }
+    return this.#ifOpen(() => this.#write(write));
+  }
+
+  #write(write: AtomicWrite): Promise<CommitResult | null> {
+    if (write.rangeChecks?.length) return this.#writeCounted(write);
+    return this.#committer.write(write);
   }
 
   /**
@@ -381,7 +402,14 @@ class PostgresDriver implements KvDriver {
         (result, i) => Number((result.rows[0] as { n: string }).n) === checks[i]!.count,
       );
       const done = counted
-        ? opened.batch.commit(write.checks, write.mutations, write.now, write.enqueues)
+        ? opened.batch.commit(
+            write.checks,
+            write.mutations,
+            write.now,
+            write.enqueues,
+            false,
+            write.searchDocs,
+          )
         : null;
       await this.#committer.finish(client, opened, []);
       if (!done) return null;
@@ -427,6 +455,7 @@ class PostgresDriver implements KvDriver {
         });
         const live = opened.batch.purge(opened.extra[0]!.rows as KvRow[], now);
         await this.#committer.finish(client, opened, [
+          sql.purgeSearch(prefix, end),
           sql.dropHistoryRange(prefix, end),
           sql.purgeQueues(prefix, end),
           sql.purgeDedup(prefix, end),
@@ -434,6 +463,18 @@ class PostgresDriver implements KvDriver {
         return live;
       }),
     );
+  }
+
+  createSearchIndex(spec: SearchIndexSpec): Promise<void> {
+    return this.#ifOpen(() => this.#search.create(spec));
+  }
+
+  dropSearchIndex(id: number): Promise<void> {
+    return this.#ifOpen(() => this.#search.drop(id));
+  }
+
+  search(request: SearchRequest): Promise<SearchHit[]> {
+    return this.#ifOpen(() => this.#search.search(request));
   }
 
   onChange(listener: (change: ChangeEvent) => void): () => void {

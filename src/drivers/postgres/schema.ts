@@ -129,6 +129,43 @@ function migrations(s: string): readonly (readonly string[])[] {
       `UPDATE ${s}.cellar_meta p SET value = v.value FROM ${s}.cellar_meta v
         WHERE p.name = 'pruned' AND v.name = 'version'`,
     ],
+    [
+      // Full-text search (see `search.ts`): the catalog of indexes, with the text search
+      // configuration of each (NULL for a trigram index), and every index's documents in one
+      // table. `folded` holds a trigram index's text, folded; its trigram index needs pg_trgm
+      // and is made with the first trigram search index, as configurations are with theirs.
+      `CREATE TABLE ${s}.cellar_search_indexes (
+        id bigint PRIMARY KEY,
+        fields integer NOT NULL,
+        tokenizer text NOT NULL,
+        language text NOT NULL,
+        config regconfig
+      )`,
+      `CREATE TABLE ${s}.cellar_search_docs (
+        index_id bigint NOT NULL,
+        key bytea NOT NULL,
+        fields text[] NOT NULL,
+        tsv tsvector,
+        folded text,
+        PRIMARY KEY (index_id, key)
+      )`,
+      `CREATE INDEX cellar_search_docs_tsv ON ${s}.cellar_search_docs USING gin (tsv)`,
+      // A document's fields as one tsvector in which no phrase spans two fields: each field's
+      // positions follow the previous field's after a gap, held by a placeholder lexeme deleted
+      // at the end (concatenation offsets the right side by the left side's last position).
+      `CREATE FUNCTION ${s}.cellar_search_tsv(config regconfig, fields text[]) RETURNS tsvector
+        LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        DECLARE
+          out tsvector := '';
+          field text;
+        BEGIN
+          FOREACH field IN ARRAY fields LOOP
+            IF out <> '' THEN out := out || ''' '':1'::tsvector; END IF;
+            out := out || to_tsvector(config, field);
+          END LOOP;
+          RETURN ts_delete(out, ' ');
+        END $$`,
+    ],
   ];
 }
 

@@ -134,6 +134,28 @@ function translate(filter: Filter, first: number): { sql: string | null; values:
   return where === null ? { sql: null, values: [] } : { sql: where.sql, values };
 }
 
+/**
+ * A filter on `cellar_kv` rows for a statement of the caller's: `sql` (parameters from `$first`
+ * on, values in `values`) keeps the rows that match, and rows whose value SQL cannot read, for
+ * which `accepts` runs `rawMatches`. The statement must name `cellar_kv`'s columns unqualified.
+ */
+export interface RowFilter {
+  readonly sql: string;
+  readonly values: readonly unknown[];
+  accepts(row: Pick<KvRow, "encoding" | "value_json" | "value_bin">): boolean;
+}
+
+export function rowFilter(filter: Filter, first: number): RowFilter {
+  const { sql, values } = translate(filter, first);
+  const check = (row: Pick<KvRow, "encoding" | "value_json" | "value_bin">) =>
+    rawMatches(filter, rawValueOf(row.value_json, row.value_bin, row.encoding));
+  return {
+    sql: sql === null ? "TRUE" : `(CASE WHEN ${IN_SQL} THEN ${sql} ELSE TRUE END)`,
+    values,
+    accepts: (row) => (sql === null || needsJavaScript(row) ? check(row) : true),
+  };
+}
+
 /** Runs one statement: on its own, or inside the caller's transaction. */
 export type Run = (query: pg.QueryConfig) => Promise<pg.QueryResult>;
 

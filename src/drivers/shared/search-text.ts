@@ -64,6 +64,14 @@ export function assertDocFields(spec: SearchIndexSpec, fields: readonly string[]
   }
 }
 
+/**
+ * A document's field as engines index it: U+0000 becomes a space, since SQLite's FTS5 reads
+ * text only up to it and PostgreSQL's text cannot hold it; every driver does the same.
+ */
+export function searchableText(field: string): string {
+  return field.includes("\u0000") ? field.replaceAll("\u0000", " ") : field;
+}
+
 /** A code point folded: lower case, without diacritics (NFD, marks dropped). */
 function foldCodePoint(c: string): string {
   const code = c.codePointAt(0)!;

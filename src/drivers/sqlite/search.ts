@@ -36,6 +36,7 @@ import {
   assertSearchSpec,
   queryTrigrams,
   sameSpec,
+  searchableText,
   unknownIndex,
 } from "../shared/search-text.js";
 import { BASE_COLUMNS, LIVE, META_COLUMNS, type Row, toEntry } from "./schema.js";
@@ -129,11 +130,12 @@ export class SqliteSearch {
         continue;
       }
       assertDocFields(spec, doc.fields);
+      const fields = doc.fields.map(searchableText);
       if (current !== undefined) {
-        st.update.run(...doc.fields, current);
+        st.update.run(...fields, current);
       } else {
         const { lastInsertRowid } = st.addKey.run(doc.key);
-        st.insert.run(lastInsertRowid, ...doc.fields);
+        st.insert.run(lastInsertRowid, ...fields);
       }
     }
   }
