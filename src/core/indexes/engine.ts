@@ -200,9 +200,11 @@ export class IndexEngine implements IndexService {
   }
 
   /**
-   * A commit with reads to do first: its preparation waits for the ones before it, and its write
-   * is handed to the driver as soon as it is prepared, so commits keep the order they were made
-   * in (a later write never takes an earlier versionstamp).
+   * A commit with reads to do first. Preparations run at once, side by side; each write is handed
+   * to the driver only after the writes of the commits made before it, so commits keep the order
+   * they were made in (a later write never takes an earlier versionstamp). Two preparations that
+   * read the same entry both check its versionstamp: the later write fails its check and is
+   * prepared again.
    */
   #commitSlow(
     write: AtomicWrite,
@@ -210,13 +212,11 @@ export class IndexEngine implements IndexService {
     attempt: number,
   ): Promise<CommitResult | null> {
     this.#preparing++;
-    const step = this.#tail.then(async () => {
-      const prepared = await this.#prepare(write, namespaces);
-      return {
-        touched: prepared.touched,
-        result: prepared.write ? this.#driver.atomicWrite(prepared.write) : null,
-      };
-    });
+    const prepared = this.#prepare(write, namespaces);
+    const step = Promise.all([this.#tail, prepared]).then(([, ready]) => ({
+      touched: ready.touched,
+      result: ready.write ? this.#driver.atomicWrite(ready.write) : null,
+    }));
     this.#tail = step.then(
       () => this.#preparing--,
       () => this.#preparing--,
@@ -713,8 +713,12 @@ export class IndexEngine implements IndexService {
           before: null,
           after: null,
         }));
-        const derived = await derive({ checks: [], mutations: [], now }, touched, batch, (probe) =>
-          this.#driver.snapshotRead(probe, { now }),
+        const derived = await derive(
+          { checks: [], mutations: [], now },
+          touched,
+          batch,
+          (probe) => this.#driver.snapshotRead(probe, { now }),
+          true,
         );
         const done = await this.#driver.atomicWrite({
           checks: [

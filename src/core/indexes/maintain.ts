@@ -128,6 +128,8 @@ export async function derive(
   touched: Touched[],
   before: readonly (RawEntry | null)[],
   probe: (ranges: ReadRange[]) => Promise<RawEntry[][]>,
+  /** Index entries as they are (a backfill): write every one, changed or not. */
+  backfill = false,
 ): Promise<Derived> {
   const byId = new Map<string, Touched>();
   let i = 0;
@@ -182,10 +184,13 @@ export async function derive(
         if (index.def.unique && !hasNoValue(parts))
           claims.push({ index, range: partsRange(index.entries, parts), owner: userKey, t });
       }
-      if (oldKey && (!newKey || compareBytes(oldKey, newKey) !== 0)) {
+      const same = oldKey !== null && newKey !== null && compareBytes(oldKey, newKey) === 0;
+      if (oldKey && !same) {
         mutations.push({ type: "delete", key: oldKey });
         removed.add(keyId(oldKey));
       }
+      // An entry whose indexed values and expiry did not change keeps its index entry as it is.
+      if (same && t.before?.expiresAt === t.after?.expiresAt && !backfill) continue;
       if (newKey && t.after)
         mutations.push({
           type: "set",
