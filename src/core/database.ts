@@ -256,6 +256,11 @@ export class Database {
   ): Promise<number> {
     this.assertOpen();
     this.#assertRanges([range], scope);
+    const { where } = range;
+    if (this.indexes && where)
+      return this.indexes
+        .count({ ...range, where }, now)
+        .then((found) => found ?? this.#driver.count(range, { now }));
     return this.#driver.count(range, { now });
   }
 

@@ -66,6 +66,8 @@ export function indexSuite(target: KvTarget): void {
       for (const where of filters) indexed.push(await select(where));
       for (const where of filters) indexed.push(await select(where, { limit: 3, reverse: true }));
       expect(indexed).toEqual(scanned);
+      for (const [i, where] of filters.entries())
+        expect(await kv.count({ prefix: ["users"] }, { where })).toBe(scanned[i]!.length);
       expect(scanned[0]).toEqual([3, 13, 23, 33, 43, 53]);
       expect((await kv.explain({ prefix: ["users"] }, { where: { age: 23 } })).index).toBe("byAge");
       expect(

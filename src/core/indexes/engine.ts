@@ -23,6 +23,7 @@ import {
   type CommitResult,
   type Filter,
   hasSearch,
+  type KeyRange,
   type KvDriver,
   type Mutation,
   type RawEntry,
@@ -335,6 +336,18 @@ export class IndexEngine implements IndexService {
       await this.#load(name);
     }
     return null;
+  }
+
+  /**
+   * Counts the entries of a range that match its where filter from an index, when one applies
+   * and at most {@link GATHER_LIMIT} match; `null` otherwise (the caller counts in the driver).
+   */
+  async count(range: KeyRange & { readonly where: Filter }, now: number): Promise<number | null> {
+    const found = await this.read(
+      { ...range, limit: GATHER_LIMIT + 1, reverse: false },
+      { now, metadata: false },
+    );
+    return found && found.length <= GATHER_LIMIT ? found.length : null;
   }
 
   /** Which index a read with a where filter would use (see `plan.ts`). */
