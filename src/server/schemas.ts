@@ -118,6 +118,19 @@ export const ListBody = z
       .optional()
       .openapi({ description: "answer keys and versionstamps without values" }),
     where: Where.optional(),
+    index: z
+      .strictObject({
+        name: z.string(),
+        prefix: z.array(z.unknown()).optional(),
+        start: z.array(z.unknown()).optional(),
+        end: z.array(z.unknown()).optional(),
+      })
+      .optional()
+      .openapi({
+        description:
+          "Walk a secondary index instead of a key range: entries in the order of its fields' values (given as tagged JSON values), then of their keys",
+        example: { name: "byAge", start: [18], end: [65] },
+      }),
   })
   .openapi("ListRequest");
 

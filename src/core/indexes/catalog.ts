@@ -10,7 +10,7 @@
  */
 import { encodeKey, type KvKey } from "../../codec/key.js";
 import type { Path, SearchTokenizer } from "../../contract/index.js";
-import { describe, fail } from "../../errors.js";
+import { bareMessage, describe, fail } from "../../errors.js";
 import { parsePath } from "../where/compile.js";
 
 /** What is stored of an index. */
@@ -127,7 +127,7 @@ export function assertFields(fields: unknown, max: number): asserts fields is st
     try {
       parsePath(field, `field ${JSON.stringify(field)}`);
     } catch (error) {
-      fail("INVALID_ARGUMENT", (error as Error).message);
+      fail("INVALID_ARGUMENT", bareMessage(error as Error));
     }
     if (seen.has(field)) fail("INVALID_ARGUMENT", `field ${JSON.stringify(field)} is listed twice`);
     seen.add(field);

@@ -18,6 +18,7 @@ import {
   ListQuery,
   PathSelectorQuery,
 } from "../schemas.js";
+import { indexSelectorOfJson } from "./indexes.js";
 import { body, errors, json } from "./keys.js";
 
 export interface ListLimits {
@@ -108,6 +109,42 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
     };
   };
 
+  /** One page of an index walk: `limit` entries, and the cursor after the last when more follow. */
+  const indexPage = async (kv: Kv, b: z.infer<typeof ListBody>) => {
+    if (b.prefix !== undefined || b.start !== undefined || b.end !== undefined)
+      throw new KvError(
+        "INVALID_SELECTOR",
+        "a list takes a key range (prefix, start, end) or an index, not both",
+      );
+    const { name, ...bounds } = b.index!;
+    const limit = pageSize(b.limit);
+    const iterator = kv.list(indexSelectorOfJson({ index: name, ...bounds }), {
+      limit: limit + 1,
+      ...(b.cursor !== undefined && { cursor: b.cursor }),
+      ...(b.where !== undefined && { where: whereFromJson(b.where) as KvWhere }),
+      reverse: b.reverse === true,
+      metadata: b.metadata === true,
+    });
+    const entries = [];
+    let cursor: string | null = null;
+    let hasMore = false;
+    for await (const entry of iterator) {
+      if (entries.length === limit) {
+        hasMore = true;
+        break;
+      }
+      entries.push(entry);
+      cursor = iterator.cursor;
+    }
+    return {
+      entries: b.keysOnly
+        ? entries.map((e) => ({ key: keyJson(e.key), versionstamp: e.versionstamp }))
+        : entries.map(entryJson),
+      cursor: hasMore ? cursor : null,
+      hasMore,
+    };
+  };
+
   app.openapi(
     createRoute({
       method: "get",
@@ -145,6 +182,7 @@ export function listRoutes(app: OpenAPIHono<ServerEnv>, limits: ListLimits): voi
     async (c) => {
       requireAccess(c, "read");
       const b = c.req.valid("json");
+      if (b.index !== undefined) return c.json(await indexPage(c.get("kv"), b), 200);
       return c.json(await page(c, fromJson(b), b), 200);
     },
   );
