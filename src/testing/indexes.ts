@@ -289,6 +289,13 @@ export function indexSuite(target: KvTarget): void {
       expect(await kv.listIndexes()).toHaveLength(1);
     });
 
+    it("refuses an enqueue whose undelivered keys lie under an index's prefix", async () => {
+      await kv.createIndex("byAge", { prefix: ["users"], fields: ["age"] });
+      expect(await code(kv.enqueue("job", { keysIfUndelivered: [["users", 999]] }))).toBe(
+        "UNSUPPORTED",
+      );
+    });
+
     it("refuses a value too large for an index, writing nothing", async () => {
       await kv.createIndex("byName", { prefix: ["users"], fields: ["name"] });
       expect(await code(kv.set(["users", 500], { name: "x".repeat(5000) }))).toBe("KEY_TOO_LARGE");

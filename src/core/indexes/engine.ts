@@ -39,6 +39,7 @@ import {
   COUNTER_KEY,
   catalogKey,
   compileCatalog,
+  covers,
   EMPTY_CATALOG,
   indexNamespace,
   LANGUAGES,
@@ -152,7 +153,8 @@ export class IndexEngine implements IndexService {
    * catalogs cached) costs one extra check per namespace written.
    */
   commit(write: AtomicWrite): Promise<CommitResult | null> {
-    if (this.#preparing > 0) return this.#commitSlow(write, this.#namespacesOf(write), 0);
+    if (this.#preparing > 0 || write.enqueues?.some((e) => e.keysIfUndelivered.length > 0))
+      return this.#commitSlow(write, this.#namespacesOf(write), 0);
     if (write.mutations.length === 0) return this.#driver.atomicWrite(write);
     const namespaces = new Map<string, number>();
     let missing = false;
@@ -228,12 +230,32 @@ export class IndexEngine implements IndexService {
     });
   }
 
+  /**
+   * A dead-lettered message's value is written to its `keysIfUndelivered` by the queue itself,
+   * outside any commit of this engine: such keys may not lie under an index's prefix.
+   */
+  async #assertUndelivered(keys: readonly Uint8Array[]): Promise<void> {
+    for (const key of keys) {
+      const { name } = this.#namespace(key);
+      if (name.startsWith("$")) continue;
+      const catalog = await this.catalog(name);
+      const by = [...catalog.indexes, ...catalog.search].find((index) => covers(index, key));
+      if (by)
+        throw new KvError(
+          "UNSUPPORTED",
+          `keysIfUndelivered names a key under the prefix of index ${JSON.stringify(by.def.name)}; the queue writes those keys itself and cannot keep an index`,
+        );
+    }
+  }
+
   /** The write with its index work; `write: null` when a check of the caller's already fails. */
   async #prepare(
     write: AtomicWrite,
     namespaces: Map<string, number>,
   ): Promise<{ write: AtomicWrite | null; touched: boolean }> {
     for (const name of namespaces.keys()) if (!this.#catalogs.has(name)) await this.#load(name);
+    for (const enqueue of write.enqueues ?? [])
+      await this.#assertUndelivered(enqueue.keysIfUndelivered);
     const touched = touchedKeys(write, this.#catalogOf(namespaces));
     const full: AtomicWrite = {
       ...write,
