@@ -158,11 +158,11 @@ describe.each(DRIVERS)("search on $name", ({ open }) => {
     const { id, key, range } = await index();
     const docs: Record<string, { fields: string[]; value: unknown }> = {};
     for (let i = 0; i < 10; i++) {
-      docs[`k${i}`] = { fields: [`item ${"x ".repeat(i)}`], value: { n: i, even: i % 2 === 0 } };
+      docs[`k${i}`] = { fields: [`item ${words(i)}`], value: { n: i, even: i % 2 === 0 } };
     }
     await write(driver, id, key, docs);
     const all = await find(driver, { index: id, range, query: "item" });
-    // Shorter documents rank first; the scores decide the order.
+    // Shorter documents rank first (MiniSearch measures a field by its distinct words).
     expect(all.names).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`));
     const page = await find(driver, { index: id, range, query: "item", limit: 3, offset: 2 });
     expect(page.names).toEqual(["k2", "k3", "k4"]);
@@ -183,6 +183,72 @@ describe.each(DRIVERS)("search on $name", ({ open }) => {
     expect(narrow.names).toEqual(["k3", "k4", "k5"]);
     const meta = await find(driver, { index: id, range, query: "item", limit: 1, metadata: true });
     expect(meta.hits[0]!.entry.meta?.version).toBe(1);
+  });
+
+  it("filters values SQL cannot read, and still fills the page", async () => {
+    const { id, key, range } = await index();
+    const docs: Record<string, { fields: string[]; value: unknown }> = {};
+    // A bigint makes each value V8-encoded: the engines hand every one to rawMatches.
+    for (let i = 0; i < 12; i++) {
+      docs[`k${i}`] = { fields: [`item ${words(i)}`], value: { n: BigInt(i), odd: i % 2 } };
+    }
+    await write(driver, id, key, docs);
+    const { names } = await find(driver, {
+      index: id,
+      range,
+      query: "item",
+      where: { op: "eq", path: ["odd"], value: 1 },
+      limit: 3,
+      offset: 1,
+    });
+    expect(names).toEqual(["k3", "k5", "k7"]);
+  });
+
+  it("commits the other writes of a group when one's document is refused", async () => {
+    const { id, key, range } = await index("word", 2);
+    const results = await Promise.allSettled([
+      write(driver, id, key, { a: { fields: ["grouped one", ""] } }),
+      write(driver, id, key, { b: { fields: ["grouped two"] } }),
+      write(driver, id, key, { c: { fields: ["grouped three", ""] } }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect((await find(driver, { index: id, range, query: "grouped" })).names.sort()).toEqual([
+      "a",
+      "c",
+    ]);
+  });
+
+  it("keeps documents exact when a sweep and writes of the same key share a group", async () => {
+    const { id, key, range } = await index();
+    await write(driver, id, key, { k: { fields: ["alpha"], expiresAt: NOW + 1000 } });
+    const later = NOW + 2000;
+    // Swept, then written again with a new document.
+    await Promise.all([
+      driver.deleteExpired(later, 100),
+      write(driver, id, key, { k: { fields: ["beta"] } }, { now: later }),
+    ]);
+    const names = async (query: string, now = later) =>
+      (await find(driver, { index: id, range, query, now })).names;
+    expect(await names("alpha")).toEqual([]);
+    expect(await names("beta")).toEqual(["k"]);
+    // Stored expired; written again with a document and an expiry, then swept with it.
+    await write(driver, id, key, { j: { fields: ["delta"], expiresAt: NOW + 1000 } });
+    await Promise.all([
+      write(
+        driver,
+        id,
+        key,
+        { j: { fields: ["gamma"], expiresAt: NOW + 1500 } },
+        { now: NOW + 1200 },
+      ),
+      driver.deleteExpired(later, 100),
+    ]);
+    await driver.atomicWrite({
+      checks: [],
+      mutations: [{ type: "set", key: key("j"), value: encodeValue(4), expiresAt: null }],
+      now: later,
+    });
+    expect(await names("gamma OR delta")).toEqual([]);
   });
 
   it("ranks equal scores by key", async () => {
@@ -418,3 +484,8 @@ describe("PostgreSQL schemas of version 3", () => {
     }
   });
 });
+
+/** `n` distinct filler words. */
+function words(n: number): string {
+  return Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
+}
