@@ -275,9 +275,8 @@ export function indexSuite(target: KvTarget): void {
         ["ok", { prefix: [{}], fields: ["a"] }],
       ];
       for (const [name, options] of bad) {
-        // biome-ignore lint/suspicious/noExplicitAny: wrong types on purpose
         expect(
-          await code(kv.createIndex(name, options as any)),
+          await code(kv.createIndex(name, options as never)),
           JSON.stringify([name, options]),
         ).toBe("INVALID_ARGUMENT");
       }
