@@ -111,6 +111,12 @@ const RAW: SearchQuery[] = [
       { op: "term", text: ":*" },
     ],
   },
+  // Shapes outside the contract.
+  { op: "and", queries: [{ op: "not", query: { op: "term", text: "secret" } }] },
+  { op: "not", query: { op: "term", text: "secret" } },
+  { op: "and", queries: [] },
+  { op: "or", queries: [] },
+  { op: "or", queries: [{ op: "not", query: { op: "term", text: "secret" } }] },
 ];
 
 /** The documents, themselves full of syntax. */

@@ -24,6 +24,7 @@ import type {
 import {
   alreadyExists,
   assertDocFields,
+  assertQueryShape,
   assertSearchSpec,
   containsFolded,
   matchSpans,
@@ -243,6 +244,7 @@ export class MemorySearch {
   ): SearchHit[] {
     const index = this.#indexes.get(request.index);
     if (!index) throw unknownIndex(request.index);
+    assertQueryShape(request.query);
     const hits: { id: string; score: number; entry: RawEntry }[] = [];
     for (const [id, score] of index.evaluate(request.query)) {
       if (id < range.start || id >= range.end) continue;

@@ -10,6 +10,7 @@
  *   or one REPEATABLE READ transaction when several ranges must come from one snapshot;
  *   expired entries are filtered in SQL.
  * - Queues: `FOR UPDATE SKIP LOCKED` leases (see `queues.ts`).
+ * - Search: tsvector and pg_trgm documents stored in the commit of their write (see `search.ts`).
  * - Tables live in one schema (`?schema=` in the URL or the `schema` option, default
  *   `public`), created and migrated by the driver (see `schema.ts`).
  *

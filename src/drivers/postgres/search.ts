@@ -34,6 +34,7 @@ import { KvError } from "../../errors.js";
 import {
   alreadyExists,
   assertDocFields,
+  assertQueryShape,
   assertSearchSpec,
   fold,
   matchSpans,
@@ -186,6 +187,7 @@ export class PostgresSearch {
     if (!this.#specs.has(request.index)) await this.refresh();
     const spec = this.#specs.get(request.index);
     if (!spec) throw unknownIndex(request.index);
+    assertQueryShape(request.query);
     if (request.highlight) assertHeadlineMarkers(request.highlight);
     try {
       return await this.#search(spec, request);

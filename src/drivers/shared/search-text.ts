@@ -167,6 +167,39 @@ export function queryTrigrams(text: string): string[] {
   return grams;
 }
 
+/**
+ * Refuses a parsed query outside the contract's shape with `INVALID_QUERY`: an `and` or `or`
+ * without members, an `and` with nothing but exclusions, a `not` outside an `and`. The query
+ * language never makes one; a driver checks anyway, since no engine can run them.
+ */
+export function assertQueryShape(query: SearchQuery, inAnd = false): void {
+  switch (query.op) {
+    case "term":
+    case "phrase":
+      if (typeof query.text !== "string")
+        throw new KvError("INVALID_QUERY", "a search term's text is a string");
+      return;
+    case "not":
+      if (!inAnd)
+        throw new KvError("INVALID_QUERY", "an exclusion needs something to exclude from");
+      assertQueryShape(query.query);
+      return;
+    case "and":
+    case "or":
+      if (!Array.isArray(query.queries) || query.queries.length === 0)
+        throw new KvError("INVALID_QUERY", `a search ${query.op.toUpperCase()} has no members`);
+      if (query.op === "and" && query.queries.every((q) => q.op === "not"))
+        throw new KvError(
+          "INVALID_QUERY",
+          "a search query needs something to look for besides exclusions",
+        );
+      for (const member of query.queries) assertQueryShape(member, query.op === "and");
+      return;
+    default:
+      throw new KvError("INVALID_QUERY", "unknown search query operator");
+  }
+}
+
 /** The leaves of a query that are looked for (not under a `not`): what highlights mark. */
 export function positiveLeaves(query: SearchQuery): (SearchQuery & { op: "term" | "phrase" })[] {
   switch (query.op) {

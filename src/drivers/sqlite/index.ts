@@ -6,6 +6,9 @@
  * writes costs one fsync instead of N. A write whose checks fail or whose mutation throws is
  * computed before anything is stored, so it changes nothing and the rest of the group commits.
  *
+ * Search indexes are FTS5 tables whose documents change in the savepoint of their write (see
+ * `search.ts`).
+ *
  * Several processes may open one file: `BEGIN IMMEDIATE` serialises writers and the commit
  * counter lives in the file, so versionstamps stay strictly increasing across processes.
  */

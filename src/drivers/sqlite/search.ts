@@ -33,6 +33,7 @@ import { KvError } from "../../errors.js";
 import {
   alreadyExists,
   assertDocFields,
+  assertQueryShape,
   assertSearchSpec,
   queryTrigrams,
   sameSpec,
@@ -165,6 +166,7 @@ export class SqliteSearch {
   search(request: SearchRequest): SearchHit[] {
     const spec = this.#specOf(request.index);
     if (!spec) throw unknownIndex(request.index);
+    assertQueryShape(request.query);
     const match = matchExpression(request.query, spec.tokenizer);
     try {
       return this.#db.transaction(() => this.#search(spec, match, request))();
