@@ -63,6 +63,27 @@ export function timed<A extends unknown[]>(
 }
 
 /**
+ * A contender that runs `op(0)`, `op(1)`, … one call at a time (each awaited, synchronous or
+ * not), recording each call's latency: for queries, where `i` picks what is asked.
+ */
+export function queries(
+  name: string,
+  op: (i: number) => unknown,
+  options: Omit<Contender, "name" | "batch" | "latencies"> = {},
+): Contender {
+  const latencies = new Latencies();
+  let i = 0;
+  const batch = async (n: number) => {
+    for (const end = i + n; i < end; i++) {
+      const start = performance.now();
+      await op(i);
+      latencies.add(performance.now() - start);
+    }
+  };
+  return { name, batch, latencies, ...options };
+}
+
+/**
  * Ops/s of each contender: the best of a few equal slices of its budget, after a warm-up.
  * Slices take turns across contenders, so that a change in the machine's load hits them all,
  * and the best slice is kept because other load only ever slows a slice down.

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { denoKvBench } from "./deno-kv.js";
+import { DOCUMENTS } from "./documents.js";
 import { sqliteSections } from "./embedded.js";
 import { eventsSections } from "./events.js";
 import {
@@ -16,6 +17,7 @@ import {
   type Section,
   targets,
 } from "./harness.js";
+import { indexesSections } from "./indexes.js";
 import { memorySections } from "./memory.js";
 import { observeSections } from "./observe.js";
 import { CONCURRENCY, JOBS, PACED_RATE, POLL_MS, queueSections } from "./queue.js";
@@ -32,6 +34,7 @@ const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   events: eventsSections,
   observe: observeSections,
   postgres: async (log) => (await import("./postgres.js")).postgresSections(log),
+  indexes: indexesSections,
 };
 
 const NOTES = [
@@ -47,6 +50,7 @@ const NOTES = [
   `Queue: ${JOBS.toLocaleString("en-US")} jobs enqueued ${BURST} at a time (\`Promise.all\`), handlers that return at once, concurrency ${CONCURRENCY}; latency runs from the enqueue call to the handler's start. The dequeueMany loop leases up to ${CONCURRENCY}, handles and acks them, and sleeps ${POLL_MS} ms when the queue is empty. BullMQ removes finished jobs (\`removeOnComplete\`), as an ack removes a Cellar message.`,
   "Queue figures: every contender runs enqueue-only, drain, flood and paced phases in one round; rounds take turns across contenders, three times, and the best round is kept. Flood latencies are mostly time spent behind the backlog of jobs enqueued earlier.",
   `Queue latency: ${PACED_RATE} jobs/s offered for 2 s with the consumer running; the round with the lowest median is kept.`,
+  `Indexes: ${DOCUMENTS.toLocaleString("en-US")} documents under \`["users", id]\`, ~280-byte JSON: a \`city\` of 1,000, a \`score\` below 100,000, the where-filter fields (\`group\`, \`email\`, \`age\`, \`tags\`) and 2–3 sentences of \`bio\` drawn from 2,000 made-up words by Zipf's law, all from fixed seeds. One SQLite file (durability normal) per configuration: no index; \`city\`; \`city\`, \`score\` and \`name\`; a search index on \`bio\`. Raw better-sqlite3 holds the same JSON in a rowid table with \`json_extract\` expression indexes (analyzed) and an FTS5 table with Cellar's word tokenizer; MiniSearch holds the texts in memory. Every contender is first checked to return as many results as the others; queries take turns over cities, score ranges and 256 word pairs; latencies are per query.`,
 ];
 
 const requested = process.argv.slice(2);

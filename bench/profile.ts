@@ -9,6 +9,8 @@
  * events-set [subscribers]                  sequential SQLite (normal) sets, N kv.subscribe listeners
  * events-http [subscribers]                 wrk's GET/PUT mix against a server child, N SSE clients
  * remote-get|remote-set|remote-burst        the remote client against a Cellar server child
+ * index-where|search                         SQLite (normal), 100,000 documents: a where filter on
+ *                                            an indexed city, or a two-word full-text search
  *
  * The server child inherits the `--cpu-prof` flags, so the server scenarios write two profiles:
  * this process's and the server's (the larger pid). Summarize one with
@@ -18,6 +20,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kv, openKv, REST } from "../src/index.js";
+import { cityOf, PREFIX as DOCS_PREFIX, listByCity, load, QUERIES } from "./documents.js";
 import { fill, MIX } from "./events-load.js";
 import { measure } from "./harness.js";
 import { cellarListen, cellarLoop, JOBS, queueRound } from "./queue.js";
@@ -128,6 +131,32 @@ async function eventsHttp(): Promise<number> {
   }
 }
 
+/**
+ * The indexes group's reads, on its 100,000 documents. Loading and indexing them takes ~10 s,
+ * so the reads run three times as long as the other scenarios to own most of the profile.
+ */
+async function indexed(name: "index-where" | "search"): Promise<number> {
+  const long = { budgetMs: 3 * budget.budgetMs };
+  const kv = await openKv(join(dir, "indexed.db"), { durability: "normal" });
+  try {
+    await load(kv);
+    if (name === "index-where") {
+      await kv.createIndex("byCity", { prefix: DOCS_PREFIX, fields: ["city"] });
+      return await measure(
+        awaited((i) => listByCity(kv, cityOf(i))),
+        long,
+      );
+    }
+    await kv.createSearchIndex("bios", { prefix: DOCS_PREFIX, fields: ["bio"] });
+    return await measure(
+      awaited((i) => kv.search("bios", QUERIES[i % QUERIES.length]!)),
+      long,
+    );
+  } finally {
+    await kv.close();
+  }
+}
+
 const SCENARIOS: Record<string, () => Promise<number>> = {
   get: () => embedded("get"),
   set: () => embedded("set"),
@@ -140,6 +169,8 @@ const SCENARIOS: Record<string, () => Promise<number>> = {
   "remote-get": () => remote("get"),
   "remote-set": () => remote("set"),
   "remote-burst": () => remote("burst"),
+  "index-where": () => indexed("index-where"),
+  search: () => indexed("search"),
 };
 
 const run = SCENARIOS[scenario];
