@@ -2,7 +2,13 @@
  * What `Kv` asks of indexes and search: the database's own {@link IndexEngine}, or, over a
  * network, the server's (`remote.ts`).
  */
-import type { Filter, RawEntry, ReadRange, SearchHit } from "../../contract/index.js";
+import type {
+  Filter,
+  RawEntry,
+  ReadRange,
+  SearchOptions,
+  SearchPage,
+} from "../../contract/index.js";
 import type {
   KvExplain,
   KvIndexInfo,
@@ -27,20 +33,7 @@ export interface IndexWalk {
   ): Promise<{ entry: RawEntry; key: Uint8Array }[]>;
 }
 
-export interface SearchCall {
-  readonly where: Filter | undefined;
-  readonly limit: number;
-  readonly cursor: string | undefined;
-  readonly highlight: boolean | { start: string; end: string } | undefined;
-  readonly metadata: boolean;
-}
-
-export interface SearchPage {
-  readonly hits: readonly SearchHit[];
-  /** The search index's fields, naming the highlights. */
-  readonly fields: readonly string[];
-  readonly cursor: string | null;
-}
+export type { SearchOptions as SearchCall, SearchPage } from "../../contract/index.js";
 
 export interface IndexService {
   createIndex(namespace: string, name: string, options: KvIndexOptions): Promise<KvIndexInfo>;
@@ -53,7 +46,12 @@ export interface IndexService {
   ): Promise<KvSearchIndexInfo>;
   dropSearchIndex(namespace: string, name: string): Promise<void>;
   listSearchIndexes(namespace: string): Promise<KvSearchIndexInfo[]>;
-  search(namespace: string, name: string, query: string, options: SearchCall): Promise<SearchPage>;
+  search(
+    namespace: string,
+    name: string,
+    query: string,
+    options: SearchOptions,
+  ): Promise<SearchPage>;
   explain(range: ReadRange & { readonly where: Filter }): Promise<KvExplain>;
   walk(namespace: string, selector: KvIndexSelector): Promise<IndexWalk>;
 }

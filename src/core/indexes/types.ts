@@ -1,4 +1,10 @@
 /** The public shapes of secondary indexes and search indexes. */
+export type {
+  IndexInfo as KvIndexInfo,
+  IndexPlanInfo as KvExplain,
+  SearchIndexInfo as KvSearchIndexInfo,
+} from "../../contract/index.js";
+
 import type { KvKey } from "../../codec/key.js";
 import type { SearchTokenizer } from "../../contract/index.js";
 import type { KvEntry } from "../types.js";
@@ -24,16 +30,6 @@ export interface KvIndexOptions {
   readonly onProgress?: (progress: KvIndexProgress) => void;
 }
 
-export interface KvIndexInfo {
-  readonly name: string;
-  readonly prefix: KvKey;
-  readonly fields: readonly string[];
-  readonly unique: boolean;
-  /** `building` while the backfill runs (writes keep it current; lists do not use it yet). */
-  readonly state: "building" | "ready";
-  readonly createdAt: number;
-}
-
 export interface KvSearchIndexOptions {
   readonly prefix: KvKey;
   /** Value field paths holding text (strings; numbers and arrays of strings are read as text), 1 to 16. */
@@ -43,16 +39,6 @@ export interface KvSearchIndexOptions {
   /** The stemmer's language (default and only: `"english"`). */
   readonly language?: string;
   readonly onProgress?: (progress: KvIndexProgress) => void;
-}
-
-export interface KvSearchIndexInfo {
-  readonly name: string;
-  readonly prefix: KvKey;
-  readonly fields: readonly string[];
-  readonly tokenizer: SearchTokenizer;
-  readonly language: string;
-  readonly state: "building" | "ready";
-  readonly createdAt: number;
 }
 
 export interface KvSearchOptions {
@@ -89,14 +75,4 @@ export interface KvIndexSelector {
   readonly start?: readonly unknown[];
   /** Field values to stop before (exclusive). */
   readonly end?: readonly unknown[];
-}
-
-/** How a list with a where filter is answered (`kv.explain()`). */
-export interface KvExplain {
-  /** The index it reads, or `null` when it scans the range. */
-  readonly index: string | null;
-  /** Whether the index yields entries in key order (equality on every field), page by page. */
-  readonly ordered: boolean;
-  /** Index ranges read (one per combination of `$in` values). */
-  readonly ranges: number;
 }

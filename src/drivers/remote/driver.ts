@@ -48,6 +48,7 @@ import {
   type WireWriteResult,
   whereOfFilter,
 } from "../../wire/protocol.js";
+import { remoteIndexHost } from "./indexes.js";
 import type { Transport, TransportFactory, TransportResponse } from "./transport.js";
 
 export interface RemoteDriverOptions {
@@ -202,10 +203,9 @@ class Remote implements RemoteDriver {
   readonly #writes: Batcher<AtomicWrite, WireWriteResult>;
   #feed: AbortController | null = null;
   /** The server keeps the indexes: index calls go to it (`POST /api/driver/indexes`). */
-  readonly indexHost: KvIndexHost = {
-    indexCall: (namespace, call) =>
-      this.#client.call("POST", "/api/driver/indexes", { namespace, op: call.op, args: call.args }),
-  };
+  readonly indexHost: KvIndexHost = remoteIndexHost((namespace, op, args) =>
+    this.#client.call("POST", "/api/driver/indexes", { namespace, op, args }),
+  );
   /** Resolves once the change stream is connected; `null` when none is connecting. */
   #feedReady: Promise<void> | null = null;
   #closed = false;
