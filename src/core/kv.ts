@@ -9,6 +9,7 @@ import type { Filter, RawEntry } from "../contract/index.js";
 import { describe, fail, KvError } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
+import { takeDecoded } from "./decoded.js";
 import { batchStream } from "./events/batches.js";
 import {
   assertSubscribeOptions,
@@ -820,9 +821,10 @@ export class Kv implements AsyncDisposable {
   }
 
   #entry<T>(raw: RawEntry, key?: KvKey): KvEntry<T> {
+    const taken = takeDecoded(raw);
     const entry: KvEntry<T> = {
       key: key ?? this.#keyspace.decode(raw.key),
-      value: decodeValue(raw.value) as T,
+      value: (taken ? taken.value : decodeValue(raw.value)) as T,
       versionstamp: raw.versionstamp,
     };
     if (!raw.meta) return entry;

@@ -16,7 +16,7 @@ import {
   type KvKeyPart,
 } from "../../codec/key.js";
 import { decodeValue, encodeValue } from "../../codec/value.js";
-import { rawMatches } from "../../contract/filter.js";
+import { matchesFilter } from "../../contract/filter.js";
 import {
   type AtomicWrite,
   type Check,
@@ -30,6 +30,7 @@ import {
   type ReadRange,
 } from "../../contract/index.js";
 import { describe, fail, KvError } from "../../errors.js";
+import { rememberDecoded } from "../decoded.js";
 import { namespaceOf } from "../scope.js";
 import { assertHighlightMarkers, parseSearchQuery } from "../search/query.js";
 import {
@@ -480,7 +481,16 @@ export class IndexEngine implements IndexService {
     const out: RawEntry[] = [];
     for (const found of read) {
       const entry = found[0];
-      if (entry && (where === undefined || rawMatches(where, entry.value))) out.push(entry);
+      if (!entry) continue;
+      if (where === undefined) {
+        out.push(entry);
+        continue;
+      }
+      const value = decodeValue(entry.value);
+      if (matchesFilter(where, value)) {
+        rememberDecoded(entry, value);
+        out.push(entry);
+      }
     }
     return out;
   }
@@ -552,8 +562,13 @@ export class IndexEngine implements IndexService {
         const entries = await this.#driver.snapshotRead(keys.map(point), { now, metadata });
         for (let i = 0; i < found.length; i++) {
           const entry = entries[i]?.[0];
-          if (entry && (where === undefined || rawMatches(where, entry.value)))
-            out.push({ entry, key: found[i]!.key });
+          if (!entry) continue;
+          if (where !== undefined) {
+            const value = decodeValue(entry.value);
+            if (!matchesFilter(where, value)) continue;
+            rememberDecoded(entry, value);
+          }
+          out.push({ entry, key: found[i]!.key });
           if (out.length === limit) return out;
         }
         const last = found.at(-1);
