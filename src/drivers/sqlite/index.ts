@@ -54,11 +54,9 @@ import { isFileFault, storageError } from "./errors.js";
 import { prepareLocation } from "./path.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
 import {
-  BASE_COLUMNS,
   type ChangeRow,
   changeRow,
   groupChanges,
-  META_COLUMNS,
   migrate,
   prepareStatements,
   type Row,
@@ -69,12 +67,6 @@ import {
 } from "./schema.js";
 import { SqliteSearch } from "./search.js";
 import { SqliteWhere } from "./where.js";
-
-/** Keys one statement of a batched point read looks up. */
-const POINTS_BATCH = 64;
-
-const isPointRead = (range: ReadRange) =>
-  range.limit === 1 && range.where === undefined && isPoint(range.start, range.end);
 
 export interface SqliteDriverOptions extends DriverOptions {
   /**
@@ -227,40 +219,7 @@ class SqliteDriver implements KvDriver {
   snapshotReadSync(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
     this.#assertOpen();
     if (ranges.length === 1) return [this.#readRange(ranges[0]!, options)];
-    if (ranges.length >= POINTS_BATCH / 4 && ranges.every(isPointRead))
-      return this.#db.transaction(() => this.#readPoints(ranges, options))();
     return this.#db.transaction(() => ranges.map((range) => this.#readRange(range, options)))();
-  }
-
-  /** Many single keys (a getMany, an index's candidates): `POINTS_BATCH` keys per statement. */
-  #readPoints(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
-    const meta = options.metadata === true;
-    const found = new Map<string, RawEntry>();
-    for (let i = 0; i < ranges.length; i += POINTS_BATCH) {
-      const keys = ranges.slice(i, i + POINTS_BATCH).map((range) => range.start);
-      const rows = this.#pointsStatement(keys.length, meta).all(...keys, options.now) as Row[];
-      for (const row of rows) found.set(row[0].toString("latin1"), toEntry(row, meta));
-    }
-    return ranges.map((range) => {
-      const entry = found.get(Buffer.from(range.start).toString("latin1"));
-      return entry ? [entry] : [];
-    });
-  }
-
-  readonly #points = new Map<string, Database.Statement>();
-
-  #pointsStatement(size: number, meta: boolean): Database.Statement {
-    const id = `${size}:${meta}`;
-    let statement = this.#points.get(id);
-    if (!statement) {
-      statement = this.#db
-        .prepare(
-          `SELECT ${meta ? META_COLUMNS : BASE_COLUMNS} FROM cellar_kv WHERE key IN (${"?,".repeat(size - 1)}?) AND (expires_at IS NULL OR expires_at > ?)`,
-        )
-        .raw();
-      this.#points.set(id, statement);
-    }
-    return statement;
   }
 
   async snapshotRead(ranges: readonly ReadRange[], options: ReadOptions): Promise<RawEntry[][]> {
