@@ -9,7 +9,9 @@
  */
 
 /** Extensions: built on the core, never on a driver; imported by faces and entry points only. */
-const EXTENSIONS = ["typed", "observe"];
+const EXTENSIONS = ["typed", "observe", "workspace"];
+/** Extensions built on other extensions: workspaces reuse the typed columns. */
+const EXTENSION_MAY_IMPORT = { workspace: ["typed"] };
 /** Faces, bottom up. Each may import everything below the faces, plus what it lists here. */
 const FACE_MAY_IMPORT = {
   http: [],
@@ -19,7 +21,7 @@ const FACE_MAY_IMPORT = {
 };
 const FACES = Object.keys(FACE_MAY_IMPORT);
 /** Entry points: they expose the layers below them, so they may import what they expose. */
-const ENTRY_POINTS = "^src/(index|open|client|api)\\.ts$|^src/server/index\\.ts$";
+const ENTRY_POINTS = "^src/(index|open|client|api|workspace)\\.ts$|^src/server/index\\.ts$";
 
 const folder = (name) => `src/${name}/`;
 const anyOf = (paths) => `^(${paths.join("|")})`;
@@ -90,7 +92,7 @@ module.exports = {
         `extension-${name}-imports-core-codec-contract-errors`,
         `The ${name} extension is built on the core, never on a driver, and under every face.`,
         anyOf([folder(name)]),
-        [ERRORS, CODEC, CONTRACT, CORE, folder(name)],
+        [ERRORS, CODEC, CONTRACT, CORE, ...[name, ...(EXTENSION_MAY_IMPORT[name] ?? [])].map(folder)],
       ),
     ),
     {
