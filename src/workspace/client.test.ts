@@ -1,0 +1,129 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { KvError } from "../errors.js";
+import { openKv } from "../open.js";
+import {
+  createClient,
+  date,
+  dateWithTimeZone,
+  defineMutation,
+  defineQuery,
+  defineWorkspace,
+  id,
+  select,
+  tags,
+  text,
+  ytext,
+} from "../workspace.js";
+
+const app = defineWorkspace({
+  id: "app",
+  tables: { posts: { id: id(), title: text(), content: ytext() } },
+  kv: {
+    theme: select({ options: ["light", "dark"], default: "light" }),
+    lastSyncAt: date({ nullable: true }),
+    notes: ytext(),
+    labels: tags(),
+  },
+  actions: ({ kv }) => ({
+    setTheme: defineMutation({
+      input: z.object({ theme: z.enum(["light", "dark"]) }),
+      handler: ({ theme }) => kv.theme.set(theme),
+    }),
+    getTheme: defineQuery({ handler: () => kv.theme.get() }),
+  }),
+});
+
+const dir = mkdtempSync(join(tmpdir(), "cellar-workspace-client-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("createClient(workspace, { kv })", () => {
+  it("keeps everything across a restart of a SQLite file", async () => {
+    const path = join(dir, "restart.sqlite");
+    const kv = await openKv(path);
+    const client = await createClient(app, { kv });
+    await client.whenSynced;
+    expect(client.id).toBe("app");
+    await client.actions.setTheme({ theme: "dark" });
+    client.$kv.lastSyncAt.set(dateWithTimeZone("2025-06-01T12:00:00Z", "Europe/Paris"));
+    client.$kv.notes.set("collaborative notes");
+    client.$kv.labels.set(["x", "y"]);
+    client.$tables.posts.upsert({ id: "p1", title: "Hello", content: "Body" });
+    await client.flush();
+    await client.close();
+    await kv.close();
+
+    const reopened = await openKv(path);
+    const again = await createClient(app, { kv: reopened });
+    expect(await again.actions.getTheme()).toBe("dark");
+    expect(again.$kv.$toJSON()).toEqual({
+      theme: "dark",
+      lastSyncAt: { date: "2025-06-01T12:00:00.000Z", timeZone: "Europe/Paris" },
+      notes: "collaborative notes",
+      labels: ["x", "y"],
+    });
+    expect(again.$tables.posts.getJSON("p1")).toEqual({
+      id: "p1",
+      title: "Hello",
+      content: "Body",
+    });
+    await again.close();
+    await reopened.close();
+  });
+
+  it("stores the document in namespace workspace-{id}, given the root or that namespace", async () => {
+    const kv = await openKv();
+    const client = await createClient(app, { kv });
+    client.$kv.theme.set("dark");
+    await client.flush();
+    await client.close();
+    expect(
+      (
+        await kv
+          .namespace("workspace-app")
+          .list({ prefix: ["ydoc"] })
+          .next()
+      ).done,
+    ).toBe(false);
+    expect((await kv.list({ prefix: ["ydoc"] }).next()).done).toBe(true);
+    const view = await createClient(app, { kv: kv.namespace("workspace-app") });
+    expect(view.$kv.theme.get()).toBe("dark");
+    await view.close();
+    const error = await createClient(app, { kv: kv.namespace("other") }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KvError);
+    expect((error as KvError).code).toBe("INVALID_ARGUMENT");
+    expect((error as Error).message).toMatch(/namespace "workspace-app"/);
+    await kv.close();
+  });
+
+  it("two clients of one database see each other's changes through its change feed", async () => {
+    const kv = await openKv(join(dir, "two.sqlite"));
+    const a = await createClient(app, { kv });
+    const b = await createClient(app, { kv });
+    const seen = new Promise<string>((resolve) => {
+      b.$kv.notes.observe((text) => {
+        if (text.toString().includes("from a")) resolve(text.toString());
+      });
+    });
+    a.$kv.notes.set("from a");
+    expect(await seen).toBe("from a");
+    const themed = new Promise<string>((resolve) => a.$kv.theme.observe(resolve));
+    b.$kv.theme.set("dark");
+    expect(await themed).toBe("dark");
+    await a.close();
+    await b.close();
+    await kv.close();
+  });
+
+  it("refuses options it cannot use", async () => {
+    const kv = await openKv();
+    const url = await createClient(app, { url: "http://127.0.0.1:1" }).catch((e: unknown) => e);
+    expect((url as KvError).code).toBe("UNSUPPORTED");
+    const none = await createClient(app, {} as never).catch((e: unknown) => e);
+    expect((none as KvError).code).toBe("INVALID_ARGUMENT");
+    await kv.close();
+  });
+});
