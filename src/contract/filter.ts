@@ -66,6 +66,8 @@ type Kind = "number" | "string" | "boolean" | "date" | "null" | "other";
 function kindOf(value: unknown): Kind {
   switch (typeof value) {
     case "number":
+      // NaN is no number to compare: it equals nothing, as in SQL, whichever way it is read.
+      return Number.isNaN(value) ? "other" : "number";
     case "bigint":
       return "number";
     case "string":
@@ -74,7 +76,7 @@ function kindOf(value: unknown): Kind {
       return "boolean";
     default:
       if (value === null) return "null";
-      if (value instanceof Date) return "date";
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? "other" : "date";
       if (value instanceof KvU64) return "number";
       return "other";
   }

@@ -14,6 +14,7 @@ import {
   encodeKey,
   type KvKey,
   type KvKeyPart,
+  startsWith,
 } from "../../codec/key.js";
 import { decodeValue, encodeValue } from "../../codec/value.js";
 import { matchesFilter } from "../../contract/filter.js";
@@ -521,9 +522,20 @@ export class IndexEngine implements IndexService {
     let end: Uint8Array;
     let prefix: Uint8Array | null = null;
     if (selector.prefix !== undefined) {
-      prefix = bound(selector.prefix, "prefix");
-      start = selector.start !== undefined ? bound(selector.start, "start") : prefix;
-      end = selector.end !== undefined ? bound(selector.end, "end") : concatBytes(prefix, 0xff);
+      const p = bound(selector.prefix, "prefix");
+      prefix = p;
+      // As in a key selector, bounds lie inside the prefix: their values begin with its values.
+      const inside = (values: unknown, what: string) => {
+        const key = bound(values, what);
+        if (!startsWith(key, p))
+          fail(
+            "INVALID_SELECTOR",
+            `an index selector's ${what} must begin with the values of its prefix`,
+          );
+        return key;
+      };
+      start = selector.start !== undefined ? inside(selector.start, "start") : p;
+      end = selector.end !== undefined ? inside(selector.end, "end") : concatBytes(p, 0xff);
     } else {
       start = selector.start !== undefined ? bound(selector.start, "start") : index.entries;
       end =

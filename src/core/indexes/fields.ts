@@ -10,9 +10,11 @@
  * | boolean | `[2, b]` | the boolean |
  * | number, `bigint`, `KvU64`, `Date` | `[3, n]` | a number: epoch ms for a `Date`; a `bigint` rounded to the nearest double |
  * | string | `[4, s]` | the string (UTF-8, so code point order) |
+ * | string with a lone surrogate | `[5, s]` | the string, each lone surrogate read as U+FFFD |
  *
- * A `bigint` beyond 2^53 shares its double with its neighbours, so an index read is a superset:
- * every candidate is checked against the whole filter before it is returned.
+ * A `bigint` beyond 2^53 shares its double with its neighbours, and strings with lone surrogates
+ * share their parts, so an index read is a superset: every candidate is checked against the whole
+ * filter before it is returned (and a unique index compares the values themselves).
  */
 import { concatBytes, encodeKey, type KvKeyPart, partEnds } from "../../codec/key.js";
 import { KvU64 } from "../../codec/u64.js";
@@ -23,12 +25,16 @@ export const KIND_NULL = 1;
 export const KIND_BOOLEAN = 2;
 export const KIND_NUMBER = 3;
 export const KIND_STRING = 4;
+/** A string holding a lone surrogate: UTF-8 cannot spell it, so its key part is approximate. */
+export const KIND_ODD_STRING = 5;
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The key parts one field value sorts by. */
 export function scalarParts(value: unknown): KvKeyPart[] {
   switch (typeof value) {
     case "string":
-      return [KIND_STRING, value];
+      return LONE_SURROGATE.test(value) ? [KIND_ODD_STRING, value] : [KIND_STRING, value];
     case "number":
       return Number.isNaN(value) ? [KIND_NONE] : [KIND_NUMBER, value === 0 ? 0 : value];
     case "bigint":
@@ -74,7 +80,9 @@ export function operandParts(value: Scalar): KvKeyPart[] | null {
 
 /** Whether an operand is a `bigint` (or `KvU64`) the index may have rounded: its bounds widen. */
 export function isInexact(value: Scalar): boolean {
-  return typeof value === "bigint" && BigInt(Number(value)) !== value;
+  if (typeof value !== "bigint") return false;
+  const rounded = Number(value);
+  return !Number.isFinite(rounded) || BigInt(rounded) !== value;
 }
 
 /**
@@ -114,9 +122,14 @@ function kindAt(key: Uint8Array, start: number, end: number): number {
   return decodeKind(key.subarray(start, end));
 }
 
-const KIND_BYTES = [KIND_NONE, KIND_NULL, KIND_BOOLEAN, KIND_NUMBER, KIND_STRING].map((kind) =>
-  encodeKey([kind]),
-);
+const KIND_BYTES = [
+  KIND_NONE,
+  KIND_NULL,
+  KIND_BOOLEAN,
+  KIND_NUMBER,
+  KIND_STRING,
+  KIND_ODD_STRING,
+].map((kind) => encodeKey([kind]));
 
 function decodeKind(bytes: Uint8Array): number {
   for (let kind = 0; kind < KIND_BYTES.length; kind++) {

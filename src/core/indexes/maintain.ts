@@ -10,7 +10,7 @@
 import { compareBytes, keyId } from "../../codec/key.js";
 import { decodeValue, encodeValue, type RawValue } from "../../codec/value.js";
 import { applyMutation, type StoredEntry } from "../../contract/apply.js";
-import { fieldAt } from "../../contract/filter.js";
+import { compareScalars, fieldAt } from "../../contract/filter.js";
 import type {
   AtomicWrite,
   Check,
@@ -157,12 +157,7 @@ export async function derive(
   const checks: Check[] = [];
   const mutations: Mutation[] = [];
   const searchDocs: SearchDoc[] = [];
-  const claims: {
-    index: Compiled<StoredIndex>;
-    range: { start: Uint8Array; end: Uint8Array };
-    owner: Uint8Array;
-    t: Touched;
-  }[] = [];
+  const claims: Claim[] = [];
   const removed = new Set<string>();
 
   for (const t of touched) {
@@ -182,7 +177,13 @@ export async function derive(
         newKey = indexKey(index.entries, parts, userKey);
         assertIndexSize(index, newKey.length - userKey.length - index.entries.length);
         if (index.def.unique && !hasNoValue(parts))
-          claims.push({ index, range: partsRange(index.entries, parts), owner: userKey, t });
+          claims.push({
+            index,
+            range: partsRange(index.entries, parts),
+            owner: userKey,
+            values: fieldValues(index, newValue),
+            t,
+          });
       }
       const same = oldKey !== null && newKey !== null && compareBytes(oldKey, newKey) === 0;
       if (oldKey && !same) {
@@ -244,35 +245,83 @@ function assertIndexSize(index: Compiled<StoredIndex>, size: number): void {
  * keep it so until the commit.
  */
 async function checkClaims(
-  claims: readonly {
-    index: Compiled<StoredIndex>;
-    range: { start: Uint8Array; end: Uint8Array };
-    owner: Uint8Array;
-    t: Touched;
-  }[],
+  claims: readonly Claim[],
   removed: ReadonlySet<string>,
   probe: (ranges: ReadRange[]) => Promise<RawEntry[][]>,
 ): Promise<RangeCheck[]> {
   if (claims.length === 0) return [];
-  const seen = new Map<string, Uint8Array>();
+  // Index parts round (a bigint past 2^53, a string with a lone surrogate): equal parts are only
+  // candidates, and the values themselves decide.
+  const seen = new Map<string, Claim[]>();
   for (const claim of claims) {
     const id = keyId(claim.range.start);
-    const other = seen.get(id);
-    if (other && compareBytes(other, claim.owner) !== 0) throw violation(claim.index);
-    seen.set(id, claim.owner);
+    const others = seen.get(id) ?? [];
+    for (const other of others)
+      if (compareBytes(other.owner, claim.owner) !== 0 && sameValues(other.values, claim.values))
+        throw violation(claim.index);
+    seen.set(id, [...others, claim]);
   }
   const found = await probe(
     claims.map((c) => ({ ...c.range, limit: UNIQUE_PROBE, reverse: false })),
   );
-  return claims.map((claim, i) => {
+  const holders: { claim: Claim; key: Uint8Array }[] = [];
+  const checks = claims.map((claim, i) => {
     const entries = found[i] ?? [];
     for (const entry of entries) {
       if (removed.has(keyId(entry.key))) continue;
       const holder = userKeyOf(claim.index.entries.length, claim.index.paths.length, entry.key);
-      if (compareBytes(holder, claim.owner) !== 0) throw violation(claim.index);
+      if (compareBytes(holder, claim.owner) !== 0)
+        holders.push({
+          claim,
+          key: join(claim.t.key.subarray(0, claim.t.namespaceLength), holder),
+        });
     }
     return { ...claim.range, count: entries.length };
   });
+  if (holders.length > 0) {
+    const current = await probe(
+      holders.map(({ key }) => ({ start: key, end: join(key, ZERO), limit: 1, reverse: false })),
+    );
+    holders.forEach(({ claim }, i) => {
+      const entry = current[i]?.[0];
+      if (entry && sameValues(fieldValues(claim.index, decodeValue(entry.value)), claim.values))
+        throw violation(claim.index);
+    });
+  }
+  return checks;
+}
+
+interface Claim {
+  readonly index: Compiled<StoredIndex>;
+  readonly range: { start: Uint8Array; end: Uint8Array };
+  readonly owner: Uint8Array;
+  readonly values: readonly unknown[];
+  readonly t: Touched;
+}
+
+const ZERO = new Uint8Array([0]);
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function fieldValues(index: Compiled<StoredIndex>, value: unknown): unknown[] {
+  return index.paths.map((path) => {
+    const found = fieldAt(value, path);
+    return found.found ? found.value : undefined;
+  });
+}
+
+/** Whether two entries hold the same values for a unique index (as the where language's `$eq`). */
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.every((value, i) =>
+    typeof value === "string" || typeof b[i] === "string"
+      ? value === b[i]
+      : compareScalars(value, b[i]) === 0,
+  );
 }
 
 const violation = (index: Compiled<StoredIndex>) =>

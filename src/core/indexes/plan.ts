@@ -12,7 +12,7 @@
 import { compareBytes, concatBytes, encodeKey, type KvKeyPart, keyId } from "../../codec/key.js";
 import type { Filter, Path, ReadRange, Scalar } from "../../contract/index.js";
 import type { Catalog, Compiled, StoredIndex } from "./catalog.js";
-import { isInexact, KIND_NULL, operandParts } from "./fields.js";
+import { isInexact, KIND_NULL, KIND_ODD_STRING, KIND_STRING, operandParts } from "./fields.js";
 
 /** Value combinations of `$in` over several fields, at most. */
 const MAX_RANGES = 256;
@@ -99,6 +99,12 @@ function planIndex(
         : concatBytes(kindStart, 0xff),
     };
   });
+  // Strings with lone surrogates sort apart (see `fields.ts`): a string range takes them all in.
+  if ((lower ?? upper)?.parts[0] === KIND_STRING)
+    for (const prefix of prefixes) {
+      const start = encodeKey([...prefix, KIND_ODD_STRING], index.entries);
+      ranges.push({ start, end: concatBytes(start, 0xff) });
+    }
   const ordered = ranges.length === 1 && equalFields === index.paths.length;
   return {
     plan: { index, ranges: ranges.filter((r) => compareBytes(r.start, r.end) < 0), ordered },
@@ -148,7 +154,7 @@ function rangeOf(
   let kind: KvKeyPart | null = null;
   const take = (value: Scalar, side: "lower" | "upper", inclusive: boolean): boolean => {
     const parts = operandParts(value);
-    if (!parts || parts[0] === KIND_NULL) return false;
+    if (!parts || parts[0] === KIND_NULL || parts[0] === KIND_ODD_STRING) return false;
     if (kind !== null && kind !== parts[0]) return false;
     kind = parts[0]!;
     // A rounded bigint bound takes in its neighbours; the filter sorts them out.

@@ -14,7 +14,7 @@ import { bareMessage, describe, fail, KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
 import { keyFromJson, keyToJson, valueFromJson, whereFromJson } from "../../wire/json.js";
 import { b64, entryToWire, unb64 } from "../../wire/protocol.js";
-import { Entry, entryJson, isTrue, Key, Where } from "../schemas.js";
+import { Entry, entryJson, isTrue, Key, query, Where } from "../schemas.js";
 import { body, errors, json } from "./keys.js";
 
 const Name = z
@@ -86,7 +86,7 @@ const SearchBody = z
     example: { index: "posts", query: 'sqlite "write ahead" -draft', limit: 10, highlight: true },
   });
 
-const SearchQuery = z.object({
+const SearchQuery = query({
   index: Name,
   q: z.string().openapi({ example: "write ahead log" }),
   limit: z.coerce.number().int().positive().optional(),
