@@ -31,6 +31,7 @@ import { REST } from "../core/events/index.js";
 import type { Kv } from "../core/kv.js";
 import { coreOf } from "../core/surface.js";
 import type { KvCommitResult, KvEntry } from "../core/types.js";
+import { warn } from "../core/warn.js";
 import { KvError } from "../errors.js";
 
 /** The transaction origin of updates that came from the database: they are not written again. */
@@ -142,7 +143,7 @@ class Persistence implements PersistedDoc {
   #pending: Uint8Array[] = [];
   #queued = 0;
   #committed = 0;
-  readonly #waiters: Waiter[] = [];
+  #waiters: Waiter[] = [];
   #writer = false;
   #compacting: Promise<void> | null = null;
   #unsubscribe: () => void = () => {};
@@ -160,8 +161,7 @@ class Persistence implements PersistedDoc {
       options.compactAfterBytes ?? DEFAULT_BYTES,
     );
     this.#onError =
-      options.onError ??
-      ((error) => process.emitWarning(`cellar workspace: ${error.message}`, "CellarWarning"));
+      options.onError ?? ((error) => warn(`cellar: a persisted Y.Doc: ${error.message}`));
     const { maxValueSize } = coreOf(kv).core.limits;
     // The snapshot head's other fields and the value's framing take well under 256 bytes.
     this.#piece = Math.min(MAX_PIECE, maxValueSize - 256);
@@ -399,12 +399,11 @@ class Persistence implements PersistedDoc {
       }
       pause = RETRY_FIRST_MS;
       this.#committed += batch.length;
-      for (let i = this.#waiters.length - 1; i >= 0; i--) {
-        const waiter = this.#waiters[i]!;
-        if (waiter.upTo > this.#committed) continue;
-        this.#waiters.splice(i, 1);
-        waiter.resolve();
-      }
+      // In the order they were asked: their callers (a server answering, then broadcasting)
+      // keep the order of the updates.
+      const done = this.#waiters.filter((waiter) => waiter.upTo <= this.#committed);
+      this.#waiters = this.#waiters.filter((waiter) => waiter.upTo > this.#committed);
+      for (const waiter of done) waiter.resolve();
       this.#compactIfDue();
     }
   }
@@ -507,7 +506,9 @@ function split(bytes: Uint8Array, size: number): Uint8Array[] {
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function concat(pieces: readonly Uint8Array[]): Uint8Array {
