@@ -92,7 +92,13 @@ module.exports = {
         `extension-${name}-imports-core-codec-contract-errors`,
         `The ${name} extension is built on the core, never on a driver, and under every face.`,
         anyOf([folder(name)]),
-        [ERRORS, CODEC, CONTRACT, CORE, ...[name, ...(EXTENSION_MAY_IMPORT[name] ?? [])].map(folder)],
+        [
+          ERRORS,
+          CODEC,
+          CONTRACT,
+          CORE,
+          ...[name, ...(EXTENSION_MAY_IMPORT[name] ?? [])].map(folder),
+        ],
       ),
     ),
     {

@@ -6,7 +6,7 @@ import type { KvKey } from "../codec/key.js";
 import { decodeValue } from "../codec/value.js";
 import { assertVersionstamp, NEWEST_VERSIONSTAMP } from "../codec/versionstamp.js";
 import type { Filter, RawEntry } from "../contract/index.js";
-import { describe, fail, KvError } from "../errors.js";
+import { describe, fail } from "../errors.js";
 import { AtomicOperation, COMMIT_VERSIONSTAMP } from "./atomic.js";
 import type { Database } from "./database.js";
 import { takeDecoded } from "./decoded.js";
