@@ -3,9 +3,12 @@
  * send anything. The server-side doc applies the update merged with its repair; a peer that
  * already had the bad update converges once it receives the repair.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { KvError } from "../errors.js";
+import { provablyValid } from "./check-fast.js";
+import { fullCheck } from "./check-update.js";
 import { id, integer, select, tags, text, ytext } from "./columns.js";
 import { defineWorkspace } from "./define.js";
 import { bindWorkspace, checkUpdate } from "./doc.js";
@@ -249,3 +252,79 @@ describe("checkUpdate", () => {
     expect((error as KvError).code).toBe("INVALID_VALUE");
   });
 });
+
+describe("checkUpdate's fast path", () => {
+  it("proves the edits clients make all the time without copying the document", () => {
+    const { server, peer } = setup();
+    const bound = bindWorkspace(app, peer);
+    const common = [
+      () => bound.$kv.notes.get().insert(3, "typing"),
+      () => bound.$kv.notes.get().delete(0, 4),
+      () => bound.$kv.theme.set("light"),
+      () => bound.$kv.labels.set(["a", "b"]),
+      () => bound.$kv.locale.reset(),
+      () => bound.$tables.posts.upsert({ id: "p1", title: "Renamed", views: 9 }),
+      () => bound.$tables.posts.get("p1")?.body.insert(0, "x"),
+      () => bound.$tables.posts.delete("p1"),
+    ];
+    for (const edit of common) {
+      const update = updateOf(peer, edit);
+      expect([common.indexOf(edit), provablyValid(app, server.doc, update)]).toEqual([
+        common.indexOf(edit),
+        true,
+      ]);
+      Y.applyUpdate(server.doc, update);
+    }
+  });
+
+  it("never passes an update the full check refuses (property)", () => {
+    const edits: ((peer: Y.Doc) => void)[] = [
+      (peer) => bindWorkspace(app, peer).$kv.notes.get().insert(0, "ok"),
+      (peer) => bindWorkspace(app, peer).$kv.theme.set("light"),
+      (peer) => bindWorkspace(app, peer).$tables.posts.upsert({ id: "p1", title: "t" }),
+      (peer) => bindWorkspace(app, peer).$tables.posts.upsert({ id: "p2", title: "new" }),
+      (peer) => peer.getMap("kv").set("theme", "blue"),
+      (peer) => peer.getMap("kv").set("locale", 1),
+      (peer) => peer.getMap("kv").set("notes", "plain"),
+      (peer) => peer.getMap("kv").set("junk", true),
+      (peer) => peer.getMap("kv").delete("notes"),
+      (peer) => (peer.getMap("kv").get("labels") as Y.Array<unknown>).push([5]),
+      (peer) => (peer.getMap("kv").get("labels") as Y.Array<unknown>).push(["c"]),
+      (peer) => posts(peer).get("p1")?.set("views", "x"),
+      (peer) => posts(peer).get("p1")?.set("id", "other"),
+      (peer) => posts(peer).get("p1")?.delete("title"),
+      (peer) => posts(peer).get("p1")?.delete("views"),
+      (peer) => posts(peer).get("p1")?.set("title", "fine"),
+      (peer) => (posts(peer).get("p1")?.get("body") as Y.Text | undefined)?.insert(0, "b"),
+      (peer) => posts(peer).delete("p1"),
+      (peer) => peer.getMap("tables").set("posts", 3),
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.nat(edits.length - 1), { minLength: 1, maxLength: 3 }), {
+          maxLength: 8,
+        }),
+        (batches) => {
+          const { server, peer } = setup();
+          for (const batch of batches) {
+            const update = updateOf(peer, () => {
+              for (const i of batch) edits[i]!(peer);
+            });
+            const full = fullCheck(app, server.doc, update);
+            if (provablyValid(app, server.doc, update)) expect(full.ok).toBe(true);
+            const repaired = full.ok ? update : Y.mergeUpdates([update, full.repair]);
+            Y.applyUpdate(server.doc, repaired);
+            if (!full.ok) Y.applyUpdate(peer, full.repair);
+          }
+          expect(json(peer)).toEqual(json(server.doc));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+function posts(doc: Y.Doc): Y.Map<Y.Map<unknown>> {
+  const rows = doc.getMap("tables").get("posts");
+  return rows instanceof Y.Map ? rows : new Y.Map();
+}

@@ -9,6 +9,7 @@ import * as Y from "yjs";
 import { bareMessage, KvError } from "../errors.js";
 import type { ValidationIssue } from "../typed/schemas.js";
 import { badTags, checkStored, copyStored, describeStored, fallbackJson } from "./cells.js";
+import { provablyValid } from "./check-fast.js";
 import { storageOf, type ValueColumn } from "./columns.js";
 import type { AnyWorkspace } from "./define.js";
 import { idFieldOf, isRequiredValue, type TableSchema } from "./tables.js";
@@ -48,6 +49,12 @@ interface Touched {
  * Y.applyUpdate(doc, check.ok ? update : Y.mergeUpdates([update, check.repair]));
  */
 export function checkUpdate(definition: AnyWorkspace, doc: Y.Doc, update: Uint8Array): UpdateCheck {
+  if (provablyValid(definition, doc, update)) return { ok: true };
+  return fullCheck(definition, doc, update);
+}
+
+/** The full check: apply to a copy of the document, look at everything the update touched. */
+export function fullCheck(definition: AnyWorkspace, doc: Y.Doc, update: Uint8Array): UpdateCheck {
   const copy = new Y.Doc();
   Y.applyUpdate(copy, Y.encodeStateAsUpdate(doc));
   const touched = recordTouched(copy, () => {
