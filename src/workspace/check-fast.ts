@@ -9,7 +9,7 @@ import * as Y from "yjs";
 import { checkStored } from "./cells.js";
 import { storageOf, type ValueColumn } from "./columns.js";
 import type { AnyWorkspace } from "./define.js";
-import { idFieldOf, isRequiredValue, type TableSchema } from "./tables.js";
+import { isRequiredValue, type TableSchema } from "./tables.js";
 
 type Struct = Y.Item | Y.GC | Y.Skip;
 type Decoded = ReturnType<typeof Y.decodeUpdate>;

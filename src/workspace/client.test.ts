@@ -1,7 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setupWSConnection } from "@y/websocket-server/utils";
 import { afterAll, describe, expect, it } from "vitest";
+import { WebSocketServer } from "ws";
 import { z } from "zod";
 import { KvError } from "../errors.js";
 import { openKv } from "../open.js";
@@ -119,11 +123,49 @@ describe("createClient(workspace, { kv })", () => {
   });
 
   it("refuses options it cannot use", async () => {
-    const kv = await openKv();
-    const url = await createClient(app, { url: "http://127.0.0.1:1" }).catch((e: unknown) => e);
-    expect((url as KvError).code).toBe("UNSUPPORTED");
     const none = await createClient(app, {} as never).catch((e: unknown) => e);
     expect((none as KvError).code).toBe("INVALID_ARGUMENT");
-    await kv.close();
+  });
+});
+
+describe("createClient(workspace, { url })", () => {
+  it("syncs through a y-websocket server: two clients converge on concurrent edits", async () => {
+    // The reference y-websocket server on a real port: the client speaks plain y-protocols.
+    const server = createServer();
+    const sockets = new WebSocketServer({ server });
+    sockets.on("connection", (socket, request) => setupWSConnection(socket, request));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const url = `http://127.0.0.1:${port}`;
+    const a = await createClient(app, { url });
+    const b = await createClient(app, { url });
+    try {
+      await Promise.all([a.whenSynced, b.whenSynced]);
+      a.$kv.notes.set("from a. ");
+      b.$kv.notes.set("from b. ");
+      a.$kv.labels.set(["x"]);
+      b.$kv.labels.set(["y"]);
+      await Promise.all([a.flush(), b.flush()]);
+      await Promise.all([a.flush(), b.flush()]);
+      const converged = () =>
+        JSON.stringify(a.$kv.$toJSON()) === JSON.stringify(b.$kv.$toJSON()) &&
+        a.$kv.notes.toJSON().length === "from a. from b. ".length;
+      if (!converged()) {
+        await new Promise<void>((resolve) => {
+          const check = () => converged() && resolve();
+          a.$kv.$observe(check);
+          b.$kv.$observe(check);
+        });
+      }
+      expect(a.$kv.notes.toJSON()).toContain("from a. ");
+      expect(a.$kv.notes.toJSON()).toContain("from b. ");
+      expect([...a.$kv.labels.toJSON()].sort()).toEqual(["x", "y"]);
+      expect(await b.actions.getTheme()).toBe("light");
+    } finally {
+      await a.close();
+      await b.close();
+      sockets.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

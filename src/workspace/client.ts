@@ -9,6 +9,7 @@ import { describe, fail } from "../errors.js";
 import type { AnyWorkspace } from "./define.js";
 import { type BindOptions, type BoundWorkspace, bindWorkspace } from "./doc.js";
 import { openPersistedDoc, type PersistOptions } from "./persist.js";
+import { connectDoc } from "./remote.js";
 
 /** Where a client's document lives. */
 export type ClientOptions = BindOptions &
@@ -23,8 +24,11 @@ export type ClientOptions = BindOptions &
         readonly persist?: Omit<PersistOptions, "doc">;
       }
     | {
-        /** A Cellar server's base URL: the client syncs with `{url}/workspaces/{id}/sync`. */
-        readonly url: string;
+        /**
+         * A Cellar server's base URL: the client syncs with `{url}/workspaces/{id}/sync`,
+         * reconnecting after a network failure and sending what it edited meanwhile.
+         */
+        readonly url: string | URL;
         /** A token of the server (sent as `?token=`). */
         readonly token?: string;
       }
@@ -34,9 +38,16 @@ export type ClientOptions = BindOptions &
 export interface WorkspaceClient<D extends AnyWorkspace = AnyWorkspace> extends BoundWorkspace<D> {
   /** The workspace's id. */
   readonly id: D["id"];
-  /** Resolves once the document holds what its source held when the client opened. */
+  /**
+   * Resolves once the document holds what its source held: at once for `{ kv }` (the document
+   * is loaded before `createClient` resolves), after the first sync for `{ url }`, which rejects
+   * with the server's refusal (`UNAUTHORIZED`, `NOT_FOUND`…). Edits made before work offline.
+   */
   readonly whenSynced: Promise<void>;
-  /** Resolves once every change made so far is durable (committed to the database). */
+  /**
+   * Resolves once every change made so far is durable: committed to the database, or, with
+   * `{ url }`, committed by the server (waiting for a connection if there is none).
+   */
   flush(): Promise<void>;
   /** Writes what is pending, stops persisting or syncing, and destroys the document. */
   close(): Promise<void>;
@@ -48,7 +59,8 @@ export const workspaceNamespace = (id: string): string => `workspace-${id}`;
 /**
  * Opens a client of `definition`: with `{ kv }` its document is loaded from the database and
  * every change is committed there (updates other processes commit arrive through the change
- * feed); with `{ url, token }` it syncs with a Cellar server.
+ * feed); with `{ url, token }` it syncs with a Cellar server over WebSocket, and resolves at
+ * once (await `whenSynced` for the server's state).
  *
  * @example
  * const client = await createClient(app, { kv });
@@ -67,13 +79,33 @@ export async function createClient<D extends AnyWorkspace>(
     );
   }
   if ("kv" in options) return persistedClient(definition, options.kv, options);
-  if ("url" in options) {
-    fail(
-      "UNSUPPORTED",
-      `createClient(workspace, { url }) is not available yet: open the workspace with { kv } (a local or remote Cellar database), or sync a Y.Doc with ${options.url}/workspaces/${definition.id}/sync through a y-websocket provider`,
-    );
-  }
+  if ("url" in options) return syncedClient(definition, options);
   fail("INVALID_ARGUMENT", "createClient takes { kv } or { url, token? }");
+}
+
+function syncedClient<D extends AnyWorkspace>(
+  definition: D,
+  options: BindOptions & { readonly url: string | URL; readonly token?: string },
+): WorkspaceClient<D> {
+  const remote = connectDoc(
+    options.url,
+    definition.id,
+    options.token === undefined ? {} : { token: options.token },
+  );
+  const bound = bindWorkspace(definition, remote.doc, options);
+  return Object.freeze({
+    ...bound,
+    id: definition.id,
+    whenSynced: remote.whenSynced,
+    flush: () => remote.flush(),
+    close: async () => {
+      try {
+        await remote.close();
+      } finally {
+        remote.doc.destroy();
+      }
+    },
+  });
 }
 
 async function persistedClient<D extends AnyWorkspace>(
