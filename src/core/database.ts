@@ -440,6 +440,8 @@ export class Database {
       if (this.#sweeper) clearInterval(this.#sweeper);
       this.hub.close();
       this.events.close();
+      // Commits made before close() that were still reading what their indexes need go first.
+      await this.indexes?.idle();
       await this.#driver.close();
     })();
     return this.#closing;

@@ -177,6 +177,11 @@ export class IndexEngine implements IndexService {
       .then((result) => result ?? this.#afterFailure(write, namespaces, false, 0));
   }
 
+  /** Resolves once every commit being prepared has reached the driver (before it closes). */
+  async idle(): Promise<void> {
+    while (this.#preparing > 0) await this.#tail;
+  }
+
   #namespacesOf(write: AtomicWrite): Map<string, number> {
     const namespaces = new Map<string, number>();
     for (const mutation of write.mutations) {
