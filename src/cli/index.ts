@@ -6,7 +6,9 @@ import { pino } from "pino";
 import { KvError, redactUrl } from "../errors.js";
 import { createLogger } from "../observe/logging.js";
 import { startServer } from "../server/serve.js";
+import type { AnyWorkspace } from "../workspace/define.js";
 import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
+import { loadWorkspaces } from "./workspaces.js";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -37,14 +39,23 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
   // Asynchronous: a slow reader of stdout (a pipe to a log collector) must not stall the server;
   // what is still buffered is written out before the process exits.
   const destination = pino.destination({ dest: 1, sync: false });
-  const { logLevel, ...served } = options;
+  const { logLevel, workspacesModule, ...served } = options;
   const logger = createLogger({ level: logLevel, destination });
   const exit = (status: number) => {
     destination.flushSync();
     process.exit(status);
   };
+  let workspaces: AnyWorkspace[] | undefined;
   try {
-    const server = await startServer({ ...served, logger });
+    workspaces =
+      workspacesModule === undefined ? undefined : await loadWorkspaces(workspacesModule);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`cellar: ${error.message}`);
+    process.exit(USAGE);
+  }
+  try {
+    const server = await startServer({ ...served, logger, ...(workspaces && { workspaces }) });
     console.log(`cellar listening on ${server.url} (database: ${redactUrl(options.db)})`);
     const stop = (signal: string) => {
       console.log(`cellar: ${signal}, shutting down`);

@@ -197,6 +197,14 @@ export const SETTINGS: readonly Setting[] = [
     default: false,
   }),
   setting({
+    name: "workspaces",
+    kind: text,
+    argument: "<module>",
+    description:
+      "JS or TS module whose exports are workspace definitions (defineWorkspace), served at /workspaces/{id}",
+    path: true,
+  }),
+  setting({
     name: "maxValueSize",
     kind: integer(1, 256 * 1024 * 1024),
     argument: "<bytes>",
@@ -403,9 +411,12 @@ function tlsOf(cert: string | undefined, key: string | undefined): ServerOptions
 }
 
 /** `startServer`'s options for resolved settings. */
-export function serverOptions(
-  settings: Values,
-): ServerOptions & { db: string; logLevel: (typeof LOG_LEVELS)[number] } {
+export function serverOptions(settings: Values): ServerOptions & {
+  db: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  /** The module of workspace definitions, which the command loads (see `workspaces.ts`). */
+  workspacesModule?: string;
+} {
   // resolveSettings checked every value against its setting's kind.
   const v = settings as Record<string, never> & { db: string };
   const defined = (entries: Record<string, unknown>) =>
@@ -431,6 +442,7 @@ export function serverOptions(
       maxStreams: v.maxStreams,
       pingInterval: v.pingInterval,
       cors: v.cors,
+      workspacesModule: v.workspaces,
     }),
     namespaceFrom: v.namespaceFrom,
     insecure: v.insecure === true,

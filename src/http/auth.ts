@@ -263,16 +263,21 @@ function requestedNamespace(
 /**
  * The Hono middleware over `auth`: sets `scope` and `kv` (the request's namespace view).
  * `acrossNamespaces` names the routes that work across the token's namespaces (see
- * {@link Credentials.acrossNamespaces}).
+ * {@link Credentials.acrossNamespaces}); `pathNamespace` reads the namespace from routes whose
+ * path names one (`/workspaces/{id}/…` is namespace `workspace-{id}`).
  */
 export function authenticate(
   auth: Authenticator,
-  options: { acrossNamespaces?: ReadonlySet<string> } = {},
+  options: {
+    acrossNamespaces?: ReadonlySet<string>;
+    /** The namespace a request's path names, taken when it has no `X-Cellar-Namespace` header. */
+    pathNamespace?: (path: string) => string | undefined;
+  } = {},
 ): MiddlewareHandler<ServerEnv> {
   return async function authenticate(c, next) {
     const { scope, kv } = auth({
       authorization: c.req.header("authorization"),
-      namespace: c.req.header(NAMESPACE_HEADER),
+      namespace: c.req.header(NAMESPACE_HEADER) ?? options.pathNamespace?.(c.req.path),
       host: c.req.header("host"),
       queryToken: () => c.req.query("token"),
       acrossNamespaces: options.acrossNamespaces?.has(c.req.path) === true,

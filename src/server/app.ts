@@ -21,6 +21,8 @@ import { errorBody, onError } from "../http/errors.js";
 import { StreamRegistry } from "../http/streams.js";
 import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
 import { metricsRegistry, withMetrics } from "../observe/metrics.js";
+import { workspaceNamespace } from "../workspace/client.js";
+import type { AnyWorkspace } from "../workspace/define.js";
 import { Broadcaster } from "./broadcast.js";
 import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
@@ -38,11 +40,23 @@ import { queueRoutes } from "./routes/queues.js";
 import { seedCompatRoutes } from "./routes/seed-compat.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
 import { watchRoutes } from "./routes/watch.js";
-import type { EventSocketOptions } from "./websocket.js";
+import type { EventSocketOptions, UpgradeRoute } from "./websocket.js";
+import { Rooms } from "./workspaces/rooms.js";
+import { workspaceRoutes } from "./workspaces/routes.js";
+import { syncSockets } from "./workspaces/sync.js";
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
-export interface AppOptions extends AuthOptions, TypedRouteOptions {
+export interface AppOptions extends AuthOptions, Omit<TypedRouteOptions, "workspaces"> {
+  /**
+   * Collaborative workspaces (`defineWorkspace`): each served at `/workspaces/{id}/sync`
+   * (y-protocols over WebSocket) and by REST routes, its document persisted in namespace
+   * `workspace-{id}`. The older form, workspace id → KV definition (`defineKv` columns), serves
+   * typed values stored as plain keys at `/workspaces/{id}/kv` (see `routes/typed.ts`).
+   */
+  readonly workspaces?: readonly AnyWorkspace[] | TypedRouteOptions["workspaces"];
+  /** How long a workspace's document stays in memory with nobody using it, in ms (default 30 s). */
+  readonly workspaceIdleMs?: number;
   /** Largest request body in bytes (default: 4 × the value limit, at least 1 MiB). */
   readonly maxBodySize?: number;
   /** Largest page of list/paginate (default 1000). */
@@ -94,6 +108,13 @@ export interface CellarApp {
   readonly endStreams: () => void;
   /** What the WebSocket form of `GET /api/events` needs, which `startServer` serves on upgrades. */
   readonly eventSockets: EventSocketOptions;
+  /** The other WebSocket routes (workspace sync), which `startServer` serves beside it. */
+  readonly upgradeRoutes: readonly UpgradeRoute[];
+  /**
+   * Writes and closes what the app keeps open (workspace documents). Call it after the last
+   * request and before closing the database.
+   */
+  readonly close: () => Promise<void>;
 }
 
 /**
@@ -189,7 +210,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   app.use("/workspaces/*", checkBody);
   const auth = createAuthenticator(kv, options);
   app.use("/api/*", authenticate(auth, { acrossNamespaces: DISCOVERY_ACROSS_NAMESPACES }));
-  app.use("/workspaces/*", authenticate(auth));
+  app.use("/workspaces/*", authenticate(auth, { pathNamespace: workspacePathNamespace }));
   if (registry && options.metrics !== false) metricsRoutes(app, registry, auth);
 
   // Before the single-key routes, whose GET /api/keys/{key} would take /api/keys/count.
@@ -237,7 +258,11 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
       maxWatchKeys: options.maxWatchKeys ?? 100,
     }),
   );
-  typedRoutes(app, kv, options);
+  const given = options.workspaces;
+  const workspaces = isWorkspaceList(given) ? given : [];
+  typedRoutes(app, kv, { ...options, workspaces: isWorkspaceList(given) ? undefined : given });
+  const rooms = new Rooms(kv, workspaces, { idleMs: options.workspaceIdleMs });
+  if (workspaces.length > 0) workspaceRoutes(app, rooms);
 
   // The fast path answers before Hono's middleware runs, so with CORS on every request goes
   // through Hono, where the CORS headers are added.
@@ -247,7 +272,38 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     fastPath,
     endStreams: () => streams.endAll(),
     eventSockets: { ...events, authenticate: auth, cors: corsOrigins },
+    upgradeRoutes:
+      workspaces.length === 0
+        ? []
+        : [
+            syncSockets({
+              rooms,
+              authenticate: auth,
+              cors: corsOrigins,
+              streams,
+              maxPayload: maxBody,
+              maxBuffered: Math.max(options.maxEventBuffer ?? 1024 * 1024, 16 * 1024 * 1024),
+            }),
+          ],
+    close: () => rooms.close(),
   };
+}
+
+function isWorkspaceList(
+  workspaces: AppOptions["workspaces"],
+): workspaces is readonly AnyWorkspace[] {
+  return Array.isArray(workspaces);
+}
+
+/** `/workspaces/{id}/…` works in namespace `workspace-{id}`. */
+function workspacePathNamespace(path: string): string | undefined {
+  const id = /^\/workspaces\/([^/]+)/.exec(path)?.[1];
+  if (id === undefined) return undefined;
+  try {
+    return workspaceNamespace(decodeURIComponent(id));
+  } catch {
+    return undefined;
+  }
 }
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;

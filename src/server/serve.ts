@@ -65,7 +65,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       : await openKv(options.db ?? "data/cellar.db", options.openOptions);
   if (typeof options.db !== "object" && options.logger)
     withLogging(kv, { logger: options.logger, keys: options.logKeys === true });
-  const { app, fastPath, endStreams, eventSockets } = createApp(kv, {
+  const {
+    app,
+    fastPath,
+    endStreams,
+    eventSockets,
+    upgradeRoutes,
+    close: closeApp,
+  } = createApp(kv, {
     ...options,
     ...(tokens && { tokens }),
   });
@@ -87,7 +94,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         if (!fastPath(req, res)) void hono(req, res);
       });
   if (!options.tls) server.on("clientError", answerClientError);
-  acceptEventSockets(server, eventSockets);
+  acceptEventSockets(server, eventSockets, upgradeRoutes);
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -95,6 +102,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       server.listen(options.port ?? 8080, host, resolve);
     });
   } catch (cause) {
+    await closeApp();
     if (typeof options.db !== "object") await kv.close();
     const code = (cause as NodeJS.ErrnoException).code;
     const reason = code === "EADDRINUSE" ? "the port is already in use" : (cause as Error).message;
@@ -128,7 +136,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         } else {
           await stopped;
         }
-        await kv.close();
+        try {
+          await closeApp();
+        } finally {
+          await kv.close();
+        }
       })();
       return closing;
     },

@@ -59,8 +59,19 @@ export const WEBSOCKET_EVENTS: Framing = {
 };
 
 /**
+ * Another WebSocket route on the same upgrades (the workspaces' sync): takes a WebSocket
+ * upgrade request whose path it serves and returns true, or returns false to pass it on.
+ */
+export type UpgradeRoute = (
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  url: URL,
+) => boolean;
+
+/**
  * Serves the WebSocket form of `GET /api/events` on `server`'s HTTP/1.1 upgrades (cleartext, or
- * TLS beside HTTP/2).
+ * TLS beside HTTP/2), and `routes` before it.
  *
  * @example
  * const { eventSockets } = createApp(kv);
@@ -69,6 +80,7 @@ export const WEBSOCKET_EVENTS: Framing = {
 export function acceptEventSockets(
   server: Server | Http2SecureServer,
   options: EventSocketOptions,
+  routes: readonly UpgradeRoute[] = [],
 ): void {
   const sockets = new WebSocketServer({
     noServer: true,
@@ -78,7 +90,9 @@ export function acceptEventSockets(
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname !== PATH || req.headers.upgrade?.toLowerCase() !== "websocket") {
+    const websocket = req.headers.upgrade?.toLowerCase() === "websocket";
+    if (websocket && routes.some((route) => route(req, socket, head, url))) return;
+    if (url.pathname !== PATH || !websocket) {
       serveAsRequest(server, req, socket, head);
       return;
     }
@@ -181,13 +195,20 @@ function openStream(
   return { open, abandon: () => end(1000, "") };
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+/** A request header as one string (repeated headers joined, as node joins most). */
+export function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value.join(", ") : value;
 }
 
 /** Refuses what ws would refuse in plain text, and pages of origins the server does not allow. */
 function assertHandshake(req: IncomingMessage, cors: readonly string[]): void {
+  assertWebSocketRequest(req);
+  assertOrigin(req, cors, "open this server's events");
+}
+
+/** Refuses, before `ws` would, an upgrade that is not a WebSocket handshake `ws` can accept. */
+export function assertWebSocketRequest(req: IncomingMessage): void {
   if (req.method !== "GET")
     throw new KvError("METHOD_NOT_ALLOWED", `a WebSocket opens with GET, not ${req.method}`);
   const version = req.headers["sec-websocket-version"];
@@ -196,8 +217,14 @@ function assertHandshake(req: IncomingMessage, cors: readonly string[]): void {
       "INVALID_REQUEST",
       "a WebSocket handshake needs a Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
     );
-  // Browsers let any page open a WebSocket to any host, with no CORS check: hold pages to the
-  // same origins CORS lets read the SSE form.
+}
+
+/**
+ * Refuses a page whose origin is neither the server's own nor one `cors` allows: browsers let any
+ * page open a WebSocket to any host, with no CORS check, so pages are held to the same origins
+ * CORS lets read the HTTP routes.
+ */
+export function assertOrigin(req: IncomingMessage, cors: readonly string[], what: string): void {
   const origin = req.headers.origin;
   if (origin === undefined || cors.includes("*") || cors.includes(origin)) return;
   let host: string;
@@ -207,11 +234,11 @@ function assertHandshake(req: IncomingMessage, cors: readonly string[]): void {
     host = "";
   }
   if (host !== req.headers.host)
-    throw new KvError("FORBIDDEN", `pages of origin ${origin} may not open this server's events`);
+    throw new KvError("FORBIDDEN", `pages of origin ${origin} may not ${what}`);
 }
 
 /** Answers a refused upgrade with an HTTP response, as a route would, and closes the socket. */
-function refuse(socket: Duplex, error: unknown): void {
+export function refuse(socket: Duplex, error: unknown): void {
   const { status, body, headers } = errorResponse(error);
   const text = JSON.stringify(body);
   const lines = [
