@@ -73,6 +73,7 @@ export {
   type PersistedDoc,
   type PersistOptions,
 } from "./workspace/persist.js";
+export { type ConnectDocOptions, connectDoc, type RemoteDoc } from "./workspace/remote.js";
 export type {
   Row,
   RowChange,

@@ -46,6 +46,7 @@ const ENTRY_POINTS: Record<string, string> = {
   "cellar/server": "src/server/index.ts",
   "cellar/observe": "src/observe/index.ts",
   "cellar/testing": "src/testing/index.ts",
+  "cellar/workspace": "src/workspace.ts",
 };
 
 /** Type-checks the snippets, each as its own `.mts` module; returns the diagnostics by line. */
