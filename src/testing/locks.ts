@@ -148,7 +148,7 @@ export function lockSuite(target: KvTarget): void {
 
     it("commits fenced writes that race the lock's own renewals", async () => {
       kv = await target.open();
-      const lock = hold(await kv.lock("busy-holder", { ttl: 90 }));
+      const lock = hold(await kv.lock("busy-holder", { ttl: 400 }));
       const results = await Promise.all(
         Array.from({ length: 10 }, async (_, i) => {
           await sleep(i * 20);
