@@ -9,6 +9,7 @@ import { WebSocketServer } from "ws";
 import { z } from "zod";
 import { KvError } from "../errors.js";
 import { openKv } from "../open.js";
+import { startServer } from "../server/serve.js";
 import {
   createClient,
   date,
@@ -166,6 +167,50 @@ describe("createClient(workspace, { url })", () => {
       await b.close();
       sockets.close();
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe("createClient(workspace, { url, token }) with a Cellar server", () => {
+  it("converges with another client, is repaired when it writes a bad value, and is refused a bad token", async () => {
+    const token = "workspace-client-token-0123456789";
+    const server = await startServer({
+      db: ":memory:",
+      port: 0,
+      workspaces: [app],
+      tokens: [{ token, namespaces: ["workspace-app"], access: "write" }],
+    });
+    const a = await createClient(app, { url: server.url, token });
+    const b = await createClient(app, { url: server.url, token });
+    try {
+      await Promise.all([a.whenSynced, b.whenSynced]);
+      await a.actions.setTheme({ theme: "dark" });
+      a.$tables.posts.upsert({ id: "p1", title: "From a", content: "text" });
+      a.doc.getMap("kv").set("lastSyncAt", "not a date");
+      await a.flush();
+      const settled = () =>
+        b.$kv.theme.get() === "dark" &&
+        b.$tables.posts.get("p1") !== null &&
+        !a.doc.getMap("kv").has("lastSyncAt");
+      if (!settled()) {
+        await new Promise<void>((resolve) => {
+          const check = () => settled() && resolve();
+          a.$kv.$observe(check);
+          b.$kv.$observe(check);
+          b.$tables.posts.observe(check);
+        });
+      }
+      expect(b.$tables.posts.getJSON("p1")).toEqual({ id: "p1", title: "From a", content: "text" });
+      expect(b.doc.getMap("kv").has("lastSyncAt")).toBe(false);
+      const refused = await createClient(app, { url: server.url, token: "wrong-token-0123456789" });
+      const error = await refused.whenSynced.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(KvError);
+      expect((error as KvError).code).toBe("UNAUTHORIZED");
+      await refused.close();
+    } finally {
+      await a.close();
+      await b.close();
+      await server.close();
     }
   });
 });
