@@ -1,4 +1,4 @@
-import type { Kv, OpenKvOptions } from "../index.js";
+import { type Kv, KvError, type OpenKvOptions } from "../index.js";
 
 /** A part of the driver contract the suite checks on its own (see `contract/index.ts`). */
 export type KvCapability = "storage" | "changes" | "queues" | "indexes" | "search";
@@ -48,4 +48,15 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iterable) out.push(item);
   return out;
+}
+
+/** The `KvError` code `promise` rejects with, or `"none"` when it resolves; other errors propagate. */
+export async function errorCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return "none";
+  } catch (error) {
+    if (error instanceof KvError) return error.code;
+    throw error;
+  }
 }

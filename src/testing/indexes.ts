@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Kv, KvError, type KvKey } from "../index.js";
-import { collect, type KvTarget } from "./context.js";
+import type { Kv, KvKey } from "../index.js";
+import { errorCode as code, collect, type KvTarget } from "./context.js";
 
 const CITIES = ["Oslo", "Paris", "Lima", "Kyoto"];
 
@@ -14,16 +14,6 @@ const user = (i: number) => ({
 });
 
 const ids = (entries: { key: KvKey }[]) => entries.map((e) => e.key.at(-1));
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return "none";
-  } catch (error) {
-    if (error instanceof KvError) return error.code;
-    throw error;
-  }
-}
 
 export function indexSuite(target: KvTarget): void {
   describe("secondary indexes", () => {

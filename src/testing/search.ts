@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Kv, KvError, type KvKey } from "../index.js";
-import type { KvTarget } from "./context.js";
+import type { Kv, KvKey } from "../index.js";
+import { errorCode as code, type KvTarget } from "./context.js";
 
 const POSTS: [
   number,
@@ -44,16 +44,6 @@ const POSTS: [
 ];
 
 const ids = (hits: readonly { key: KvKey }[]) => hits.map((h) => h.key.at(-1));
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return "none";
-  } catch (error) {
-    if (error instanceof KvError) return error.code;
-    throw error;
-  }
-}
 
 export function searchSuite(target: KvTarget): void {
   describe("full-text search", () => {

@@ -19,8 +19,8 @@ import {
   matchesFilter,
 } from "../../src/contract/filter.js";
 import { compileWhere, type KvWhere, parsePath } from "../../src/core/where/compile.js";
-import { type Kv, KvError, type KvKey, type KvListSelector, openKv } from "../../src/index.js";
-import { collect, manualClock } from "../../src/testing/context.js";
+import { type Kv, type KvError, type KvKey, type KvListSelector, openKv } from "../../src/index.js";
+import { errorCode as codeOf, collect, manualClock } from "../../src/testing/context.js";
 
 const NOW = 1_700_000_000_000;
 const TWO_53 = 2n ** 53n;
@@ -242,16 +242,6 @@ function hasDuplicate(def: IndexDef, entries: readonly ModelEntry[]): boolean {
 }
 
 // ---- Helpers ------------------------------------------------------------------------------
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return "none";
-  } catch (error) {
-    if (error instanceof KvError) return error.code;
-    throw error;
-  }
-}
 
 const show = (value: unknown) =>
   JSON.stringify(value, (_, v) =>

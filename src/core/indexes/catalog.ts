@@ -8,33 +8,15 @@
  * writer that has not yet seen an index another process created fails its check, reloads the
  * catalog and maintains the index: an index is never stale.
  */
-import { encodeKey, type KvKey } from "../../codec/key.js";
-import type { Path, SearchTokenizer } from "../../contract/index.js";
+import { encodeKey } from "../../codec/key.js";
+import type { IndexInfo, Path, SearchIndexInfo, SearchTokenizer } from "../../contract/index.js";
 import { bareMessage, describe, fail } from "../../errors.js";
 import { parsePath } from "../where/compile.js";
 
-/** What is stored of an index. */
-export interface StoredIndex {
-  readonly name: string;
-  readonly id: number;
-  readonly prefix: KvKey;
-  readonly fields: readonly string[];
-  readonly unique: boolean;
-  /** `building` while its backfill runs: writes maintain it, reads do not use it yet. */
-  readonly state: "building" | "ready";
-  readonly createdAt: number;
-}
+/** What is stored of an index: what users see of it, and the number its entries are filed under. */
+export type StoredIndex = IndexInfo & { readonly id: number };
 
-export interface StoredSearchIndex {
-  readonly name: string;
-  readonly id: number;
-  readonly prefix: KvKey;
-  readonly fields: readonly string[];
-  readonly tokenizer: SearchTokenizer;
-  readonly language: string;
-  readonly state: "building" | "ready";
-  readonly createdAt: number;
-}
+export type StoredSearchIndex = SearchIndexInfo & { readonly id: number };
 
 export interface StoredCatalog {
   readonly indexes: readonly StoredIndex[];
