@@ -74,6 +74,7 @@ export {
   type PersistOptions,
 } from "./workspace/persist.js";
 export { type ConnectDocOptions, connectDoc, type RemoteDoc } from "./workspace/remote.js";
+export { mirrorToSqlite, type SqliteMirror } from "./workspace/sqlite-mirror.js";
 export type {
   Row,
   RowChange,
