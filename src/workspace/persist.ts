@@ -4,9 +4,10 @@
  * `Kv` does (memory, a SQLite file, PostgreSQL) and reaches every process that shares it.
  *
  * Keys, under the `Kv` given (a workspace's namespace view):
- * - `["ydoc", "u", <versionstamp>]` → `Uint8Array`: one Yjs update per commit, the updates a
- *   tick made merged into one; the key ends with its commit's versionstamp, so the log is in
- *   commit order.
+ * - `["ydoc", "u", <versionstamp>]` → a Yjs update (`Uint8Array`), or the array of updates a
+ *   tick made, in order, written by one commit (kept apart: merging many small updates costs
+ *   more than the commit); the key ends with its commit's versionstamp, so the log is in commit
+ *   order.
  * - `["ydoc", "snapshot"]` → `{ update, merged, generation, parts }`: the compacted state.
  *   `update` is the whole state when `parts` is 1; a state larger than one value may hold is cut
  *   into `parts` pieces, `update` the first and the others at `["ydoc", "chunk", generation, i]`
@@ -68,9 +69,19 @@ export interface PersistedDoc {
   close(): Promise<void>;
 }
 
+/** A log entry: one update, or a tick's updates in order. */
+type LogValue = Uint8Array | readonly Uint8Array[];
+
+const updatesOf = (value: LogValue): readonly Uint8Array[] =>
+  value instanceof Uint8Array ? [value] : value;
+const sizeOf = (value: LogValue): number =>
+  updatesOf(value).reduce((n, update) => n + update.byteLength, 0);
+/** What the serialization of a log array adds per update, at most. */
+const PER_UPDATE = 16;
+
 interface SnapshotHead {
   readonly update: Uint8Array;
-  /** How many log updates were merged into snapshots so far. */
+  /** How many log entries were merged into snapshots so far. */
   readonly merged: number;
   readonly generation: number;
   readonly parts: number;
@@ -222,8 +233,8 @@ class Persistence implements PersistedDoc {
       () => {
         if (snapshot) Y.applyUpdate(this.doc, snapshot, PERSIST);
         for (const entry of log) {
-          Y.applyUpdate(this.doc, entry.value, PERSIST);
-          this.#logged(entry.key.at(-1) as string, entry.value.byteLength);
+          for (const update of updatesOf(entry.value)) Y.applyUpdate(this.doc, update, PERSIST);
+          this.#logged(entry.key.at(-1) as string, sizeOf(entry.value));
         }
       },
       PERSIST,
@@ -235,13 +246,13 @@ class Persistence implements PersistedDoc {
   }
 
   /** The stored snapshot and log, the snapshot's pieces all of one generation. */
-  async #read(): Promise<{ snapshot: Uint8Array | null; log: KvEntry<Uint8Array>[] }> {
+  async #read(): Promise<{ snapshot: Uint8Array | null; log: KvEntry<LogValue>[] }> {
     for (let attempt = 0; attempt < MAX_TORN_READS; attempt++) {
       const head = (await this.#kv.get<SnapshotHead>(HEAD)).value;
       const snapshot = head ? await this.#readSnapshot(head) : null;
       if (head && !snapshot) continue;
-      const log: KvEntry<Uint8Array>[] = [];
-      for await (const entry of this.#kv.list<Uint8Array>({ prefix: LOG })) log.push(entry);
+      const log: KvEntry<LogValue>[] = [];
+      for await (const entry of this.#kv.list<LogValue>({ prefix: LOG })) log.push(entry);
       return { snapshot, log };
     }
     throw new KvError(
@@ -287,8 +298,10 @@ class Persistence implements PersistedDoc {
         this.#unlogged(a);
         return;
       }
-      this.#logged(a, (value as Uint8Array).byteLength);
-      if (!this.#isOwn(event.versionstamp, value as Uint8Array)) this.#apply(value as Uint8Array);
+      const updates = updatesOf(value as LogValue);
+      this.#logged(a, sizeOf(updates));
+      if (this.#isOwn(event.versionstamp, updates[0]!)) return;
+      for (const update of updates) this.#apply(update);
     } else if (kind === CHUNK && typeof b === "number" && event.type === "set") {
       if (this.#pieces?.versionstamp !== event.versionstamp)
         this.#pieces = { versionstamp: event.versionstamp, chunks: new Map() };
@@ -370,7 +383,7 @@ class Persistence implements PersistedDoc {
     void this.#write();
   }
 
-  /** Writes pending updates, a tick's worth per commit, until none is left. */
+  /** Writes pending updates, a tick's worth per commit (as many as fit), until none is left. */
   async #write(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     let pause = RETRY_FIRST_MS;
@@ -381,10 +394,9 @@ class Persistence implements PersistedDoc {
         this.#writer = false;
         return;
       }
-      const batch = this.#pending;
-      this.#pending = [];
+      const batch = this.#takeBatch();
       try {
-        await this.#writeUpdate(batch.length === 1 ? batch[0]! : Y.mergeUpdates(batch));
+        await this.#writeBatch(batch);
       } catch (error) {
         this.#pending = [...batch, ...this.#pending];
         for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
@@ -408,16 +420,30 @@ class Persistence implements PersistedDoc {
     }
   }
 
-  async #writeUpdate(update: Uint8Array): Promise<void> {
-    if (update.byteLength > this.#piece) {
+  /** The pending updates one log value holds: as many as fit, at least one. */
+  #takeBatch(): Uint8Array[] {
+    let bytes = 0;
+    let count = 0;
+    for (const update of this.#pending) {
+      bytes += update.byteLength + PER_UPDATE;
+      if (count > 0 && bytes > this.#piece) break;
+      count++;
+    }
+    return this.#pending.splice(0, count);
+  }
+
+  async #writeBatch(batch: Uint8Array[]): Promise<void> {
+    const first = batch[0]!;
+    if (batch.length === 1 && first.byteLength > this.#piece) {
       // Larger than one log value may be: it goes straight into the snapshot.
-      while (!(await this.#compactOnce(update)));
+      while (!(await this.#compactOnce(first)));
       return;
     }
-    const op = this.#kv.atomic().set([...LOG, this.#kv.commitVersionstamp()], update);
-    const result = await this.#commitOwn(op, update);
+    const value: LogValue = batch.length === 1 ? first : batch;
+    const op = this.#kv.atomic().set([...LOG, this.#kv.commitVersionstamp()], value);
+    const result = await this.#commitOwn(op, first);
     if (!result) throw new KvError("CONFLICT", "the update's commit failed");
-    this.#logged(result.versionstamp, update.byteLength);
+    this.#logged(result.versionstamp, sizeOf(value));
   }
 
   #compactIfDue(): void {
@@ -449,8 +475,8 @@ class Persistence implements PersistedDoc {
     const scratch = new Y.Doc();
     try {
       if (stored) Y.applyUpdate(scratch, stored);
-      for await (const entry of kv.list<Uint8Array>({ prefix: LOG })) {
-        Y.applyUpdate(scratch, entry.value);
+      for await (const entry of kv.list<LogValue>({ prefix: LOG })) {
+        for (const update of updatesOf(entry.value)) Y.applyUpdate(scratch, update);
         log.push(entry.key);
       }
       if (extra) Y.applyUpdate(scratch, extra);

@@ -167,6 +167,30 @@ describe.each(BACKENDS)("$name", (backend) => {
     await release(kv);
   });
 
+  it("writes a tick's updates as one log entry, as many as one value holds", async () => {
+    const { open, release } = backend.fresh({ maxValueSize: 4096 });
+    const kv = await open();
+    const ns = kv.namespace(WORKSPACE);
+    const stored = await openPersistedDoc(ns, { compactAfterUpdates: 1000 });
+    const reader = await openPersistedDoc(ns, { doc: new Y.Doc() });
+    const ytext = stored.doc.getText("t");
+    for (let i = 0; i < 10; i++) ytext.insert(ytext.length, `${i}`);
+    await stored.flush();
+    expect(await ns.count({ prefix: ["ydoc", "u"] })).toBe(1);
+    for (let i = 0; i < 1000; i++) ytext.insert(ytext.length, "x");
+    await stored.flush();
+    const entries = await ns.count({ prefix: ["ydoc", "u"] });
+    expect(entries).toBeGreaterThan(2);
+    expect(entries).toBeLessThan(100);
+    await until(() => text(reader) === ytext.toString(), "the reader to apply every entry");
+    await stored.close();
+    await reader.close();
+    const reopened = await openPersistedDoc(ns);
+    expect(text(reopened)).toBe(`0123456789${"x".repeat(1000)}`);
+    await reopened.close();
+    await release(kv);
+  });
+
   it("writes the content a doc held before it was opened", async () => {
     const { open, release } = backend.fresh();
     const kv = await open();
