@@ -205,6 +205,14 @@ export const SETTINGS: readonly Setting[] = [
     path: true,
   }),
   setting({
+    name: "workspaceMirror",
+    kind: text,
+    argument: "<dir>",
+    description:
+      "folder where each workspace's document is mirrored into SQL tables, <dir>/<id>.sqlite (_kv and one table per workspace table)",
+    path: true,
+  }),
+  setting({
     name: "maxValueSize",
     kind: integer(1, 256 * 1024 * 1024),
     argument: "<bytes>",
@@ -443,6 +451,7 @@ export function serverOptions(settings: Values): ServerOptions & {
       pingInterval: v.pingInterval,
       cors: v.cors,
       workspacesModule: v.workspaces,
+      workspaceMirror: v.workspaceMirror,
     }),
     namespaceFrom: v.namespaceFrom,
     insecure: v.insecure === true,

@@ -57,6 +57,11 @@ export interface AppOptions extends AuthOptions, Omit<TypedRouteOptions, "worksp
   readonly workspaces?: readonly AnyWorkspace[] | TypedRouteOptions["workspaces"];
   /** How long a workspace's document stays in memory with nobody using it, in ms (default 30 s). */
   readonly workspaceIdleMs?: number;
+  /**
+   * A folder where each workspace's document is kept mirrored in SQL tables (`<id>.sqlite`: a
+   * `_kv` table and one per workspace table), for any SQLite tool to read while the server runs.
+   */
+  readonly workspaceMirror?: string;
   /** Largest request body in bytes (default: 4 × the value limit, at least 1 MiB). */
   readonly maxBodySize?: number;
   /** Largest page of list/paginate (default 1000). */
@@ -261,7 +266,10 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   const given = options.workspaces;
   const workspaces = isWorkspaceList(given) ? given : [];
   typedRoutes(app, kv, { ...options, workspaces: isWorkspaceList(given) ? undefined : given });
-  const rooms = new Rooms(kv, workspaces, { idleMs: options.workspaceIdleMs });
+  const rooms = new Rooms(kv, workspaces, {
+    idleMs: options.workspaceIdleMs,
+    mirrorDir: options.workspaceMirror,
+  });
   if (workspaces.length > 0) workspaceRoutes(app, rooms);
 
   // The fast path answers before Hono's middleware runs, so with CORS on every request goes

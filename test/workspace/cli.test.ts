@@ -6,8 +6,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Sqlite from "better-sqlite3";
 import { afterAll, expect, it } from "vitest";
 import { connectDoc } from "../../src/workspace/remote.js";
+import { bindWorkspace, defineWorkspace, id, integer, text, ytext } from "../../src/workspace.js";
 import { cellarServe } from "../cli/serve.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cellar-ws-cli-"));
@@ -59,4 +61,70 @@ it("refuses a module that exports no workspace definition", async () => {
   const served = cellarServe(["--db", ":memory:", "--port", "0", "--workspaces", module]);
   expect(await served.exited).toBe(2);
   expect(served.output().stderr).toMatch(/exports no workspace definition/);
+});
+
+it("keeps each workspace mirrored in SQL tables while it runs, with --workspace-mirror", async () => {
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  const module = join(dir, "mirrored.ts");
+  writeFileSync(
+    module,
+    `import { defineWorkspace, id, integer, text, ytext } from ${JSON.stringify(entry)};
+export const app = defineWorkspace({
+  id: "shop",
+  kv: { theme: text({ default: "light" }), notes: ytext() },
+  tables: { items: { id: id(), name: text(), stock: integer({ default: 0 }) } },
+});`,
+  );
+  const mirror = join(dir, "mirror");
+  const served = cellarServe([
+    "--db",
+    join(dir, "mirrored.db"),
+    "--port",
+    "0",
+    "--workspaces",
+    module,
+    "--workspace-mirror",
+    mirror,
+  ]);
+  try {
+    const url = await served.listening();
+    const put = await fetch(`${url}/workspaces/shop/kv/theme`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ value: "dark" }),
+    });
+    expect(put.status).toBe(200);
+    const row = await fetch(`${url}/workspaces/shop/tables/items/i1`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ value: { id: "i1", name: "Lamp", stock: 3 } }),
+    });
+    expect(row.status, await row.text()).toBe(200);
+    const remote = connectDoc(url, "shop");
+    await remote.whenSynced;
+    const shop = defineWorkspace({
+      id: "shop",
+      kv: { theme: text({ default: "light" }), notes: ytext() },
+      tables: { items: { id: id(), name: text(), stock: integer({ default: 0 }) } },
+    });
+    bindWorkspace(shop, remote.doc).$kv.notes.get().insert(0, "hello");
+    await remote.flush();
+    await remote.close();
+    // Read by another program while the server runs.
+    const db = new Sqlite(join(mirror, "shop.sqlite"), { readonly: true });
+    try {
+      const kv = db.prepare('SELECT key, value FROM "_kv" ORDER BY key').all();
+      expect(kv).toEqual([
+        { key: "notes", value: '"hello"' },
+        { key: "theme", value: '"dark"' },
+      ]);
+      expect(db.prepare("SELECT id, name, stock FROM items").all()).toEqual([
+        { id: "i1", name: "Lamp", stock: 3 },
+      ]);
+    } finally {
+      db.close();
+    }
+  } finally {
+    await served.stop();
+  }
 });

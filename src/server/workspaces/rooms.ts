@@ -8,6 +8,8 @@
  * PERSIST origin) at once. A room closes (writing what it holds) once no peer and no request
  * has used it for `idleMs`.
  */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import * as encoding from "lib0/encoding";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as sync from "y-protocols/sync";
@@ -18,9 +20,10 @@ import { KvError } from "../../errors.js";
 import type { ValidationIssue } from "../../typed/schemas.js";
 import { workspaceNamespace } from "../../workspace/client.js";
 import type { AnyWorkspace } from "../../workspace/define.js";
-import { checkUpdate } from "../../workspace/doc.js";
+import { bindWorkspace, checkUpdate } from "../../workspace/doc.js";
 import { openPersistedDoc, PERSIST, type PersistedDoc } from "../../workspace/persist.js";
 import { MESSAGE_AWARENESS, MESSAGE_SYNC } from "../../workspace/protocol.js";
+import { mirrorToSqlite, type SqliteMirror } from "../../workspace/sqlite-mirror.js";
 
 /** A sync connection, as a room sees it. */
 export interface Peer {
@@ -30,6 +33,11 @@ export interface Peer {
 export interface RoomOptions {
   /** How long a room stays open with nobody using it, in ms (default 30 s). */
   readonly idleMs?: number;
+  /**
+   * A folder where each workspace's document is mirrored into SQL tables, `<folder>/<id>.sqlite`
+   * (see `workspace/sqlite-mirror.ts`). Mirrored workspaces open with the server and stay open.
+   */
+  readonly mirrorDir?: string;
 }
 
 /**
@@ -47,6 +55,8 @@ export class Room {
   readonly stored: PersistedDoc;
   readonly awareness: awarenessProtocol.Awareness;
   readonly peers = new Set<Peer>();
+  /** The SQL mirror of the doc, when the server keeps one. */
+  mirror: SqliteMirror | null = null;
   /** The awareness client ids each peer set, removed when it leaves. */
   readonly #controlled = new Map<Peer, Set<number>>();
   #closed = false;
@@ -128,6 +138,7 @@ export class Room {
     this.doc.off("update", this.#onUpdate);
     this.awareness.off("update", this.#onAwareness);
     this.awareness.destroy();
+    this.mirror?.close();
     try {
       await this.stored.close();
     } finally {
@@ -176,6 +187,7 @@ export class Rooms {
   readonly #root: Kv;
   readonly #definitions: ReadonlyMap<string, AnyWorkspace>;
   readonly #idleMs: number;
+  readonly #mirrorDir: string | undefined;
   readonly #open = new Map<string, Promise<Room>>();
   readonly #users = new Map<string, { count: number; timer: NodeJS.Timeout | null }>();
   #closing: Promise<void> | null = null;
@@ -193,6 +205,15 @@ export class Rooms {
     }
     this.#definitions = byId;
     this.#idleMs = options.idleMs ?? 30_000;
+    this.#mirrorDir = options.mirrorDir;
+    if (this.#mirrorDir !== undefined) {
+      mkdirSync(this.#mirrorDir, { recursive: true });
+      // Mirrors follow their documents while the server runs: their rooms are held from the start.
+      for (const id of byId.keys())
+        this.acquire(id).catch((error: Error) =>
+          warn(`cellar: opening workspace ${id} for its SQL mirror: ${error.message}`),
+        );
+    }
   }
 
   get definitions(): ReadonlyMap<string, AnyWorkspace> {
@@ -273,7 +294,13 @@ export class Rooms {
     const stored = await openPersistedDoc(view, {
       onError: (error) => warn(`cellar: workspace ${id}: ${error.message}`),
     });
-    return new Room(id, definition, stored);
+    const room = new Room(id, definition, stored);
+    if (this.#mirrorDir !== undefined)
+      room.mirror = await mirrorToSqlite(
+        bindWorkspace(definition, stored.doc),
+        join(this.#mirrorDir, `${id}.sqlite`),
+      );
+    return room;
   }
 }
 
