@@ -28,7 +28,7 @@
 import * as Y from "yjs";
 import type { KvKey } from "../codec/key.js";
 import type { AtomicOperation } from "../core/atomic.js";
-import { REST } from "../core/events/index.js";
+import { type KvEvent, REST } from "../core/events/index.js";
 import type { Kv } from "../core/kv.js";
 import { coreOf } from "../core/surface.js";
 import type { KvCommitResult, KvEntry } from "../core/types.js";
@@ -139,8 +139,11 @@ class Persistence implements PersistedDoc {
   readonly #compactAfterBytes: number;
   readonly #piece: number;
   readonly #onError: (error: Error) => void;
-  /** The log as this process knows it: versionstamp → bytes. */
-  readonly #log = new Map<string, number>();
+  /**
+   * The log's entries and bytes as this process has seen them commit and go, to know when to
+   * compact: an estimate (an entry the load read may come again as an event), never a list.
+   */
+  #logEntries = 0;
   #logBytes = 0;
   /**
    * This process's own commits, whose events need not be applied: those under way, known by
@@ -226,7 +229,7 @@ class Persistence implements PersistedDoc {
   async #follow(): Promise<void> {
     const since = await this.#kv.currentVersionstamp();
     const { snapshot, log } = await this.#read();
-    this.#log.clear();
+    this.#logEntries = 0;
     this.#logBytes = 0;
     Y.transact(
       this.doc,
@@ -234,7 +237,7 @@ class Persistence implements PersistedDoc {
         if (snapshot) Y.applyUpdate(this.doc, snapshot, PERSIST);
         for (const entry of log) {
           for (const update of updatesOf(entry.value)) Y.applyUpdate(this.doc, update, PERSIST);
-          this.#logged(entry.key.at(-1) as string, sizeOf(entry.value));
+          this.#logged(1, sizeOf(entry.value));
         }
       },
       PERSIST,
@@ -284,22 +287,18 @@ class Persistence implements PersistedDoc {
     this.#follow().catch((cause: Error) => this.#onError(cause));
   }
 
-  #onEvent(event: {
-    type: string;
-    key: KvKey;
-    versionstamp: string;
-    entry: KvEntry<unknown> | null;
-  }): void {
+  #onEvent(event: KvEvent): void {
     if (this.#closed) return;
     const [, kind, a, b] = event.key;
     const value = event.entry?.value;
     if (kind === "u" && typeof a === "string") {
       if (event.type !== "set") {
-        this.#unlogged(a);
+        const previous = event.previous?.value;
+        this.#logged(-1, previous === undefined ? 0 : -sizeOf(previous as LogValue));
         return;
       }
       const updates = updatesOf(value as LogValue);
-      this.#logged(a, sizeOf(updates));
+      this.#logged(1, sizeOf(updates));
       if (this.#isOwn(event.versionstamp, updates[0]!)) return;
       for (const update of updates) this.#apply(update);
     } else if (kind === CHUNK && typeof b === "number" && event.type === "set") {
@@ -357,17 +356,9 @@ class Persistence implements PersistedDoc {
     }
   }
 
-  #logged(versionstamp: string, bytes: number): void {
-    if (this.#log.has(versionstamp)) return;
-    this.#log.set(versionstamp, bytes);
-    this.#logBytes += bytes;
-  }
-
-  #unlogged(versionstamp: string): void {
-    const bytes = this.#log.get(versionstamp);
-    if (bytes === undefined) return;
-    this.#log.delete(versionstamp);
-    this.#logBytes -= bytes;
+  #logged(entries: number, bytes: number): void {
+    this.#logEntries = Math.max(0, this.#logEntries + entries);
+    this.#logBytes = Math.max(0, this.#logBytes + bytes);
   }
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
@@ -443,12 +434,11 @@ class Persistence implements PersistedDoc {
     const op = this.#kv.atomic().set([...LOG, this.#kv.commitVersionstamp()], value);
     const result = await this.#commitOwn(op, first);
     if (!result) throw new KvError("CONFLICT", "the update's commit failed");
-    this.#logged(result.versionstamp, sizeOf(value));
   }
 
   #compactIfDue(): void {
     if (this.#compacting || this.#closed) return;
-    if (this.#log.size < this.#compactAfterUpdates && this.#logBytes < this.#compactAfterBytes)
+    if (this.#logEntries < this.#compactAfterUpdates && this.#logBytes < this.#compactAfterBytes)
       return;
     this.#compacting = this.#compactOnce()
       .then(
@@ -503,13 +493,11 @@ class Persistence implements PersistedDoc {
       for (let i = 1; i <= oldParts; i++) op.delete(chunkKey(generation - 1, i));
       for (const key of log.slice(0, room)) op.delete(key);
       if (!(await this.#commitOwn(op, pieces[0]!))) return false;
-      for (const key of log.slice(0, room)) this.#unlogged(key.at(-1) as string);
       // What did not fit in the commit is in the snapshot already: delete it in batches.
       for (let i = room; i < log.length; i += maxMutations) {
         const rest = kv.atomic();
         for (const key of log.slice(i, i + maxMutations)) rest.delete(key);
         await rest.commit();
-        for (const key of log.slice(i, i + maxMutations)) this.#unlogged(key.at(-1) as string);
       }
       return true;
     } finally {
