@@ -42,7 +42,9 @@ const other = defineWorkspace({ id: "other", kv: { owner: text({ nullable: true 
 const WRITE = "write-token-0123456789";
 const READ = "read-token-0123456789";
 const ELSEWHERE = "elsewhere-token-0123456789";
+const EVERYWHERE = "everywhere-token-0123456789";
 const TOKENS: TokenGrant[] = [
+  { token: EVERYWHERE, namespaces: ["*"], access: "admin" },
   { token: WRITE, namespaces: ["workspace-app", "workspace-other"], access: "write" },
   { token: READ, namespaces: ["workspace-app"], access: "read" },
   { token: ELSEWHERE, namespaces: ["tenant-a"], access: "write" },
@@ -358,7 +360,12 @@ describe("tokens and namespaces", () => {
       code: "FORBIDDEN",
       kv: true,
     });
+    // Which workspaces exist is told only to a token that could use them.
     expect(await refusal({ token: WRITE, workspace: "nope" })).toEqual({
+      code: "FORBIDDEN",
+      kv: true,
+    });
+    expect(await refusal({ token: EVERYWHERE, workspace: "nope" })).toEqual({
       code: "NOT_FOUND",
       kv: true,
     });

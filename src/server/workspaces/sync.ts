@@ -119,7 +119,6 @@ export function syncSockets(options: SyncSocketOptions): UpgradeRoute {
  */
 function admit(req: IncomingMessage, url: URL, id: string, options: SyncSocketOptions): boolean {
   assertOrigin(req, options.cors, `sync workspace ${JSON.stringify(id)}`);
-  options.rooms.definition(id);
   const namespace = workspaceNamespace(id);
   const { scope } = options.authenticate({
     authorization: req.headers.authorization,
@@ -129,6 +128,8 @@ function admit(req: IncomingMessage, url: URL, id: string, options: SyncSocketOp
     queryToken: () => url.searchParams.get("token") ?? undefined,
   });
   assertAccess(scope, "read");
+  // Only then: which workspaces exist is not for a client without a token to learn.
+  options.rooms.definition(id);
   if (!scope.allows(namespace))
     throw new KvError("FORBIDDEN", `this token may not use namespace ${JSON.stringify(namespace)}`);
   return scope.access !== "read";
