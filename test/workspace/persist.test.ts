@@ -2,9 +2,9 @@
  * Y.Docs persisted in Cellar, on every backend: the state survives a restart, several `Kv`s of
  * one database (two opens of a SQLite file, two processes, two PostgreSQL clients) converge
  * through the change feed, the log is compacted into a snapshot, and updates larger than one
- * value go into a snapshot cut in pieces.
+ * value go into a snapshot cut in pieces; an update whose flush resolved survives a SIGKILL.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -270,6 +270,51 @@ describe("sqlite across processes", () => {
 
     await until(() => text(stored) === "from the child", "the child's update");
     expect(map(stored)).toEqual({ here: true, there: "saw here" });
+    await stored.close();
+    await kv.close();
+  });
+});
+
+describe("sqlite after a crash", () => {
+  it("keeps every update whose flush resolved before the process was killed", async () => {
+    const path = join(dir, "crash.db");
+    const persist = new URL("../../src/workspace/persist.ts", import.meta.url).href;
+    const index = new URL("../../src/index.ts", import.meta.url).href;
+    // Writes forever: one key per flush, the log compacting every 20 entries; reports each ack.
+    const script = `
+      import { openKv } from ${JSON.stringify(index)};
+      import { openPersistedDoc } from ${JSON.stringify(persist)};
+      const kv = await openKv(${JSON.stringify(path)});
+      const stored = await openPersistedDoc(kv.namespace(${JSON.stringify(WORKSPACE)}), { compactAfterUpdates: 20 });
+      for (let i = 0; ; i++) {
+        stored.doc.getMap("kv").set("k" + i, i);
+        stored.doc.getText("t").insert(0, "x");
+        await stored.flush();
+        process.stdout.write("ack " + i + "\\n");
+      }`;
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", script],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (chunk) => {
+      output += String(chunk);
+    });
+    await until(() => (output.match(/ack \d+/g) ?? []).length >= 150, "150 acknowledged updates");
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    const acked = Math.max(
+      ...(output.match(/ack (\d+)/g) ?? []).map((line) => Number(line.slice(4))),
+    );
+
+    const kv = await openKv(path);
+    const stored = await openPersistedDoc(kv.namespace(WORKSPACE));
+    const keys = map(stored);
+    for (let i = 0; i <= acked; i++) expect(keys[`k${i}`]).toBe(i);
+    expect(text(stored).length).toBeGreaterThanOrEqual(acked + 1);
     await stored.close();
     await kv.close();
   });
