@@ -45,9 +45,13 @@ afterEach(async () => {
   open = null;
 });
 
-async function serve(tokens?: TokenGrant[]) {
+async function serve(tokens?: TokenGrant[], idleMs?: number) {
   const kv = await openKv();
-  const served = createApp(kv, { workspaces: [app], ...(tokens && { tokens }) });
+  const served = createApp(kv, {
+    workspaces: [app],
+    ...(tokens && { tokens }),
+    ...(idleMs !== undefined && { workspaceIdleMs: idleMs }),
+  });
   open = { kv, served };
   const call = async (method: string, path: string, body?: unknown, token?: string) => {
     const response = await served.app.request(path, {
@@ -118,6 +122,13 @@ describe("KV keys", () => {
       "stored",
     );
     await stored.close();
+  });
+
+  it("reads a document it closed while idle back from the database", async () => {
+    const { call } = await serve(undefined, 10);
+    await call("PUT", "/workspaces/app/kv/notes", { value: "kept" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await call("GET", "/workspaces/app/kv/notes")).body).toEqual({ data: "kept" });
   });
 });
 
