@@ -11,23 +11,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Kv, KvU64, openKv } from "../../src/index.js";
+import { launchChromium } from "./chromium.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TOKEN = "browser-test-token-0123456789";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--disable-quic",
-  "--disable-sync",
-];
-
 /** Bundles `src/client.ts` for browsers; any Node built-in in its graph fails the build. */
 async function bundleClient(): Promise<string> {
   const result = await build({
@@ -107,7 +97,7 @@ describe("cellar/client in Chromium", () => {
     const origin = `http://127.0.0.1:${(statics.address() as AddressInfo).port}`;
     cellar = await startCellar(origin, dir);
     kv = await openKv(cellar.url, { token: TOKEN });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     const errors: string[] = [];
     page.on("pageerror", (error) => errors.push(error.message));

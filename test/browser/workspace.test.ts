@@ -7,25 +7,15 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { build } from "esbuild";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningServer, startServer } from "../../src/server/serve.js";
 import { ytext } from "../../src/workspace/columns.js";
 import { defineWorkspace } from "../../src/workspace/define.js";
+import { launchChromium } from "./chromium.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TOKEN = "browser-workspace-token-0123456789";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--disable-quic",
-  "--disable-sync",
-];
-
 const notes = defineWorkspace({ id: "notes", kv: { body: ytext() } });
 
 /** `connectDoc` and Yjs for the page; any Node built-in in its graph fails the build. */
@@ -132,7 +122,7 @@ describe("workspace sync in Chromium", () => {
       cors: [origin],
       tokens: [{ token: TOKEN, namespaces: ["workspace-notes"], access: "write" }],
     });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     // One context per page: going offline is per context.
     contexts = [await browser.newContext(), await browser.newContext()];
     pages = await Promise.all(contexts.map((context) => openEditor(context, origin, server.url)));
