@@ -330,7 +330,7 @@ export class Kv implements AsyncDisposable {
    *
    * @example
    * await kv.createIndex("byEmail", { prefix: ["users"], fields: ["email"], unique: true });
-   * const [user] = await Array.fromAsync(kv.list({ prefix: ["users"] }, { where: { email: "ada@example.com" } }));
+   * const { entries } = await kv.paginate({ prefix: ["users"] }, { where: { email: "ada@example.com" } });
    */
   createIndex(name: string, options: KvIndexOptions): Promise<KvIndexInfo> {
     return this.#indexes().createIndex(this.#keyspace.namespace, name, options);

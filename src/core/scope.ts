@@ -39,16 +39,19 @@ function findNamespace(key: Uint8Array): { name: string; prefixLength: number } 
 }
 
 /**
- * The namespace whose callers may use `namespace`: itself, except for a reserved namespace Cellar
- * keeps on behalf of one namespace, named `$<kind>:<namespace>` (its locks are `$locks:<name>`),
- * which belongs to `<namespace>`. Database-wide reserved namespaces (`$schemas`) have no colon
- * and belong to themselves, so only a caller allowed every namespace reaches them.
+ * The namespace whose callers may use `namespace`: itself, except for the locks Cellar keeps on
+ * behalf of one namespace, `$locks:<namespace>`, which belong to `<namespace>` (a lock holder
+ * fences its writes with them through any face). Every other reserved namespace — database-wide
+ * ones (`$schemas`) and a namespace's indexes (`$index:<namespace>`, which only the core writes,
+ * in the commits of the entries they index) — belongs to itself, so only a caller allowed every
+ * namespace reaches it.
  *
  * @example
  * ownerOf("$locks:tenant-a"); // "tenant-a"
+ * ownerOf("$index:tenant-a"); // "$index:tenant-a"
  */
 export function ownerOf(namespace: string): string {
-  const kind = /^\$[a-z]+:/.exec(namespace);
+  const kind = /^\$locks:/.exec(namespace);
   return kind ? namespace.slice(kind[0].length) : namespace;
 }
 

@@ -278,6 +278,45 @@ export function indexSuite(target: KvTarget): void {
       expect(await kv.listIndexes()).toHaveLength(1);
     });
 
+    it("scans instead when an index range holds more candidates than it gathers", async () => {
+      const op = kv.atomic();
+      for (let i = 0; i < 999; i++) op.set(["many", "a", i], { n: i });
+      await op.commit();
+      for (let b = 1; b < 11; b++) {
+        const more = kv.atomic();
+        for (let i = 0; i < 999; i++) more.set(["many", "a", b * 1000 + i], { n: i });
+        await more.commit();
+      }
+      for (let i = 0; i < 3; i++) await kv.set(["many", "b", i], { n: 1e9 + i });
+      await kv.createIndex("byN", { prefix: ["many"], fields: ["n"] });
+      const where = { n: { $gte: 0 } };
+      expect(ids(await collect(kv.list({ prefix: ["many", "b"] }, { where })))).toEqual([0, 1, 2]);
+      expect(await kv.count({ prefix: ["many", "b"] }, { where })).toBe(3);
+    });
+
+    it("indexes a versionstamped key set twice in one commit once, with its last value", async () => {
+      await kv.createIndex("byAge", { prefix: ["users"], fields: ["age"] });
+      await kv
+        .atomic()
+        .set(["users", kv.commitVersionstamp()], { age: 501 })
+        .set(["users", kv.commitVersionstamp()], { age: 502 })
+        .commit();
+      expect(await collect(kv.list({ index: "byAge", prefix: [501] }))).toEqual([]);
+      expect(await collect(kv.list({ index: "byAge", prefix: [502] }))).toHaveLength(1);
+    });
+
+    it("keeps commits in the order they were made when one of them fails", async () => {
+      await kv.createIndex("byAge", { prefix: ["users"], fields: ["age"] });
+      const first = kv.set(["users", 1], { age: 601 });
+      const failing = kv.atomic().set(["users", 2], { age: 1 }).sum(["users", 2], 1n).commit();
+      const last = kv.set(["users", 1], { age: 602 });
+      const [a, , c] = await Promise.allSettled([first, failing, last]);
+      expect(a.status === "fulfilled" && c.status === "fulfilled").toBe(true);
+      expect(((await kv.get<{ age: number }>(["users", 1])).value as { age: number }).age).toBe(
+        602,
+      );
+    });
+
     it("refuses an enqueue whose undelivered keys lie under an index's prefix", async () => {
       await kv.createIndex("byAge", { prefix: ["users"], fields: ["age"] });
       expect(await code(kv.enqueue("job", { keysIfUndelivered: [["users", 999]] }))).toBe(

@@ -223,10 +223,16 @@ export class IndexEngine implements IndexService {
   ): Promise<CommitResult | null> {
     this.#preparing++;
     const prepared = this.#prepare(write, namespaces);
-    const step = Promise.all([this.#tail, prepared]).then(([, ready]) => ({
-      touched: ready.touched,
-      result: ready.write ? this.#driver.atomicWrite(ready.write) : null,
-    }));
+    // Its failure is the commit's, reported through `step`; until the chain reaches it, it waits.
+    prepared.catch(() => {});
+    // A preparation that fails settles only after the commits before it reached the driver, so
+    // the commits after it cannot overtake them.
+    const step = this.#tail
+      .then(() => prepared)
+      .then((ready) => ({
+        touched: ready.touched,
+        result: ready.write ? this.#driver.atomicWrite(ready.write) : null,
+      }));
     this.#tail = step.then(
       () => this.#preparing--,
       () => this.#preparing--,
@@ -458,12 +464,15 @@ export class IndexEngine implements IndexService {
     const entriesLength = plan.index.entries.length;
     const fieldCount = plan.index.paths.length;
     const keys: Uint8Array[] = [];
+    let gathered = 0;
     for (const found of read) {
+      // Past the limit the index was not read to its end: scan instead, whatever the range keeps.
+      gathered += found.length;
+      if (gathered > GATHER_LIMIT) return null;
       for (const entry of found) {
         const key = join(nsPrefix, userKeyOf(entriesLength, fieldCount, entry.key));
         if (compareBytes(key, range.start) >= 0 && compareBytes(key, range.end) < 0) keys.push(key);
       }
-      if (keys.length > GATHER_LIMIT) return null;
     }
     keys.sort(range.reverse ? (a, b) => compareBytes(b, a) : compareBytes);
     const out: RawEntry[] = [];
@@ -509,9 +518,13 @@ export class IndexEngine implements IndexService {
    */
   async walk(namespace: string, selector: KvIndexSelector): Promise<IndexWalk> {
     assertIndexName(selector.index);
-    const catalog = await this.catalog(namespace);
+    let catalog = await this.catalog(namespace);
+    // Another process may have made it since this one cached the catalog: look again once.
+    if (!catalog.indexes.some((i) => i.def.name === selector.index))
+      catalog = await this.#load(namespace);
     const index = catalog.indexes.find((i) => i.def.name === selector.index);
     if (!index) throw notFound("index", selector.index, namespace);
+    assertReady(index.def);
     const bound = (values: unknown, what: string): Uint8Array => {
       if (!Array.isArray(values) || values.length > index.paths.length)
         fail(
@@ -566,11 +579,14 @@ export class IndexEngine implements IndexService {
           now,
         );
         if (read === STALE) {
-          await this.#load(namespace);
-          throw new KvError(
-            "CONFLICT",
-            `index ${JSON.stringify(selector.index)} changed during the list`,
-          );
+          // The catalog changed (another index made or dropped): go on while this one is there.
+          catalog = await this.#load(namespace);
+          if (!catalog.indexes.some((i) => i.def.id === index.def.id))
+            throw new KvError(
+              "NOT_FOUND",
+              `index ${JSON.stringify(selector.index)} was dropped during the list`,
+            );
+          continue;
         }
         const found = read[0] ?? [];
         const keys = found.map((e) =>
@@ -661,7 +677,13 @@ export class IndexEngine implements IndexService {
       state: "building",
       createdAt: this.#now(),
     };
-    await this.#define(namespace, "search", def);
+    try {
+      await this.#define(namespace, "search", def);
+    } catch (error) {
+      // The name was taken meanwhile: the storage made for this id serves nothing.
+      await driver.dropSearchIndex(id).catch(() => {});
+      throw error;
+    }
     await this.#backfill(namespace, "search", def, options.onProgress);
     return searchInfoOf(await this.#define(namespace, "search", { ...def, state: "ready" }, true));
   }
@@ -895,20 +917,34 @@ export class IndexEngine implements IndexService {
     const highlight = options.highlight === true ? MARK : options.highlight || undefined;
     if (highlight) assertHighlightMarkers(highlight);
     const parsed = parseSearchQuery(query);
-    const catalog = await this.catalog(namespace);
-    const search = catalog.search.find((s) => s.def.name === name);
-    if (!search) throw notFound("search index", name, namespace);
-    const hits = await driver.search({
-      index: search.def.id,
-      query: parsed,
-      range: { start: concatBytes(search.covers, 0x00), end: concatBytes(search.covers, 0xff) },
-      ...(options.where && { where: options.where }),
-      limit: options.limit + 1,
-      offset,
-      ...(highlight && { highlight }),
-      now: this.#now(),
-      metadata: options.metadata,
-    });
+    const run = async (fresh: boolean) => {
+      const catalog = fresh ? await this.#load(namespace) : await this.catalog(namespace);
+      const search = catalog.search.find((s) => s.def.name === name);
+      if (!search) {
+        if (!fresh) return run(true);
+        throw notFound("search index", name, namespace);
+      }
+      assertReady(search.def);
+      try {
+        const hits = await driver.search({
+          index: search.def.id,
+          query: parsed,
+          range: { start: concatBytes(search.covers, 0x00), end: concatBytes(search.covers, 0xff) },
+          ...(options.where && { where: options.where }),
+          limit: options.limit + 1,
+          offset,
+          ...(highlight && { highlight }),
+          now: this.#now(),
+          metadata: options.metadata,
+        });
+        return { hits, search };
+      } catch (error) {
+        // Dropped (and perhaps made again) by another process since the catalog was cached.
+        if (!fresh && error instanceof KvError && error.code === "NOT_FOUND") return run(true);
+        throw error;
+      }
+    };
+    const { hits, search } = await run(false);
     const more = hits.length > options.limit;
     return {
       hits: hits.slice(0, options.limit),
@@ -919,6 +955,15 @@ export class IndexEngine implements IndexService {
 }
 
 const STALE = Symbol("stale");
+
+/** Refuses a walk or a search of an index whose backfill has not finished (it would miss entries). */
+function assertReady(def: { name: string; state: "building" | "ready" }): void {
+  if (def.state !== "ready")
+    throw new KvError(
+      "UNAVAILABLE",
+      `index ${JSON.stringify(def.name)} is still being built; it answers once its backfill is done`,
+    );
+}
 const NO_PLAN: KvExplain = { index: null, ordered: false, ranges: 0 };
 
 function join(prefix: Uint8Array, rest: Uint8Array): Uint8Array {

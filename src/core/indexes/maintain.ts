@@ -32,8 +32,8 @@ import { hasNoValue, indexKey, partsRange, userKeyOf, valueParts } from "./field
 
 /** The most bytes an index entry's field parts may take. */
 export const MAX_INDEX_VALUE_SIZE = 1024;
-/** The most entries read of a unique value's range when checking it. */
-const UNIQUE_PROBE = 16;
+/** The most entries read of a unique value's range (values sharing an index key) when checking it. */
+const UNIQUE_PROBE = 100_000;
 
 const INDEX_VALUE: RawValue = encodeValue(null);
 
@@ -72,6 +72,9 @@ export function touchedKeys(write: AtomicWrite, catalogOf: CatalogOf): Touched[]
     if (!coveredByAny(catalog, mutation.key, suffixed)) continue;
     if (suffixed) {
       fresh ??= [];
+      // The same versionstamped key set twice in one commit is one key: the last value wins.
+      const again = fresh.findIndex((t) => compareBytes(t.key, mutation.key) === 0);
+      if (again >= 0) fresh.splice(again, 1);
       fresh.push({
         key: mutation.key,
         namespaceLength,
@@ -164,7 +167,7 @@ export async function derive(
     if (!t.fresh) checks.push({ key: t.key, versionstamp: t.before?.versionstamp ?? null });
     const oldValue = t.before ? decodeValue(t.before.value) : undefined;
     const newValue = t.after ? decodeValue(t.after.value) : undefined;
-    const userKey = t.fresh ? t.key.subarray(t.namespaceLength) : t.key.subarray(t.namespaceLength);
+    const userKey = t.key.subarray(t.namespaceLength);
     const probeKey = t.fresh ? new Uint8Array([...t.key, 0]) : t.key;
     for (const index of t.catalog.indexes) {
       if (!covers(index, probeKey)) continue;
@@ -217,8 +220,13 @@ export async function derive(
     }
   }
 
-  const rangeChecks = await checkClaims(claims, removed, probe);
-  return { checks, rangeChecks, mutations, searchDocs };
+  const claimed = await checkClaims(claims, removed, probe);
+  return {
+    checks: [...checks, ...claimed.checks],
+    rangeChecks: claimed.rangeChecks,
+    mutations,
+    searchDocs,
+  };
 }
 
 const PLACEHOLDER_META = {
@@ -248,8 +256,8 @@ async function checkClaims(
   claims: readonly Claim[],
   removed: ReadonlySet<string>,
   probe: (ranges: ReadRange[]) => Promise<RawEntry[][]>,
-): Promise<RangeCheck[]> {
-  if (claims.length === 0) return [];
+): Promise<{ rangeChecks: RangeCheck[]; checks: Check[] }> {
+  if (claims.length === 0) return { rangeChecks: [], checks: [] };
   // Index parts round (a bigint past 2^53, a string with a lone surrogate): equal parts are only
   // candidates, and the values themselves decide.
   const seen = new Map<string, Claim[]>();
@@ -265,7 +273,8 @@ async function checkClaims(
     claims.map((c) => ({ ...c.range, limit: UNIQUE_PROBE, reverse: false })),
   );
   const holders: { claim: Claim; key: Uint8Array }[] = [];
-  const checks = claims.map((claim, i) => {
+  const holderChecks: Check[] = [];
+  const rangeChecks = claims.map((claim, i) => {
     const entries = found[i] ?? [];
     for (const entry of entries) {
       if (removed.has(keyId(entry.key))) continue;
@@ -282,13 +291,15 @@ async function checkClaims(
     const current = await probe(
       holders.map(({ key }) => ({ start: key, end: join(key, ZERO), limit: 1, reverse: false })),
     );
-    holders.forEach(({ claim }, i) => {
+    holders.forEach(({ claim, key }, i) => {
       const entry = current[i]?.[0];
       if (entry && sameValues(fieldValues(claim.index, decodeValue(entry.value)), claim.values))
         throw violation(claim.index);
+      // A holder's value may change without moving its index entry: it must not change meanwhile.
+      holderChecks.push({ key, versionstamp: entry?.versionstamp ?? null });
     });
   }
-  return checks;
+  return { rangeChecks, checks: holderChecks };
 }
 
 interface Claim {

@@ -14,6 +14,7 @@ import type { Check, Enqueue, Filter, Mutation, Settlement } from "../../contrac
 import { writeInfoFrom } from "../../core/limits.js";
 import {
   assertCounts,
+  assertNamespaceName,
   assertValueSize,
   type KvCore,
   MAX_QUEUE_PAGE,
@@ -254,6 +255,8 @@ export function driverRoutes(
     const body = await readJson(c);
     if (typeof body.namespace !== "string")
       throw new KvError("INVALID_REQUEST", "an index call names its namespace");
+    // The default namespace or a user's one: indexes of Cellar's own namespaces are no one's to make.
+    if (body.namespace !== "") assertNamespaceName(body.namespace);
     scopeFor(c.get("scope")).prefixLength(encodeKey([body.namespace]));
     const kv = namespaceView(core, body.namespace);
     return c.json(
