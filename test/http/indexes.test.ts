@@ -7,6 +7,8 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toBase64Url } from "../../src/codec/bytes.js";
+import { encodeKey } from "../../src/codec/key.js";
 import { type Kv, type KvKey, openKv } from "../../src/index.js";
 import { startServer } from "../../src/server/index.js";
 import { collect } from "../../src/testing/context.js";
@@ -528,6 +530,37 @@ describe.each([
   });
 
   describe("tokens", () => {
+    it("a namespace's write token cannot reach its indexes' entries through the driver protocol", async () => {
+      const catalog = toBase64Url(encodeKey([`$index:${NS}`, "catalog"]));
+      const write = await as(WRITER)("/api/driver/write", {
+        body: {
+          writes: [{ checks: [], mutations: [{ t: "delete", k: catalog }], now: Date.now() }],
+        },
+      });
+      expect(write.json.results[0].error.code, write.text).toBe("FORBIDDEN");
+      const read = await as(WRITER)("/api/driver/read", {
+        body: {
+          ranges: [
+            {
+              start: catalog,
+              end: toBase64Url(encodeKey([`$index:${NS}`, "catalog", 0])),
+              limit: 1,
+            },
+          ],
+          now: Date.now(),
+        },
+      });
+      expect(read.status, read.text).toBe(403);
+      expect((await admin("/api/indexes")).json.indexes).toHaveLength(3);
+      expectError(
+        await admin("/api/driver/indexes", {
+          body: { namespace: `$index:${NS}`, op: "listIndexes", args: {} },
+        }),
+        400,
+        "INVALID_ARGUMENT",
+      );
+    });
+
     it("a read token searches, lists, explains and lists indexes, but defines none (403)", async () => {
       for (const [path, body] of [
         ["/api/indexes", { name: "byName", prefix: ["users"], fields: ["name"] }],
