@@ -109,7 +109,7 @@ async function bodyOf(c: Context): Promise<Record<string, unknown> & { value: un
 }
 
 /** 400 with the issues for a refused value; anything else goes to the app's error handler. */
-async function validating(c: Context, write: () => Promise<Response>): Promise<Response> {
+export async function validating(c: Context, write: () => Promise<Response>): Promise<Response> {
   try {
     return await write();
   } catch (error) {
@@ -120,7 +120,7 @@ async function validating(c: Context, write: () => Promise<Response>): Promise<R
 }
 
 /** Values as plain JSON: what their JSON Schemas describe (bigints as decimal strings). */
-function plain(value: unknown): unknown {
+export function plain(value: unknown): unknown {
   return value === undefined
     ? null
     : JSON.parse(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v)));

@@ -20,12 +20,12 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { KvError } from "../../errors.js";
 import { requireAccess, type ServerEnv } from "../../http/auth.js";
-import { errorBody } from "../../http/errors.js";
 import { ValidationError } from "../../typed/schemas.js";
 import { workspaceNamespace } from "../../workspace/client.js";
 import { type BoundWorkspace, bindWorkspace } from "../../workspace/doc.js";
 import type { KvHelper } from "../../workspace/kv.js";
 import type { TableHelper } from "../../workspace/tables.js";
+import { plain, validating } from "../routes/typed.js";
 import { documentWorkspace } from "./openapi.js";
 import type { Room, Rooms } from "./rooms.js";
 
@@ -240,22 +240,4 @@ function actionOf(workspace: BoundWorkspace, name: string): Caller {
     );
   }
   return actions[name]!;
-}
-
-/** 400 with the issues for a refused value; anything else goes to the app's error handler. */
-async function validating(c: Context, run: () => Promise<Response>): Promise<Response> {
-  try {
-    return await run();
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    const { error: body } = errorBody(error.code, error.message);
-    return c.json({ error: { ...body, issues: error.issues } }, 400);
-  }
-}
-
-/** An action's result as plain JSON: Y types as their JSON, bigints as decimal strings. */
-function plain(value: unknown): unknown {
-  return value === undefined
-    ? null
-    : JSON.parse(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
 }
