@@ -63,6 +63,8 @@ const MAX_ATTEMPTS = 32;
 const BACKFILL_BATCH = 256;
 const MAX_SEARCH_LIMIT = 1000;
 const MARK = { start: "<mark>", end: "</mark>" };
+/** What a namespace without a cached catalog (or a reserved one) is planned with: nothing to maintain. */
+const NO_INDEXES = compileCatalog("", null, EMPTY_CATALOG);
 
 type StoredDef = StoredIndex | StoredSearchIndex;
 type Kind = "indexes" | "search";
@@ -157,7 +159,7 @@ export class IndexEngine implements IndexService {
     }
     if (namespaces.size === 0) return this.#driver.atomicWrite(write);
     if (missing) return this.#commitSlow(write, namespaces, 0);
-    const catalogOf = this.#catalogOf(namespaces);
+    const catalogOf = this.#catalogOf();
     const touched = touchedKeys(write, catalogOf);
     if (touched) return this.#commitSlow(write, namespaces, 0);
     const checks = [...write.checks, ...this.#catalogChecks(namespaces)];
@@ -180,14 +182,12 @@ export class IndexEngine implements IndexService {
     return namespaces;
   }
 
-  #catalogOf(namespaces: Map<string, number>): CatalogOf {
+  /** The cached catalog of a stored key's namespace (the writer loaded it); none for `$…` ones. */
+  #catalogOf(): CatalogOf {
     return (key) => {
       const { name, length } = this.#namespace(key);
       const catalog = name.startsWith("$") ? undefined : this.#catalogs.get(name);
-      return {
-        catalog: catalog ?? compileCatalog(name, null, EMPTY_CATALOG),
-        namespaceLength: length ?? namespaces.get(name),
-      };
+      return { catalog: catalog ?? NO_INDEXES, namespaceLength: length };
     };
   }
 
@@ -258,7 +258,7 @@ export class IndexEngine implements IndexService {
     for (const name of namespaces.keys()) if (!this.#catalogs.has(name)) await this.#load(name);
     for (const enqueue of write.enqueues ?? [])
       await this.#assertUndelivered(enqueue.keysIfUndelivered);
-    const touched = touchedKeys(write, this.#catalogOf(namespaces));
+    const touched = touchedKeys(write, this.#catalogOf());
     const full: AtomicWrite = {
       ...write,
       checks: [...write.checks, ...this.#catalogChecks(namespaces)],

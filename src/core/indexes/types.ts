@@ -66,13 +66,9 @@ export interface KvSearchResult<T = unknown> {
   readonly cursor: string | null;
 }
 
-/** `kv.list()` over an index: entries in the order of the index's fields, then of their keys. */
-export interface KvIndexSelector {
-  readonly index: string;
-  /** Field values every listed entry starts with, in the index's field order. */
-  readonly prefix?: readonly unknown[];
-  /** The first field values listed (inclusive). */
-  readonly start?: readonly unknown[];
-  /** Field values to stop before (exclusive). */
-  readonly end?: readonly unknown[];
-}
+/**
+ * `kv.list()` over an index: entries in the order of its fields, then of their keys. `prefix`
+ * holds field values every listed entry starts with, in the index's field order; `start` the
+ * first values listed (inclusive), `end` the values to stop before (exclusive).
+ */
+export type { IndexSelector as KvIndexSelector } from "../../contract/index.js";
