@@ -190,6 +190,30 @@ describe.each([
     expect((await admin("/api/search-indexes")).json.indexes).toHaveLength(1);
   });
 
+  it("walks an index with POST /api/list { index }, a page and a cursor at a time", async () => {
+    // byCityAge orders by city, then age, then key: the London users by age.
+    const walk = { name: "byCityAge", prefix: ["London"] };
+    const first = await reader("/api/list", { body: { index: walk, limit: 2 } });
+    expect(first.status, first.text).toBe(200);
+    expect(keysOf(first)).toEqual(["margaret", "ada"]);
+    expect(first.json.hasMore).toBe(true);
+    const second = await reader("/api/list", {
+      body: { index: walk, limit: 2, cursor: first.json.cursor },
+    });
+    expect(keysOf(second)).toEqual(["tim"]);
+    expect(second.json).toMatchObject({ cursor: null, hasMore: false });
+    const older = await reader("/api/list", {
+      body: { index: { name: "byCityAge", start: ["London", 35] }, limit: 10, keysOnly: true },
+    });
+    expect(keysOf(older)[0]).toBe("ada");
+    expectError(
+      await reader("/api/list", { body: { index: walk, prefix: ["users"] } }),
+      400,
+      "INVALID_SELECTOR",
+    );
+    expectError(await reader("/api/list", { body: { index: { name: "nope" } } }), 404, "NOT_FOUND");
+  });
+
   it("answers POST /api/list with where from the index it names in /api/explain, as a scan would", async () => {
     const cases: [object, { index: string | null; ordered: boolean; ranges: number }, unknown[]][] =
       [
