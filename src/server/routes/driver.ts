@@ -40,7 +40,7 @@ import {
   valueFromWire,
   type WireWriteResult,
 } from "../../wire/protocol.js";
-import { runIndexCall } from "./indexes.js";
+import { runIndexCall } from "./index-calls.js";
 
 const MAX_WRITES_PER_REQUEST = 1000;
 const MAX_RANGES_PER_REQUEST = 1000;
