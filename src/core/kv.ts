@@ -280,7 +280,11 @@ export class Kv implements AsyncDisposable {
         this.#db.assertOpen();
         const read = { ...range, limit, reverse, ...(where && { where }) };
         const [entries = []] = await this.#db.read([read], this.#keyspace, { metadata });
-        return entries.map((raw) => ({ entry: this.#entry<T>(raw), key: raw.key }));
+        const filtered = where !== undefined;
+        return entries.map((raw) => ({
+          entry: this.#entry<T>(raw, undefined, filtered),
+          key: raw.key,
+        }));
       },
       {
         ...(options.limit !== undefined && { limit: options.limit }),
@@ -305,7 +309,10 @@ export class Kv implements AsyncDisposable {
       async (range, limit, reverse) => {
         this.#db.assertOpen();
         const found = await walk!.pull(range, limit, reverse, where, metadata);
-        return found.map(({ entry, key }) => ({ entry: this.#entry<T>(entry), key }));
+        return found.map(({ entry, key }) => ({
+          entry: this.#entry<T>(entry, undefined, true),
+          key,
+        }));
       },
       {
         ...(options.limit !== undefined && { limit: options.limit }),
@@ -457,7 +464,7 @@ export class Kv implements AsyncDisposable {
     const page = raws.slice(0, limit);
     const last = page.at(-1);
     return {
-      entries: page.map((raw) => this.#entry<T>(raw)),
+      entries: page.map((raw) => this.#entry<T>(raw, undefined, where !== undefined)),
       cursor: hasMore && last ? encodeCursor(resolved, last.key) : null,
       hasMore,
     };
@@ -820,8 +827,12 @@ export class Kv implements AsyncDisposable {
     }
   }
 
-  #entry<T>(raw: RawEntry, key?: KvKey): KvEntry<T> {
-    const taken = takeDecoded(raw);
+  /**
+   * The entry of a raw one. `filtered`: it came through a where filter, which may have decoded
+   * its value already (an index's candidate, see `decoded.ts`); point reads never look.
+   */
+  #entry<T>(raw: RawEntry, key?: KvKey, filtered = false): KvEntry<T> {
+    const taken = filtered ? takeDecoded(raw) : null;
     const entry: KvEntry<T> = {
       key: key ?? this.#keyspace.decode(raw.key),
       value: (taken ? taken.value : decodeValue(raw.value)) as T,
