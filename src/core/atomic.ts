@@ -3,7 +3,7 @@
  * transaction. Checks are evaluated inside that transaction, never before it.
  */
 import { uuidv7 } from "uuidv7";
-import type { KvKey, KvKeyPart } from "../codec/key.js";
+import { type KvKey, type KvKeyPart, startsWith } from "../codec/key.js";
 import type { KvU64 } from "../codec/u64.js";
 import type { RawValue } from "../codec/value.js";
 import { assertVersionstamp } from "../codec/versionstamp.js";
@@ -15,6 +15,7 @@ import type { Keyspace } from "./keyspace.js";
 import { expiryFrom, SET_OPTIONS, writeInfoFrom } from "./limits.js";
 import { commitFenced, type Fence, fenceOf, type KvLock, type KvLockFence } from "./locks/index.js";
 import { buildCommitEnqueue, type KvEnqueueOptions } from "./queue.js";
+import type { Scope } from "./scope.js";
 import type { KvCommitError, KvCommitResult, KvSetOptions, KvWriteInfo } from "./types.js";
 
 /**
@@ -92,6 +93,7 @@ export class AtomicOperation {
   readonly #pending: Pending[] = [];
   readonly #enqueues: Enqueue[] = [];
   readonly #fences: Fence[] = [];
+  readonly #joined: AtomicOperation[] = [];
   #placeholders = 0;
   #committed = false;
 
@@ -222,6 +224,25 @@ export class AtomicOperation {
     return new KvUuid(this.#placeholders++);
   }
 
+  /**
+   * @internal Commits `other`'s checks and mutations with this operation's, all or nothing:
+   * for a face that keeps its own record in one of Cellar's namespaces (`reservedView`) in the
+   * same commit as a user's write. `other` belongs to the same database, and neither takes
+   * locks, placeholders or enqueues.
+   */
+  join(other: AtomicOperation): this {
+    if (other.db !== this.db) fail("INVALID_ARGUMENT", "join: the operations are of two databases");
+    for (const op of [this, other]) {
+      if (op.#fences.length > 0 || op.#enqueues.length > 0 || op.#placeholders > 0)
+        fail(
+          "INVALID_ARGUMENT",
+          "join: a joined operation takes no locks, placeholders or enqueues",
+        );
+    }
+    this.#joined.push(other);
+    return this;
+  }
+
   get size(): { checks: number; mutations: number } {
     return { checks: this.#checks.length, mutations: this.#pending.length };
   }
@@ -231,16 +252,21 @@ export class AtomicOperation {
     if (this.#committed) fail("INVALID_ARGUMENT", "this atomic operation was already committed");
     this.#committed = true;
     const uuids = Array.from({ length: this.#placeholders }, () => uuidv7());
+    const ops = [this, ...this.#joined];
     const write = (now: number) => ({
-      checks: this.#checks,
-      mutations: this.#pending.map((p) => this.#resolve(p, uuids, now)),
+      checks: ops.flatMap((op) => op.#checks),
+      mutations: ops.flatMap((op) => op.#pending.map((p) => op.#resolve(p, uuids, now))),
       ...(this.#enqueues.length > 0 && { enqueues: this.#enqueues }),
     });
     const now = this.db.now();
     const result =
       this.#fences.length > 0
         ? await commitFenced(this.db, this.keyspace, this.#fences, write)
-        : await this.db.commit(write(now), this.keyspace, now);
+        : await this.db.commit(
+            write(now),
+            ops.length > 1 ? jointScope(ops.map((op) => op.keyspace)) : this.keyspace,
+            now,
+          );
     if (!result) return { ok: false };
     return {
       ok: true,
@@ -349,6 +375,16 @@ export class AtomicOperation {
         };
     }
   }
+}
+
+/** The scope of several keyspaces: each key and range must lie in one of them. */
+function jointScope(keyspaces: readonly Keyspace[]): Scope {
+  const owner = (key: Uint8Array) =>
+    keyspaces.find((keyspace) => startsWith(key, keyspace.prefix)) ?? keyspaces[0]!;
+  return {
+    prefixLength: (key) => owner(key).prefixLength(key),
+    assertRange: (start, end) => owner(start).assertRange(start, end),
+  };
 }
 
 /** Replaces placeholders inside plain objects, arrays, Maps and Sets. */

@@ -37,7 +37,7 @@ import { KvError } from "../../errors.js";
 import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
 import { isPoint } from "../shared/range.js";
 import { unknownIndex } from "../shared/search-text.js";
-import { BTree } from "./btree.js";
+import { BTree } from "../../codec/btree.js";
 import { MemoryQueues } from "./queues.js";
 import type { MemorySearch } from "./search.js";
 

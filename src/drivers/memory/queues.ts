@@ -25,7 +25,7 @@ import {
   toLeased,
   undeliveredMutations,
 } from "../shared/queue-states.js";
-import { BTree } from "./btree.js";
+import { BTree } from "../../codec/btree.js";
 
 type ReadyKey = [negPriority: number, seq: number];
 
