@@ -15,6 +15,7 @@ const EXTENSION_MAY_IMPORT = { workspace: ["typed"] };
 /** Faces, bottom up. Each may import everything below the faces, plus what it lists here. */
 const FACE_MAY_IMPORT = {
   http: [],
+  offline: [],
   "kv-connect": ["http"],
   server: ["http", "kv-connect"],
   cli: ["http", "kv-connect", "server"],

@@ -46,3 +46,14 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
   }
   return openLocal(given ?? memoryDriver(driverOptions), limits, options);
 }
+
+export { createClientKv } from "./offline/browser.js";
+export {
+  ClientAtomic,
+  ClientKv,
+  type ClientWrite,
+  type ClientWriteOutcome,
+} from "./offline/client-kv.js";
+export { indexedDbStorage } from "./offline/storage/indexeddb.js";
+export { memoryStorage } from "./offline/storage/memory.js";
+export type * from "./offline/types.js";

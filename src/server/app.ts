@@ -40,6 +40,8 @@ import { queueRoutes } from "./routes/queues.js";
 import { seedCompatRoutes } from "./routes/seed-compat.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
 import { watchRoutes } from "./routes/watch.js";
+import type { SyncOptions } from "./sync/apply.js";
+import { syncRoute } from "./sync/route.js";
 import type { EventSocketOptions, UpgradeRoute } from "./websocket.js";
 import { Rooms } from "./workspaces/rooms.js";
 import { workspaceRoutes } from "./workspaces/routes.js";
@@ -62,6 +64,12 @@ export interface AppOptions extends AuthOptions, Omit<TypedRouteOptions, "worksp
    * `_kv` table and one per workspace table), for any SQLite tool to read while the server runs.
    */
   readonly workspaceMirror?: string;
+  /**
+   * How client stores (`createClientKv`) sync at `/api/sync`: conflict policies, schemas and
+   * read-only prefixes (see `SyncOptions`); `false` turns the route off. Default: on, every
+   * conflict rejected.
+   */
+  readonly sync?: Omit<SyncOptions, "stores"> | false;
   /** Largest request body in bytes (default: 4 × the value limit, at least 1 MiB). */
   readonly maxBodySize?: number;
   /** Largest page of list/paginate (default 1000). */
@@ -280,8 +288,21 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     fastPath,
     endStreams: () => streams.endAll(),
     eventSockets: { ...events, authenticate: auth, cors: corsOrigins },
-    upgradeRoutes:
-      workspaces.length === 0
+    upgradeRoutes: [
+      ...(options.sync === false
+        ? []
+        : [
+            syncRoute({
+              ...options.sync,
+              ...(options.stores && { stores: options.stores }),
+              authenticate: auth,
+              cors: corsOrigins,
+              streams,
+              maxPayload: maxBody,
+              maxBuffered: Math.max(options.maxEventBuffer ?? 1024 * 1024, 16 * 1024 * 1024),
+            }),
+          ]),
+      ...(workspaces.length === 0
         ? []
         : [
             syncSockets({
@@ -292,7 +313,8 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
               maxPayload: maxBody,
               maxBuffered: Math.max(options.maxEventBuffer ?? 1024 * 1024, 16 * 1024 * 1024),
             }),
-          ],
+          ]),
+    ],
     close: () => rooms.close(),
   };
 }

@@ -1,0 +1,301 @@
+/**
+ * How the server applies a client store's write: through the normal commit path (the view's
+ * limits, a typed store's schema, a rule's schema), with the conflict policy of each key's
+ * prefix, once per write however often the client resends it.
+ *
+ * A write is applied once: the id of the last write applied for each client is kept in
+ * Cellar's namespace `$sync:<namespace>`, in the same commit as the write, so a write resent
+ * after its answer was lost is answered `duplicate` and not applied again.
+ */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { encodeKey, type KvKey, startsWith } from "../../codec/key.js";
+import type { AtomicOperation } from "../../core/atomic.js";
+import type { Kv } from "../../core/kv.js";
+import { reservedView } from "../../core/surface.js";
+import type { KvEntryMaybe } from "../../core/types.js";
+import { describe, fail, KvError } from "../../errors.js";
+import { ValidationError, validateWith } from "../../typed/schemas.js";
+import type { AnyStore } from "../../typed/store.js";
+import type {
+  ServerMessage,
+  SyncEntry,
+  SyncErrorBody,
+  SyncMutation,
+  SyncWrite,
+} from "../../wire/sync.js";
+
+/**
+ * What the server does with a write to a key that changed on the server since the write's base:
+ * `reject` keeps the server's entry and tells the client (with both versions);
+ * `last-writer-wins` applies the write anyway; a function decides (see {@link SyncMerge}).
+ */
+export type ConflictPolicy = "reject" | "last-writer-wins" | SyncMerge;
+
+/**
+ * Merges a client's write with the server's entry when they conflict; returns the value to
+ * store, or `undefined` to keep the server's entry and report the conflict as `reject` would.
+ *
+ * @example
+ * const merge: SyncMerge = ({ client, server }) => ({ ...(server.value as object), ...(client as object) });
+ */
+export type SyncMerge = (conflict: {
+  readonly key: KvKey;
+  /** The value the client wrote; `null` for a delete (`deleted` is true). */
+  readonly client: unknown;
+  readonly deleted: boolean;
+  /** The server's entry now. */
+  readonly server: KvEntryMaybe;
+  /** The versionstamp the client's write was based on. */
+  readonly base: string | null;
+}) => unknown;
+
+/** How writes under `prefix` are applied. The longest matching prefix's rule applies. */
+export interface SyncRule {
+  readonly prefix: KvKey;
+  readonly conflict?: ConflictPolicy;
+  /** Values set under the prefix must validate (Standard Schema: zod, valibot, arktype). */
+  readonly schema?: StandardSchemaV1;
+  /** Clients may read but not write under the prefix. */
+  readonly readOnly?: boolean;
+}
+
+export interface SyncOptions {
+  readonly rules?: readonly SyncRule[];
+  /** The policy where no rule sets one (default `"reject"`: nothing is overwritten unseen). */
+  readonly conflict?: ConflictPolicy;
+  /** Typed stores: a set of `[store.name, id]` is validated and stored as `store.set` would. */
+  readonly stores?: readonly AnyStore[];
+}
+
+/** Commits of one write when its keys keep changing between its read and its commit. */
+const ATTEMPTS = 5;
+
+interface CompiledRule {
+  readonly prefix: Uint8Array;
+  readonly rule: SyncRule;
+}
+
+/** Checks `options` and returns the function that applies one client write. */
+export function syncApplier(options: SyncOptions = {}) {
+  const policy = options.conflict ?? "reject";
+  assertPolicy(policy, "conflict");
+  const rules: CompiledRule[] = (options.rules ?? []).map((rule, i) => {
+    if (typeof rule !== "object" || rule === null || !Array.isArray(rule.prefix))
+      fail("INVALID_ARGUMENT", `sync rule ${i} needs a prefix (a key), got ${describe(rule)}`);
+    if (rule.conflict !== undefined) assertPolicy(rule.conflict, `rules[${i}].conflict`);
+    return { prefix: encodeKey(rule.prefix), rule };
+  });
+  rules.sort((a, b) => b.prefix.length - a.prefix.length);
+  const stores = new Map((options.stores ?? []).map((store) => [store.name, store]));
+  const ruleOf = (key: KvKey) => rules.find((r) => startsWith(encodeKey(key), r.prefix))?.rule;
+
+  return {
+    /** Applies `write` of `client` on `kv`: the answer to send (`ack`, `conflict` or `refused`). */
+    async apply(kv: Kv, client: string, write: SyncWrite): Promise<ServerMessage> {
+      try {
+        return await applyOnce(kv, client, write);
+      } catch (error) {
+        if (error instanceof KvError)
+          return { type: "refused", id: write.id, error: errorOf(error) };
+        throw error;
+      }
+    },
+    /** The value clients see for a stored one: a typed store's entry without its envelope. */
+    present(key: KvKey, value: unknown): unknown {
+      if (!storeOf(key) || typeof value !== "object" || value === null || !("v" in value))
+        return value;
+      return (value as { v: unknown }).v;
+    },
+  };
+
+  async function applyOnce(kv: Kv, client: string, write: SyncWrite): Promise<ServerMessage> {
+    if (write.namespace !== undefined && write.namespace !== kv.namespaceName)
+      fail(
+        "FORBIDDEN",
+        `this connection writes namespace ${JSON.stringify(kv.namespaceName)}, not ${JSON.stringify(write.namespace)}`,
+      );
+    const records = reservedView(kv, `$sync:${kv.namespaceName}`);
+    const policies = write.mutations.map((m) => {
+      const rule = ruleOf(m.key);
+      if (rule?.readOnly)
+        fail("FORBIDDEN", `keys under ${JSON.stringify(rule.prefix)} are read-only for clients`);
+      return rule?.conflict ?? policy;
+    });
+    const values = await Promise.all(write.mutations.map((m) => validated(m, ruleOf(m.key))));
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      const record = await records.get<{ id: number }>([client]);
+      if (record.value && record.value.id >= write.id)
+        return {
+          type: "ack",
+          id: write.id,
+          versionstamp: record.versionstamp!,
+          entries: [],
+          duplicate: true,
+        };
+      const keys = write.mutations.map((m) => m.key);
+      const current = await kv.getMany(keys);
+      const conflicts: number[] = [];
+      const written = [...values];
+      for (const [i, m] of write.mutations.entries()) {
+        const server = current[i]!;
+        if (server.versionstamp === write.base[i]) continue;
+        const chosen = policies[i]!;
+        if (chosen === "last-writer-wins") continue;
+        if (chosen === "reject") {
+          conflicts.push(i);
+          continue;
+        }
+        const merged = await chosen({
+          key: m.key,
+          client: m.type === "set" ? values[i] : null,
+          deleted: m.type === "delete",
+          server,
+          base: write.base[i]!,
+        });
+        if (merged === undefined) conflicts.push(i);
+        else
+          written[i] = await validated(
+            { ...m, type: "set", value: merged } as SyncMutation,
+            ruleOf(m.key),
+          );
+      }
+      if (conflicts.length > 0) {
+        const now = await kv.currentVersionstamp();
+        const entries = conflicts.map((i) => entryOf(current[i]!, keys[i]!, now));
+        return { type: "conflict", id: write.id, entries, mutations: conflicts };
+      }
+      const op = kv.atomic();
+      op.check(...write.checks);
+      // Every key read is checked: a change between the read and the commit reads again.
+      op.check(...keys.map((key, i) => ({ key, versionstamp: current[i]!.versionstamp })));
+      const info = { modifiedBy: `sync:${client}` };
+      for (const [i, m] of write.mutations.entries()) {
+        const mutation: SyncMutation =
+          written[i] === DELETE
+            ? { type: "delete", key: m.key }
+            : ({ ...m, value: written[i] } as SyncMutation);
+        stage(kv, op, mutation, info);
+      }
+      const mark = records.atomic().check({ key: [client], versionstamp: record.versionstamp });
+      mark.set([client], { id: write.id });
+      const result = await op.join(mark).commit();
+      if (result.ok) {
+        const entries = write.mutations.map(
+          (m, i): SyncEntry =>
+            written[i] === DELETE
+              ? { key: m.key, value: null, versionstamp: result.versionstamp, deleted: true }
+              : {
+                  key: m.key,
+                  value: plainValue(m.key, written[i]),
+                  versionstamp: result.versionstamp,
+                },
+        );
+        return { type: "ack", id: write.id, versionstamp: result.versionstamp, entries };
+      }
+      // A failed check of the write's own: report the checked keys' entries as the conflict.
+      if (write.checks.length > 0) {
+        const checked = await kv.getMany(write.checks.map((c) => c.key));
+        const moved = write.checks.some((c, i) => checked[i]!.versionstamp !== c.versionstamp);
+        if (moved) {
+          const now = await kv.currentVersionstamp();
+          const entries = write.checks.map((c, i) => entryOf(checked[i]!, c.key, now));
+          return {
+            type: "conflict",
+            id: write.id,
+            entries,
+            mutations: write.mutations.map((_, i) => i),
+          };
+        }
+      }
+    }
+    return fail(
+      "CONFLICT",
+      `the write's keys kept changing through ${ATTEMPTS} attempts; send it again`,
+    );
+  }
+
+  /** The value a mutation stores, validated by its store's or its rule's schema. */
+  async function validated(m: SyncMutation, rule: SyncRule | undefined): Promise<unknown> {
+    if (m.type === "delete") return DELETE;
+    const store = storeOf(m.key);
+    if (store) {
+      const result = await validateWith(store.schema, m.value);
+      if (!result.ok)
+        throw new ValidationError(
+          `store ${JSON.stringify(store.name)} entry ${JSON.stringify(m.key[1])}`,
+          result.issues,
+        );
+      return new StoreValue(store, m.value);
+    }
+    if (!rule?.schema) return m.value;
+    const result = await validateWith(rule.schema, m.value);
+    if (!result.ok)
+      throw new ValidationError(`the value of ${JSON.stringify(m.key)}`, result.issues);
+    return result.value;
+  }
+
+  function storeOf(key: KvKey): AnyStore | undefined {
+    if (key.length !== 2 || typeof key[0] !== "string" || typeof key[1] !== "string")
+      return undefined;
+    return stores.get(key[0]);
+  }
+
+  function stage(kv: Kv, op: AtomicOperation, m: SyncMutation, info: { modifiedBy: string }): void {
+    if (m.type === "delete") {
+      op.delete(m.key, info);
+      return;
+    }
+    if (m.value instanceof StoreValue) {
+      m.value.store
+        .bind(kv)
+        .in(op)
+        .set(m.key[1] as string, m.value.value, {
+          ...info,
+          ...(m.expireIn !== undefined && { expireIn: m.expireIn }),
+        });
+      return;
+    }
+    op.set(m.key, m.value, { ...info, ...(m.expireIn !== undefined && { expireIn: m.expireIn }) });
+  }
+}
+
+const DELETE = Symbol("delete");
+
+/** A value bound for a typed store, which `store.in(op).set` validates and wraps. */
+class StoreValue {
+  constructor(
+    readonly store: AnyStore,
+    readonly value: unknown,
+  ) {}
+}
+
+const plainValue = (_key: KvKey, value: unknown) =>
+  value instanceof StoreValue ? value.value : value;
+
+/** The server's entry for a conflict; an absent key is reported deleted as of `now`. */
+function entryOf(entry: KvEntryMaybe, key: KvKey, now: string): SyncEntry {
+  return entry.versionstamp === null
+    ? { key, value: null, versionstamp: now, deleted: true }
+    : {
+        key,
+        value: entry.value,
+        versionstamp: entry.versionstamp,
+        ...(entry.metadata && { metadata: entry.metadata }),
+      };
+}
+
+function errorOf(error: KvError): SyncErrorBody {
+  return {
+    code: error.code,
+    message: error.message,
+    ...(error instanceof ValidationError && { issues: error.issues }),
+  };
+}
+
+function assertPolicy(policy: unknown, what: string): void {
+  if (policy !== "reject" && policy !== "last-writer-wins" && typeof policy !== "function")
+    fail(
+      "INVALID_ARGUMENT",
+      `${what} is "reject", "last-writer-wins" or a merge function, got ${describe(policy)}`,
+    );
+}
