@@ -19,10 +19,12 @@ const FACE_MAY_IMPORT = {
   "kv-connect": ["http"],
   server: ["http", "kv-connect"],
   cli: ["http", "kv-connect", "server"],
+  // The hooks name the client store's contract (offline/types.ts) only: see the rule below.
+  react: ["offline"],
 };
 const FACES = Object.keys(FACE_MAY_IMPORT);
 /** Entry points: they expose the layers below them, so they may import what they expose. */
-const ENTRY_POINTS = "^src/(index|open|client|api|workspace)\\.ts$|^src/server/index\\.ts$";
+const ENTRY_POINTS = "^src/(index|open|client|api|workspace|react)\\.ts$|^src/server/index\\.ts$";
 
 const folder = (name) => `src/${name}/`;
 const anyOf = (paths) => `^(${paths.join("|")})`;
@@ -119,6 +121,25 @@ module.exports = {
         [...BELOW_FACES, "src/open\\.ts$", ...[name, ...FACE_MAY_IMPORT[name]].map(folder)],
       ),
     ),
+    {
+      name: "react-names-the-client-store-contract-only",
+      comment:
+        "The hooks tell a client store by its contract (offline/types.ts, types only), so they " +
+        "never load the client store's code.",
+      severity: "error",
+      from: { path: "^src/react" },
+      to: {
+        path: "^src/offline/",
+        pathNot: "^src/offline/types\\.ts$",
+      },
+    },
+    {
+      name: "react-imports-offline-types-only",
+      comment: "The client store's contract is named in types only.",
+      severity: "error",
+      from: { path: "^src/react" },
+      to: { path: "^src/offline/", dependencyTypesNot: ["type-only"] },
+    },
     {
       name: "faces-and-extensions-use-the-core-surface",
       comment:
