@@ -262,6 +262,66 @@ describe("cellar/react in Chromium", () => {
     });
   });
 
+  describe("over a client store (createClientKv)", () => {
+    beforeAll(async () => {
+      await call(page, "openClient", server.url, TOKEN);
+    });
+    afterAll(async () => {
+      await call(page, "close");
+    });
+
+    it("shows the store's view in two components and a list, updated by writes from Node", async () => {
+      await kv.set(["shared"], "c1");
+      await kv.set(["items", 1], "one");
+      await call(page, "mount", "Value", { name: "a", k: ["shared"] });
+      await call(page, "mount", "Value", { name: "b", k: ["shared"] });
+      await call(page, "mount", "List", { name: "list", k: ["items"] });
+      await call(page, "mount", "Status", { name: "status", k: [] });
+      for (const name of ["a", "b"]) await until<Shown>(page, name, (s) => last(s)?.value === "c1");
+      type Listed = { values: unknown[] };
+      const values = (s: Listed[]) => JSON.stringify(last(s)?.values);
+      // The earlier tests left items 2 and 3 on the server.
+      await until<Listed>(page, "list", (s) => values(s) === '["one","two","three"]');
+      await kv.set(["shared"], "c2");
+      await kv.set(["items", 0], "zero");
+      for (const name of ["a", "b"]) await until<Shown>(page, name, (s) => last(s)?.value === "c2");
+      await until<Listed>(page, "list", (s) => values(s) === '["zero","one","two","three"]');
+      await kv.delete(["items", 0]);
+      await until<Listed>(page, "list", (s) => values(s) === '["one","two","three"]');
+      const before = (await records(page, "list")).length;
+      await kv.set(["itemsX"], "outside");
+      await kv.set(["shared"], "c3");
+      await until<Shown>(page, "a", (s) => last(s)?.value === "c3");
+      expect((await records(page, "list")).length).toBe(before);
+      const status = await until<{ state: string } | null>(
+        page,
+        "status",
+        (s) => last(s)?.state === "online",
+      );
+      expect(status.length).toBeGreaterThan(0);
+      for (const name of ["a", "b"]) expectNeverOlder((await records(page, name)) as Shown[]);
+    });
+
+    it("shows a write at once, pending, then the server's entry for it", async () => {
+      await kv.set(["opt"], "A");
+      await call(page, "mount", "Optimistic", { name: "opt", k: ["opt"] });
+      await until<Shown>(page, "opt", (s) => last(s)?.value === "A" && !last(s)?.pending);
+      await page.evaluate(() => {
+        void (window as unknown as { harness: Harness }).harness.mutate("opt", "B");
+      });
+      const seen = await until<Shown>(
+        page,
+        "opt",
+        (s) => last(s)?.value === "B" && !last(s)?.pending,
+      );
+      const from = seen.findIndex((s) => s.value === "B");
+      expect(seen[from]?.pending).toBe(true);
+      expect(seen.slice(from).every((s) => s.value === "B")).toBe(true);
+      expect((await kv.get(["opt"])).value).toBe("B");
+      expect(last(seen)?.versionstamp).toBe((await kv.get(["opt"])).versionstamp);
+    });
+  });
+
   describe("over a database in the page's memory", () => {
     beforeAll(async () => {
       await call(page, "open");

@@ -1,12 +1,12 @@
 /**
  * The page test/browser/react.test.ts builds with Vite: components that use the hooks, each
- * recording what it rendered in `window.harness.records`, over a `Kv` the test opens in the page
- * (a Cellar server, or a database in the page's memory).
+ * recording what it rendered in `window.harness.records`, over what the test opens in the page:
+ * a Cellar server (the remote client), a database in the page's memory, or a client store.
  */
 import { createElement, type ReactNode, StrictMode, Suspense } from "react";
 import { createRoot, type Root } from "react-dom/client";
-import { type Kv, type KvKey, openKv } from "../../../src/client.js";
-import { KvProvider, useList, useMutation, useValue } from "../../../src/react.js";
+import { type ClientKv, createClientKv, type Kv, type KvKey, openKv } from "../../../src/client.js";
+import { KvProvider, useList, useMutation, useSyncStatus, useValue } from "../../../src/react.js";
 
 const records: Record<string, unknown[]> = {};
 const mutations: Record<string, (value: unknown) => Promise<unknown>> = {};
@@ -55,15 +55,21 @@ function Suspended({ name, k }: Props) {
   return createElement("p", null, `${name}: ${String(value)}`);
 }
 
+function Status({ name }: Props) {
+  const status = useSyncStatus();
+  record(name, status && { state: status.state, pending: status.pending });
+  return createElement("p", null, `${name}: ${status?.state}`);
+}
+
 function Fallback({ name }: { name: string }) {
   record(name, "fallback");
   return createElement("p", null, "loading…");
 }
 
-const components = { Value, List, Optimistic, Suspended } as const;
+const components = { Value, List, Optimistic, Suspended, Status } as const;
 type Mounted = { readonly component: keyof typeof components; readonly props: Props };
 
-let kv: Kv | null = null;
+let kv: Kv | ClientKv | null = null;
 let root: Root | null = null;
 let mounted: Mounted[] = [];
 
@@ -88,8 +94,19 @@ const harness = {
   /** Reads (`get`) the page's `Kv` has finished. */
   reads: 0,
   async open(url?: string, token?: string): Promise<void> {
-    kv = url ? await openKv(url, { token }) : await openKv();
-    kv.observe(({ op }) => (op === "get" ? () => void harness.reads++ : undefined));
+    const opened = url ? await openKv(url, { token }) : await openKv();
+    opened.observe(({ op }) => (op === "get" ? () => void harness.reads++ : undefined));
+    kv = opened;
+    harness.start();
+  },
+  /** A client store of the server at `url`, synced before it is shown. */
+  async openClient(url: string, token: string): Promise<void> {
+    const store = await createClientKv({ url, token, reconnectDelay: 50 });
+    await store.whenSynced();
+    kv = store;
+    harness.start();
+  },
+  start(): void {
     const container = document.createElement("div");
     document.body.append(container);
     root = createRoot(container);
