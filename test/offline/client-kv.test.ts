@@ -154,6 +154,23 @@ describe("client store", () => {
     expect(a.status.lastSynced).toBe(await server.kv.currentVersionstamp());
   });
 
+  it("starts over from a snapshot when its resume point is past the server's head", async () => {
+    const first = await serve();
+    const storage = file("moved");
+    let a = await client(first.url, { storage });
+    for (let i = 0; i < 5; i++) await (await a.set(["gone", i], i)).confirmed;
+    await a.whenSynced();
+    await a.close();
+    clients.splice(clients.indexOf(a), 1);
+    // Another database, younger than the replica's resume point.
+    const second = await serve();
+    await second.kv.set(["fresh"], "here");
+    a = await client(second.url, { storage });
+    await a.whenSynced();
+    expect(a.peekList({ prefix: ["gone"] })).toEqual([]);
+    expect(shown(a, ["fresh"])).toBe("here");
+  });
+
   it("rejects a conflicting write by default: the server's entry stays, the conflict is reported", async () => {
     const server = await serve();
     const proxy = await proxyTo(server);

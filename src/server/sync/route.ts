@@ -259,7 +259,9 @@ class SyncConnection {
         },
       });
     };
-    if (since !== undefined) subscribe(since, false);
+    // A resume point past the database's head comes from another database (one restored from
+    // a backup, say): the client starts over from a snapshot.
+    if (since !== undefined && since <= head) subscribe(since, false);
     else await this.#snapshot(subscribe);
   }
 
