@@ -10,6 +10,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import type { KvKey } from "../codec/key.js";
 import { LOG_LEVELS } from "../observe/logging.js";
 import type { ServerOptions } from "../server/serve.js";
+import type { SyncOptions, SyncRule } from "../server/sync/apply.js";
 import { keyFromJson, keyFromPath } from "../wire/json.js";
 
 /** A configuration mistake: reported as one line, and the command exits with status 2. */
@@ -86,6 +87,59 @@ const prefixes: Kind<KvKey[]> = {
     } catch {
       return undefined;
     }
+  },
+};
+
+/**
+ * Client store sync: `false` (off), or `{ conflict?, rules?: [{ prefix, conflict?, readOnly? }] }`
+ * with policies "reject" or "last-writer-wins" (merge functions are for the API).
+ */
+const syncSetting: Kind<SyncOptions | false> = {
+  expected:
+    'false, or a JSON object { conflict?, rules?: [{ prefix, conflict?, readOnly? }] } with conflict "reject" or "last-writer-wins"',
+  fromText: (t) => {
+    try {
+      return syncSetting.fromJson(JSON.parse(t));
+    } catch {
+      return undefined;
+    }
+  },
+  fromJson: (v) => {
+    if (v === false) return false;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+    const { conflict, rules, ...rest } = v as Record<string, unknown>;
+    const policy = (p: unknown) => p === undefined || p === "reject" || p === "last-writer-wins";
+    if (Object.keys(rest).length > 0 || !policy(conflict)) return undefined;
+    if (rules !== undefined && !Array.isArray(rules)) return undefined;
+    const parsed: SyncRule[] = [];
+    for (const rule of (rules ?? []) as unknown[]) {
+      if (typeof rule !== "object" || rule === null) return undefined;
+      const {
+        prefix,
+        conflict: ruleConflict,
+        readOnly,
+        ...extra
+      } = rule as Record<string, unknown>;
+      if (Object.keys(extra).length > 0 || !policy(ruleConflict)) return undefined;
+      if (readOnly !== undefined && typeof readOnly !== "boolean") return undefined;
+      let key: KvKey;
+      try {
+        key = keyFromJson(prefix);
+      } catch {
+        return undefined;
+      }
+      parsed.push({
+        prefix: key,
+        ...(ruleConflict !== undefined && {
+          conflict: ruleConflict as "reject" | "last-writer-wins",
+        }),
+        ...(readOnly !== undefined && { readOnly }),
+      });
+    }
+    return {
+      ...(conflict !== undefined && { conflict: conflict as "reject" | "last-writer-wins" }),
+      rules: parsed,
+    };
   },
 };
 
@@ -211,6 +265,13 @@ export const SETTINGS: readonly Setting[] = [
     description:
       "folder where each workspace's document is mirrored into SQL tables, <dir>/<id>.sqlite (_kv and one table per workspace table)",
     path: true,
+  }),
+  setting({
+    name: "sync",
+    kind: syncSetting,
+    argument: "<json>",
+    description:
+      'client store sync at /api/sync: false to turn it off, or { "conflict": "reject"|"last-writer-wins", "rules": [{ "prefix": [...], "conflict", "readOnly" }] } (default: on, conflicts rejected)',
   }),
   setting({
     name: "maxValueSize",
@@ -452,6 +513,7 @@ export function serverOptions(settings: Values): ServerOptions & {
       cors: v.cors,
       workspacesModule: v.workspaces,
       workspaceMirror: v.workspaceMirror,
+      sync: v.sync,
     }),
     namespaceFrom: v.namespaceFrom,
     insecure: v.insecure === true,

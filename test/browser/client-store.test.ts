@@ -194,7 +194,7 @@ describe("client store in Chromium", () => {
       () => lastShown(a.page),
       (s) => s?.pending === false && s.pendingWrites === 0,
     );
-    expect(settled.versionstamp).toBe((await kv.get(["doc"])).versionstamp);
+    expect(settled?.versionstamp).toBe((await kv.get(["doc"])).versionstamp);
     for (const { page } of [a, b]) expectNeverOlder(await records(page));
   });
 

@@ -27,13 +27,13 @@ function Doc({ k }: { readonly k: KvKey }) {
     value,
     versionstamp,
     pending,
-    state: status.state,
-    pendingWrites: status.pending,
+    state: status?.state ?? "none",
+    pendingWrites: status?.pending ?? 0,
   });
   return createElement(
     "p",
     { id: "doc" },
-    `${String(value)} (${status.state}, ${status.pending} pending)`,
+    `${String(value)} (${status?.state}, ${status?.pending} pending)`,
   );
 }
 
