@@ -13,6 +13,15 @@ export interface CellHost {
   release(cell: Cell<unknown>): void;
 }
 
+/**
+ * The promise `load` returns once loaded: one object, marked fulfilled as React marks the
+ * promises it has seen, so `use()` returns at once instead of suspending on a new promise.
+ */
+const LOADED: Promise<void> = Object.assign(Promise.resolve(), {
+  status: "fulfilled",
+  value: undefined,
+});
+
 export abstract class Cell<S> {
   readonly #listeners = new Set<() => void>();
   #snapshot: S;
@@ -55,7 +64,7 @@ export abstract class Cell<S> {
    * Suspense waits on, the same object until it settles.
    */
   load(): Promise<void> {
-    if (this.loaded()) return Promise.resolve();
+    if (this.loaded()) return LOADED;
     if (!this.#loading) {
       let resolve = () => {};
       let reject: (error: unknown) => void = () => {};

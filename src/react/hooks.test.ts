@@ -4,8 +4,9 @@
  * shows, when it re-renders, typed values and store entries, optimistic writes, workspaces.
  * Over a real server and in a real browser: test/browser/react.test.ts.
  */
-import { act, createElement, type ReactNode } from "react";
-import { createRoot, type Root } from "react-dom/client";
+import { act, createElement, type ReactNode, Suspense } from "react";
+import { createRoot, hydrateRoot, type Root } from "react-dom/client";
+import { prerender } from "react-dom/static";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { z } from "zod";
@@ -111,6 +112,39 @@ function Mutated() {
   mutation.mutate = rename.mutate;
   mutation.status = rename.status;
   return createElement("p", null, `${value ?? "none"}${pending ? "*" : ""}`);
+}
+
+/** A list with an optimistic insert and delete, whose writes wait for `gate`. */
+const listed = { gate: Promise.resolve(), add: (_id: number) => {}, remove: (_id: number) => {} };
+
+function Editable() {
+  const { entries } = useList<string>({ prefix: ["todo"] });
+  const add = useMutation(
+    async (db: Kv, id: number) => {
+      await listed.gate;
+      return db.set(["todo", id], `#${id}`);
+    },
+    { optimistic: (id) => [{ key: ["todo", id], value: `#${id}` }] },
+  );
+  const remove = useMutation(
+    async (db: Kv, id: number) => {
+      await listed.gate;
+      await db.delete(["todo", id]); // resolves to nothing: settled at the head read after it
+    },
+    { optimistic: (id) => [{ key: ["todo", id], delete: true }] },
+  );
+  listed.add = add.mutate;
+  listed.remove = remove.mutate;
+  return createElement(
+    "p",
+    null,
+    entries.map((entry) => `${entry.value}${entry.pending ? "*" : ""}`).join(","),
+  );
+}
+
+function Suspended() {
+  const { value } = useValue<string>(["mode"], { suspense: true });
+  return createElement("p", null, value);
 }
 
 let status: unknown = "unset";
@@ -249,6 +283,67 @@ describe("useMutation", () => {
   it("has no sync status on a Kv", async () => {
     await render(createElement(Status));
     expect(status).toBeNull();
+  });
+});
+
+describe("optimistic writes in a list", () => {
+  it("shows an insert and a delete at once, then what the database holds", async () => {
+    let release = () => {};
+    listed.gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await kv.set(["todo", 1], "#1");
+    await render(createElement(Editable));
+    await until(() => text$() === "#1");
+    await act(async () => {
+      listed.add(2);
+      listed.remove(1);
+    });
+    await until(() => text$() === "#2*", "the optimistic list");
+    release();
+    await until(() => text$() === "#2", "the stored list");
+    expect((await kv.get(["todo", 1])).versionstamp).toBeNull();
+  });
+});
+
+describe("hydration", () => {
+  it("hydrates server-rendered HTML, with initial entries and with Suspense", async () => {
+    await kv.set(["theme"], "dark");
+    await kv.set(["mode"], "dark");
+    // The suspended component's key is not among them: it suspends again while hydrating.
+    const initial = [await kv.get(["theme"])];
+    const app = createElement(
+      KvProvider,
+      { kv, initial },
+      createElement(Show, { k: ["theme"] }),
+      createElement(Suspense, { fallback: "…" }, createElement(Suspended)),
+    );
+    const { prelude } = await prerender(app);
+    const html = await new Response(prelude).text();
+    expect(html).toContain("dark");
+    const errors: unknown[] = [];
+    const host = document.createElement("div");
+    host.innerHTML = html;
+    document.body.append(host);
+    const hydrated = await act(async () =>
+      hydrateRoot(host, app, { onRecoverableError: (error) => errors.push(error) }),
+    );
+    const deadline = Date.now() + 5000;
+    while (host.textContent !== "darkdark" && Date.now() < deadline) {
+      await act(() => new Promise((resolve) => setTimeout(resolve, 5)));
+    }
+    expect(host.textContent).toBe("darkdark");
+    await act(async () => {
+      await kv.set(["theme"], "light");
+      await kv.set(["mode"], "light");
+    });
+    while (host.textContent !== "lightlight" && Date.now() < deadline) {
+      await act(() => new Promise((resolve) => setTimeout(resolve, 5)));
+    }
+    expect(host.textContent).toBe("lightlight");
+    expect(errors).toEqual([]);
+    await act(async () => hydrated.unmount());
+    host.remove();
   });
 });
 
