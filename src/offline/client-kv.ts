@@ -406,14 +406,22 @@ export class ClientKv {
     this.#waiting.delete(id);
   }
 
-  /** Saves what changed, one save at a time, in order. */
+  /**
+   * Saves what changed, one save at a time, in order; calls made while a save waits to start
+   * share it, so a burst of changes is one transaction.
+   */
   #save(): Promise<void> {
-    this.#saving = this.#saving.then(async () => {
+    this.#queued ??= this.#saving.then(async () => {
+      this.#queued = null;
       const changes = this.#replica.takeChanges();
       if (changes) await this.#storage.save(changes);
     });
-    return this.#saving;
+    this.#saving = this.#queued;
+    return this.#queued;
   }
+
+  /** The save that has not started yet, which new changes join. */
+  #queued: Promise<void> | null = null;
 
   #emit(event: ClientEvent): void {
     if (this.#listeners.size === 0) return;

@@ -66,6 +66,8 @@ export class Replica {
   readonly #writers = new Map<string, number[]>();
   /** The view's entry objects, made once per change so readers get the same object. */
   readonly #shown = new Map<string, ClientEntry>();
+  /** The held deletions, by key id: their versionstamps. */
+  readonly #tombstones = new Map<string, string>();
   #changes: {
     put: Map<string, string>;
     remove: Set<string>;
@@ -88,7 +90,11 @@ export class Replica {
 
   /** Loads a saved state. */
   load(state: StoredState): void {
-    for (const { id, json } of state.entries) this.#held.set(id, decodeHeld(json));
+    for (const { id, json } of state.entries) {
+      const held = decodeHeld(json);
+      this.#held.set(id, held);
+      if (held.deleted) this.#tombstones.set(id, held.versionstamp);
+    }
     for (const { json } of state.outbox) {
       const write = decodePending(json);
       this.#outbox.set(write.id, write);
@@ -268,6 +274,7 @@ export class Replica {
     for (const [id, held] of [...this.#held.entries()]) {
       if (seen.has(id)) continue;
       this.#held.delete(id);
+      this.#tombstones.delete(id);
       this.#changes.remove.add(id);
       this.#changes.put.delete(id);
       if (!held.deleted) gone.push(held.key);
@@ -410,6 +417,8 @@ export class Replica {
       ...(entry.metadata && { metadata: entry.metadata }),
     };
     this.#held.set(id, held);
+    if (held.deleted) this.#tombstones.set(id, held.versionstamp);
+    else this.#tombstones.delete(id);
     this.#changes.put.set(id, encodeHeld(held));
     this.#changes.remove.delete(id);
   }
@@ -427,12 +436,12 @@ export class Replica {
       }
     }
     // Deletions older than the resume point can no longer be overtaken: forget them.
-    for (const [id, held] of [...this.#held.entries()]) {
-      if (held.deleted && held.versionstamp <= versionstamp && !this.#writers.has(id)) {
-        this.#held.delete(id);
-        this.#changes.put.delete(id);
-        this.#changes.remove.add(id);
-      }
+    for (const [id, deletedAt] of this.#tombstones) {
+      if (deletedAt > versionstamp || this.#writers.has(id)) continue;
+      this.#tombstones.delete(id);
+      this.#held.delete(id);
+      this.#changes.put.delete(id);
+      this.#changes.remove.add(id);
     }
     if (released.length > 0) this.#changed(released, "confirmed");
   }
