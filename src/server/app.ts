@@ -295,6 +295,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
             syncRoute({
               ...options.sync,
               ...(options.stores && { stores: options.stores }),
+              ...(registry && options.metrics !== false && { registry }),
               authenticate: auth,
               cors: corsOrigins,
               streams,

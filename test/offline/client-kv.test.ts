@@ -322,6 +322,10 @@ describe("client store", () => {
       ws.close();
     }
     expect((await server.kv.get(["once"], { metadata: true })).metadata?.version).toBe(1);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/cellar_sync_writes_total\{outcome="duplicate"\} 1\n/);
+    expect(metrics).toMatch(/cellar_sync_writes_total\{outcome="ack"\} 1\n/);
+    expect(metrics).toMatch(/cellar_sync_connections \d+\n/);
 
     const bad = await raw();
     bad.ws.send("{not json");

@@ -14,6 +14,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { type WebSocket, WebSocketServer } from "ws";
 import { encodeKey, type KvKey, startsWith } from "../../codec/key.js";
 import type { KvEvent } from "../../core/events/index.js";
@@ -64,6 +65,33 @@ export interface SyncRouteOptions extends SyncOptions {
   readonly progressInterval?: number;
   /** Milliseconds between pings; a connection that misses one is dropped (default 30 s). */
   readonly pingInterval?: number;
+  /** Where `cellar_sync_connections` and `cellar_sync_writes_total` go; none: not counted. */
+  readonly registry?: Registry;
+}
+
+interface SyncMetrics {
+  readonly connections: Gauge;
+  readonly writes: Counter<"outcome">;
+}
+
+/** The sync metrics of `registry`, made once however many apps share it. */
+function metricsOf(registry: Registry): SyncMetrics {
+  const connections =
+    (registry.getSingleMetric("cellar_sync_connections") as Gauge | undefined) ??
+    new Gauge({
+      name: "cellar_sync_connections",
+      help: "Client stores connected to /api/sync",
+      registers: [registry],
+    });
+  const writes =
+    (registry.getSingleMetric("cellar_sync_writes_total") as Counter<"outcome"> | undefined) ??
+    new Counter({
+      name: "cellar_sync_writes_total",
+      help: "Client store writes answered, by outcome: ack, duplicate (a resend applied before), conflict, refused",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    });
+  return { connections, writes };
 }
 
 /** Entries per snapshot message. */
@@ -80,6 +108,7 @@ const CLOSE_GRACE_MS = 1000;
  */
 export function syncRoute(options: SyncRouteOptions): UpgradeRoute {
   const applier = syncApplier(options);
+  const metrics = options.registry ? metricsOf(options.registry) : null;
   const sockets = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -104,7 +133,7 @@ export function syncRoute(options: SyncRouteOptions): UpgradeRoute {
         closeWith(ws, error);
         return;
       }
-      new SyncConnection(ws, admitted.kv, admitted.scope, options, applier).start();
+      new SyncConnection(ws, admitted.kv, admitted.scope, options, applier, metrics).start();
     });
     return true;
   };
@@ -144,6 +173,8 @@ class SyncConnection {
   /** Writes are applied one at a time, in the order they came. */
   #writes: Promise<void> = Promise.resolve();
   #ended = false;
+  /** Counted in `cellar_sync_connections` (from `start` until it ends). */
+  #counted = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -151,6 +182,7 @@ class SyncConnection {
     private readonly scope: RequestScope,
     private readonly options: SyncRouteOptions,
     private readonly applier: ReturnType<typeof syncApplier>,
+    private readonly metrics: SyncMetrics | null,
   ) {}
 
   start(): void {
@@ -164,6 +196,8 @@ class SyncConnection {
       closeWith(ws, error);
       return;
     }
+    this.metrics?.connections.inc();
+    this.#counted = true;
     const timeout = setTimeout(() => {
       if (!this.#hello) this.#fail(new KvError("INVALID_REQUEST", "no hello within 10 s"));
     }, HELLO_TIMEOUT_MS);
@@ -213,6 +247,8 @@ class SyncConnection {
       .then(async () => {
         if (this.#ended) return;
         const answer = await this.#apply(write);
+        const outcome = answer.type === "ack" && answer.duplicate ? "duplicate" : answer.type;
+        this.metrics?.writes.inc({ outcome });
         this.#send(answer);
       })
       .catch((error) => this.#fail(error));
@@ -365,5 +401,6 @@ class SyncConnection {
     this.#ended = true;
     this.#unsubscribe();
     this.#release();
+    if (this.#counted) this.metrics?.connections.dec();
   }
 }
