@@ -9,9 +9,12 @@
  */
 
 /** Extensions: built on the core, never on a driver; imported by faces and entry points only. */
-const EXTENSIONS = ["typed", "observe", "workspace"];
-/** Extensions built on other extensions: workspaces reuse the typed columns. */
-const EXTENSION_MAY_IMPORT = { workspace: ["typed"] };
+const EXTENSIONS = ["typed", "observe", "workspace", "mirror"];
+/**
+ * What else an extension builds on: workspaces reuse the typed columns, and mirrors write keys
+ * and values in the wire's JSON forms.
+ */
+const EXTENSION_MAY_IMPORT = { workspace: ["typed"], mirror: ["wire"] };
 /** Faces, bottom up. Each may import everything below the faces, plus what it lists here. */
 const FACE_MAY_IMPORT = {
   http: [],
