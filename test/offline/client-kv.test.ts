@@ -154,6 +154,30 @@ describe("client store", () => {
     expect(a.status.lastSynced).toBe(await server.kv.currentVersionstamp());
   });
 
+  it("reloads from a snapshot when the change log no longer reaches its resume point", async () => {
+    const server = await serve({ openOptions: { changeLog: { size: 5 } } });
+    const proxy = await proxyTo(server);
+    const a = await client(proxy.url);
+    for (let i = 0; i < 5; i++) await server.kv.set(["c", i], i);
+    await until(() => a.peekList({ prefix: ["c"] }).length === 5, "the first five");
+    await a.whenSynced();
+    proxy.offline();
+    await until(() => a.status.state !== "online", "offline");
+    // Far more commits than the log keeps, deletes among them.
+    await server.kv.delete(["c", 0]);
+    for (let i = 0; i < 30; i++) await server.kv.set(["c", 10 + (i % 10)], i);
+    await server.kv.delete(["c", 11]);
+    const mine = await a.set(["c", "offline"], "kept");
+    proxy.online();
+    expect((await mine.confirmed).ok).toBe(true);
+    await a.whenSynced();
+    const expected = [];
+    for await (const entry of server.kv.list({ prefix: ["c"] }))
+      expected.push([entry.key, entry.value]);
+    expect(a.peekList({ prefix: ["c"] }).map((e) => [e.key, e.value])).toEqual(expected);
+    expect(a.peek(["c", 0]).exists).toBe(false);
+  });
+
   it("starts over from a snapshot when its resume point is past the server's head", async () => {
     const first = await serve();
     const storage = file("moved");
