@@ -11,10 +11,10 @@
 /** Extensions: built on the core, never on a driver; imported by faces and entry points only. */
 const EXTENSIONS = ["typed", "observe", "workspace", "mirror"];
 /**
- * What else an extension builds on: workspaces reuse the typed columns, and mirrors write keys
- * and values in the wire's JSON forms.
+ * What else an extension builds on: workspaces reuse the typed columns, the metrics report the
+ * mirrors, and mirrors write keys and values in the wire's JSON forms.
  */
-const EXTENSION_MAY_IMPORT = { workspace: ["typed"], mirror: ["wire"] };
+const EXTENSION_MAY_IMPORT = { workspace: ["typed"], observe: ["mirror"], mirror: ["wire"] };
 /** Faces, bottom up. Each may import everything below the faces, plus what it lists here. */
 const FACE_MAY_IMPORT = {
   http: [],

@@ -1,4 +1,5 @@
 export * from "./api.js";
+export * from "./mirror/index.js";
 export {
   ClientAtomic,
   ClientKv,

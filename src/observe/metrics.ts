@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import type { Kv } from "../core/kv.js";
 import { coreOf, type KvCore } from "../core/surface.js";
 import { registerGauges } from "./gauges.js";
+import { registerMirrorMetrics } from "./mirrors.js";
 import { outcomeLabel } from "./outcome.js";
 import { TallyCounter, TallyHistogram } from "./tally.js";
 
@@ -66,6 +67,7 @@ export function withMetrics(kv: Kv, options: MetricsOptions = {}): Kv {
     storageMaxAgeMs: options.storage === false ? null : (options.storage?.maxAgeMs ?? 30_000),
     maxQueues: options.maxQueues ?? 100,
   });
+  registerMirrorMetrics(kv, registry);
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   return kv;
 }
