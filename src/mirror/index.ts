@@ -1,11 +1,13 @@
 /**
  * Mirrors: the entries under a prefix kept in a PostgreSQL table, one row per key, fed from the
- * change feed in the background. Node only: node-postgres is loaded when the
+ * change feed in the background; with `direction: "both"`, changes made in that table by other
+ * services flow back into Cellar as ordinary commits. Node only: node-postgres is loaded when the
  * first mirror starts. README "Mirrors to and from PostgreSQL" describes the guarantees.
  */
 import type { Kv } from "../core/kv.js";
 import { coreOf } from "../core/surface.js";
 import { KvError } from "../errors.js";
+import { InDirection } from "./in.js";
 import { type MirrorOptions, mirrorConfig } from "./options.js";
 import { OutDirection } from "./out.js";
 import { registerMirror } from "./registry.js";
@@ -33,7 +35,8 @@ export interface Mirror {
   /** Position, lag, rows written, errors (see {@link MirrorStatus}). */
   status(): MirrorStatus;
   /**
-   * Resolves once every change committed before the call is in the table; fails with `UNAVAILABLE` after
+   * Resolves once every change committed before the call is in the table (and, both ways, every
+   * change the table's inbox held is in Cellar and written back); fails with `UNAVAILABLE` after
    * `timeoutMs` (default 30 s), naming the last error.
    */
   flush(options?: { readonly timeoutMs?: number }): Promise<void>;
@@ -44,7 +47,7 @@ export interface Mirror {
 
 /**
  * Starts mirroring the entries of `kv` (its namespace) under `options.prefix` into a PostgreSQL
- * table. Options are checked at once (`INVALID_ARGUMENT`);
+ * table, and back when `direction` is `"both"`. Options are checked at once (`INVALID_ARGUMENT`);
  * connecting happens in the background, retried with backoff while PostgreSQL cannot be reached,
  * as every later failure is: `status()` tells how it goes. The mirror closes with the database.
  *
@@ -61,26 +64,26 @@ export interface Mirror {
  */
 export function mirror<T = unknown>(kv: Kv, options: MirrorOptions<T>): Mirror {
   const config = mirrorConfig(options as MirrorOptions);
-  if (config.direction === "both")
-    throw new KvError("UNSUPPORTED", "mirrors flow from Cellar to PostgreSQL only");
   const { core } = coreOf(kv);
   core.assertOpen();
   const table = `${config.schema}.${config.table}`;
   const status = new StatusBoard(table, config.direction, config.logger);
   const runtime = new Runtime(kv, config, status);
-  const out = new OutDirection(runtime, null);
+  const inbound = config.direction === "both" ? new InDirection(runtime) : null;
+  const out = new OutDirection(runtime, inbound ? () => inbound.applying : null);
   let closing: Promise<void> | null = null;
   // A direction stops by itself only when the database closed: then the mirror closes too.
   const stopped = () => {
     if (core.closed) void close();
   };
-  const running = out.run().then(stopped);
+  const running = Promise.all([out.run().then(stopped), inbound?.run().then(stopped)]);
   const unregister = registerMirror(kv, { status: () => status.read() });
 
   function close(): Promise<void> {
     closing ??= (async () => {
       runtime.close();
       out.wake();
+      inbound?.wake();
       await running;
       unregister();
       status.set("state", "closed");
@@ -107,6 +110,7 @@ export function mirror<T = unknown>(kv: Kv, options: MirrorOptions<T>): Mirror {
       await Promise.race([
         (async () => {
           await out.started;
+          if (inbound) await inbound.until(Date.now() + timeoutMs);
           await out.until(await kv.currentVersionstamp());
         })(),
         timeout,
