@@ -7,6 +7,7 @@ import { KvError, redactUrl } from "../errors.js";
 import { createLogger } from "../observe/logging.js";
 import { startServer } from "../server/serve.js";
 import type { AnyWorkspace } from "../workspace/define.js";
+import { type MirrorSpec, mirrorSpecs, startMirrors } from "./mirrors.js";
 import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
 import { loadWorkspaces } from "./workspaces.js";
 
@@ -29,8 +30,10 @@ const serve = program
 
 addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
   let options: ReturnType<typeof serverOptions>;
+  let mirrors: MirrorSpec[];
   try {
     options = serverOptions(resolveSettings(flags, process.env));
+    mirrors = options.mirrors === undefined ? [] : mirrorSpecs(options.mirrors);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`cellar: ${error.message}`);
@@ -39,7 +42,7 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
   // Asynchronous: a slow reader of stdout (a pipe to a log collector) must not stall the server;
   // what is still buffered is written out before the process exits.
   const destination = pino.destination({ dest: 1, sync: false });
-  const { logLevel, workspacesModule, ...served } = options;
+  const { logLevel, workspacesModule, mirrors: _, ...served } = options;
   const logger = createLogger({ level: logLevel, destination });
   const exit = (status: number) => {
     destination.flushSync();
@@ -56,16 +59,20 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
   }
   try {
     const server = await startServer({ ...served, logger, ...(workspaces && { workspaces }) });
+    // Mirrors follow the database in the background, retrying while PostgreSQL is away.
+    const closeMirrors = startMirrors(server.kv, mirrors, logger);
     console.log(`cellar listening on ${server.url} (database: ${redactUrl(options.db)})`);
     const stop = (signal: string) => {
       console.log(`cellar: ${signal}, shutting down`);
-      server.close().then(
-        () => exit(0),
-        (error) => {
-          console.error(error);
-          exit(1);
-        },
-      );
+      closeMirrors()
+        .then(() => server.close())
+        .then(
+          () => exit(0),
+          (error) => {
+            console.error(error);
+            exit(1);
+          },
+        );
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));

@@ -143,6 +143,20 @@ const syncSetting: Kind<SyncOptions | false> = {
   },
 };
 
+/** Mirrors: JSON everywhere, an array of objects (or one); `cli/mirrors.ts` checks each. */
+const mirrorList: Kind<unknown[]> = {
+  expected: "a JSON array of mirrors, each { prefix, to, table, namespace?, direction? }",
+  fromText: (t) => {
+    try {
+      return mirrorList.fromJson(JSON.parse(t));
+    } catch {
+      return undefined;
+    }
+  },
+  fromJson: (v) =>
+    Array.isArray(v) && v.length > 0 ? v : typeof v === "object" && v !== null ? [v] : undefined,
+};
+
 interface Setting<T = unknown> {
   /** The config-file field, and the flag in kebab case. */
   readonly name: string;
@@ -272,6 +286,13 @@ export const SETTINGS: readonly Setting[] = [
     argument: "<json>",
     description:
       'client store sync at /api/sync: false to turn it off, or { "conflict": "reject"|"last-writer-wins", "rules": [{ "prefix": [...], "conflict", "readOnly" }] } (default: on, conflicts rejected)',
+  }),
+  setting({
+    name: "mirrors",
+    kind: mirrorList,
+    argument: "<json>",
+    description:
+      'PostgreSQL mirrors of key prefixes, a JSON array of { prefix, to, table, namespace?, direction?: "out"|"both" }',
   }),
   setting({
     name: "maxValueSize",
@@ -485,6 +506,8 @@ export function serverOptions(settings: Values): ServerOptions & {
   logLevel: (typeof LOG_LEVELS)[number];
   /** The module of workspace definitions, which the command loads (see `workspaces.ts`). */
   workspacesModule?: string;
+  /** The mirrors to start, unchecked (see `mirrors.ts`). */
+  mirrors?: unknown[];
 } {
   // resolveSettings checked every value against its setting's kind.
   const v = settings as Record<string, never> & { db: string };
@@ -513,6 +536,7 @@ export function serverOptions(settings: Values): ServerOptions & {
       cors: v.cors,
       workspacesModule: v.workspaces,
       workspaceMirror: v.workspaceMirror,
+      mirrors: v.mirrors,
       sync: v.sync,
     }),
     namespaceFrom: v.namespaceFrom,
