@@ -24,6 +24,9 @@ const FACE_MAY_IMPORT = {
   cli: ["http", "kv-connect", "server"],
   // The hooks name the client store's contract (offline/types.ts) only: see the rule below.
   react: ["offline"],
+  // The admin web UI is browser code that speaks to the server over HTTP only: it shows keys and
+  // values in the wire's JSON forms (wire/, codec/) and imports no other face.
+  ui: [],
 };
 const FACES = Object.keys(FACE_MAY_IMPORT);
 /** Entry points: they expose the layers below them, so they may import what they expose. */
@@ -170,7 +173,7 @@ module.exports = {
       exportsFields: ["exports"],
       // The condition tsconfig.json resolves `#v8` and `#crypto` with.
       conditionNames: ["cellar-source", "import", "types", "node", "default"],
-      extensions: [".ts", ".js"],
+      extensions: [".ts", ".tsx", ".js"],
     },
   },
 };

@@ -38,10 +38,12 @@ import { listRoutes } from "./routes/list.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { queueRoutes } from "./routes/queues.js";
 import { seedCompatRoutes } from "./routes/seed-compat.js";
+import { SESSION_ROUTE, sessionRoutes } from "./routes/session.js";
 import { type TypedRouteOptions, typedRoutes } from "./routes/typed.js";
 import { watchRoutes } from "./routes/watch.js";
 import type { SyncOptions } from "./sync/apply.js";
 import { syncRoute } from "./sync/route.js";
+import { defaultUiDir, uiRoutes } from "./ui.js";
 import type { EventSocketOptions, UpgradeRoute } from "./websocket.js";
 import { Rooms } from "./workspaces/rooms.js";
 import { workspaceRoutes } from "./workspaces/routes.js";
@@ -105,6 +107,12 @@ export interface AppOptions extends AuthOptions, Omit<TypedRouteOptions, "worksp
    * it has no metrics layer yet. Default true.
    */
   readonly metrics?: boolean;
+  /**
+   * The built admin UI (`dist/ui/`, which `npm run build` makes), served at `/`: its folder, or
+   * `false` to serve none. Default: the package's own `dist/ui/`; without it, `/` answers a page
+   * saying how to build it.
+   */
+  readonly ui?: string | false;
 }
 
 /** The request headers Cellar's clients send, which a preflight must allow. */
@@ -222,7 +230,12 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   app.use("/api/*", checkBody);
   app.use("/workspaces/*", checkBody);
   const auth = createAuthenticator(kv, options);
-  app.use("/api/*", authenticate(auth, { acrossNamespaces: DISCOVERY_ACROSS_NAMESPACES }));
+  app.use(
+    "/api/*",
+    authenticate(auth, {
+      acrossNamespaces: new Set([...DISCOVERY_ACROSS_NAMESPACES, SESSION_ROUTE]),
+    }),
+  );
   app.use("/workspaces/*", authenticate(auth, { pathNamespace: workspacePathNamespace }));
   if (registry && options.metrics !== false) metricsRoutes(app, registry, auth);
 
@@ -232,6 +245,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   listRoutes(app, { maxPageSize: options.maxPageSize ?? 1000 });
   indexRoutes(app);
   discoveryRoutes(app);
+  sessionRoutes(app);
   atomicRoutes(app);
   queueRoutes(app, streams, pingInterval);
   const events = {
@@ -279,6 +293,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     mirrorDir: options.workspaceMirror,
   });
   if (workspaces.length > 0) workspaceRoutes(app, rooms);
+  if (options.ui !== false) uiRoutes(app, options.ui ?? defaultUiDir());
 
   // The fast path answers before Hono's middleware runs, so with CORS on every request goes
   // through Hono, where the CORS headers are added.

@@ -1,0 +1,51 @@
+/** A URL for every view: the path picks the page, the query holds its state. */
+import { useSyncExternalStore } from "react";
+
+const listeners = new Set<() => void>();
+const notify = () => {
+  for (const listener of listeners) listener();
+};
+window.addEventListener("popstate", notify);
+
+function subscribe(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+const snapshot = () => location.pathname + location.search;
+
+export interface Route {
+  readonly path: string;
+  readonly params: URLSearchParams;
+}
+
+export function useRoute(): Route {
+  const href = useSyncExternalStore(subscribe, snapshot);
+  const url = new URL(href, location.origin);
+  return { path: url.pathname, params: url.searchParams };
+}
+
+/** Goes to `href` (same origin); `replace` keeps the history entry, for state such as a filter. */
+export function navigate(href: string, replace = false): void {
+  if (href === snapshot()) return;
+  if (replace) history.replaceState(null, "", href);
+  else history.pushState(null, "", href);
+  notify();
+}
+
+/** The namespace the UI works in: the `ns` parameter of every view's URL (default: none). */
+export const currentNamespace = (): string => new URLSearchParams(location.search).get("ns") ?? "";
+
+/**
+ * `path?name=value…`, leaving out empty values; the current namespace goes along unless `ns` is
+ * given (`""` for the default namespace).
+ */
+export function href(path: string, params: Record<string, string | undefined> = {}): string {
+  const query = new URLSearchParams();
+  const all = { ns: currentNamespace(), ...params };
+  for (const [name, value] of Object.entries(all)) {
+    if (value !== undefined && value !== "") query.set(name, value);
+  }
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
