@@ -7,6 +7,7 @@ import { KvError, redactUrl } from "../errors.js";
 import { createLogger } from "../observe/logging.js";
 import { startServer } from "../server/serve.js";
 import type { AnyWorkspace } from "../workspace/define.js";
+import { registerCommands } from "./commands.js";
 import { type MirrorSpec, mirrorSpecs, startMirrors } from "./mirrors.js";
 import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
 import { loadWorkspaces } from "./workspaces.js";
@@ -86,5 +87,7 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
     process.exit(error.code === "INVALID_ARGUMENT" ? USAGE : 1);
   }
 });
+
+registerCommands(program);
 
 await program.parseAsync();

@@ -1,0 +1,11 @@
+/**
+ * The data commands of `cellar`, beside `serve`: reads and writes, watch, atomic, queues,
+ * export and import, tokens. Each opens the database `--db` names (a SQLite file, a PostgreSQL
+ * URL or a server URL), does one thing and exits: 0 done, 1 failure, 2 usage error, 3 not found.
+ */
+import type { Command } from "commander";
+import { registerDataCommands } from "./data.js";
+
+export function registerCommands(program: Command): void {
+  registerDataCommands(program);
+}
