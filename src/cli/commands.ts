@@ -4,8 +4,12 @@
  * URL or a server URL), does one thing and exits: 0 done, 1 failure, 2 usage error, 3 not found.
  */
 import type { Command } from "commander";
+import { registerAtomicCommand } from "./atomic.js";
 import { registerDataCommands } from "./data.js";
+import { registerWatchCommand } from "./watch.js";
 
 export function registerCommands(program: Command): void {
   registerDataCommands(program);
+  registerWatchCommand(program);
+  registerAtomicCommand(program);
 }

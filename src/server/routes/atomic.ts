@@ -89,6 +89,29 @@ function apply(op: AtomicOperation, refs: Placeholders, m: MutationBody): void {
   }
 }
 
+/**
+ * Adds the checks and mutations of an atomic request body (checked against `AtomicBody`) to
+ * `op`; the `cellar atomic` command reads the same document. A malformed mutation throws its
+ * `KvError` with `mutation <i>: ` in front of the message.
+ */
+export function addAtomicBody(op: AtomicOperation, body: z.infer<typeof AtomicBody>): void {
+  const refs = new Placeholders(op);
+  op.check(
+    ...body.checks.map((check) => ({
+      key: keyFromJson(check.key),
+      versionstamp: check.versionstamp,
+    })),
+  );
+  body.mutations.forEach((mutation, i) => {
+    try {
+      apply(op, refs, mutation);
+    } catch (error) {
+      if (!(error instanceof KvError)) throw error;
+      throw new KvError(error.code, `mutation ${i}: ${bareMessage(error)}`, { cause: error });
+    }
+  });
+}
+
 export function atomicRoutes(app: OpenAPIHono<ServerEnv>): void {
   app.openapi(
     createRoute({
@@ -110,25 +133,8 @@ export function atomicRoutes(app: OpenAPIHono<ServerEnv>): void {
     }),
     async (c) => {
       requireAccess(c, "write");
-      const { checks, mutations } = c.req.valid("json");
       const op = c.get("kv").atomic();
-      const refs = new Placeholders(op);
-      op.check(
-        ...checks.map((check) => ({
-          key: keyFromJson(check.key),
-          versionstamp: check.versionstamp,
-        })),
-      );
-      mutations.forEach((mutation, i) => {
-        try {
-          apply(op, refs, mutation);
-        } catch (error) {
-          if (!(error instanceof KvError)) throw error;
-          throw new KvError(error.code, `mutation ${i}: ${bareMessage(error)}`, {
-            cause: error,
-          });
-        }
-      });
+      addAtomicBody(op, c.req.valid("json"));
       const result = await op.commit();
       if (!result.ok) throw new KvError("CHECK_FAILED", "a check failed; nothing was written");
       return c.json(
