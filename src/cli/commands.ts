@@ -6,10 +6,12 @@
 import type { Command } from "commander";
 import { registerAtomicCommand } from "./atomic.js";
 import { registerDataCommands } from "./data.js";
+import { registerQueueCommands } from "./queue.js";
 import { registerWatchCommand } from "./watch.js";
 
 export function registerCommands(program: Command): void {
   registerDataCommands(program);
   registerWatchCommand(program);
   registerAtomicCommand(program);
+  registerQueueCommands(program);
 }
