@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { registerAtomicCommand } from "./atomic.js";
 import { registerDataCommands } from "./data.js";
 import { registerQueueCommands } from "./queue.js";
+import { registerTokenCommands } from "./tokens.js";
 import { registerWatchCommand } from "./watch.js";
 
 export function registerCommands(program: Command): void {
@@ -14,4 +15,5 @@ export function registerCommands(program: Command): void {
   registerWatchCommand(program);
   registerAtomicCommand(program);
   registerQueueCommands(program);
+  registerTokenCommands(program);
 }
