@@ -8,6 +8,7 @@ import { registerAtomicCommand } from "./atomic.js";
 import { registerDataCommands } from "./data.js";
 import { registerQueueCommands } from "./queue.js";
 import { registerTokenCommands } from "./tokens.js";
+import { registerTransferCommands } from "./transfer.js";
 import { registerWatchCommand } from "./watch.js";
 
 export function registerCommands(program: Command): void {
@@ -15,5 +16,6 @@ export function registerCommands(program: Command): void {
   registerWatchCommand(program);
   registerAtomicCommand(program);
   registerQueueCommands(program);
+  registerTransferCommands(program);
   registerTokenCommands(program);
 }
