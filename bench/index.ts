@@ -1,7 +1,7 @@
 /**
  * Runs the benchmark groups and prints their tables; a full run also writes bench/RESULTS.md.
  *
- *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [observe] [postgres] [indexes] [workspaces]   (no group: all)
+ *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [observe] [postgres] [indexes] [workspaces] [sync]   (no group: all)
  */
 import { writeFileSync } from "node:fs";
 import { denoKvBench } from "./deno-kv.js";
@@ -22,6 +22,8 @@ import { memorySections } from "./memory.js";
 import { observeSections } from "./observe.js";
 import { CONCURRENCY, JOBS, PACED_RATE, POLL_MS, queueSections } from "./queue.js";
 import { CONNECTIONS, SERVER_DURABILITY, serverSections } from "./server.js";
+import { syncSections } from "./sync.js";
+import { BURST_WRITES, CLIENTS, GAP_MS, PROCESSES } from "./sync-fan-out.js";
 import { BURST, ENTRIES, LIST_LIMIT } from "./workload.js";
 import { workspacesSections } from "./workspaces.js";
 
@@ -37,6 +39,7 @@ const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   postgres: async (log) => (await import("./postgres.js")).postgresSections(log),
   indexes: indexesSections,
   workspaces: workspacesSections,
+  sync: syncSections,
 };
 
 const NOTES = [
@@ -54,6 +57,7 @@ const NOTES = [
   `Queue latency: ${PACED_RATE} jobs/s offered for 2 s with the consumer running; the round with the lowest median is kept.`,
   `Indexes: ${DOCUMENTS.toLocaleString("en-US")} documents under \`["users", id]\`, ~280-byte JSON: a \`city\` of 1,000, a \`score\` below 100,000, the where-filter fields (\`group\`, \`email\`, \`age\`, \`tags\`) and 2–3 sentences of \`bio\` drawn from 2,000 made-up words by Zipf's law, all from fixed seeds. One SQLite file (durability normal) per configuration: no index; \`city\`; \`city\`, \`score\` and \`name\`; a search index on \`bio\`. Raw better-sqlite3 holds the same JSON in a rowid table with \`json_extract\` expression indexes (analyzed) and an FTS5 table with Cellar's word tokenizer; MiniSearch holds the texts in memory. Every contender is first checked to return as many results as the others; queries take turns over cities, score ranges and 256 word pairs; latencies are per query.`,
   "Workspaces: Cellar's server (each update checked against the definition, committed, then sent on) and @y/websocket-server 0.1.1 (documents in memory, nothing stored) each run in a child process. Inserts are prepared beforehand and sent at once by plain `ws` clients that ignore what they receive; a y-websocket client times the round until it holds every insert, so every figure covers receiving, applying, storing (Cellar) and sending each update to every client. Syncs run from `connectDoc` to `whenSynced`; memory is heap growth after a full collection, counted over 100 documents.",
+  `Sync: client stores (\`createClientKv\`, memory or SQLite file storage) against a Cellar server in a child process on a SQLite file (durability full, the default). Local writes run one at a time, each until \`confirmed\`; the fan-out sends one write every ${GAP_MS} ms, then ${BURST_WRITES} at once, from one client to ${CLIENTS - 1} others spread over ${PROCESSES} child processes, timed on the clock the processes share, beside the remote client's writes to as many \`/api/events\` WebSockets and Redis pub/sub through ioredis; catch-up replays the 10,000 commits a disconnected client missed.`,
 ];
 
 const requested = process.argv.slice(2);
