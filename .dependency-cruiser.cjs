@@ -30,7 +30,7 @@ const FACE_MAY_IMPORT = {
 };
 const FACES = Object.keys(FACE_MAY_IMPORT);
 /** Entry points: they expose the layers below them, so they may import what they expose. */
-const ENTRY_POINTS = "^src/(index|open|client|api|workspace|react)\\.ts$|^src/server/index\\.ts$";
+const ENTRY_POINTS = "^src/(index|open|backup|client|api|workspace|react)\\.ts$|^src/server/index\\.ts$";
 
 const folder = (name) => `src/${name}/`;
 const anyOf = (paths) => `^(${paths.join("|")})`;
@@ -121,10 +121,16 @@ module.exports = {
       layer(
         `face-${name}-imports-only-what-is-below-it`,
         `The ${name} face imports the layers below the faces (never a driver: only the entry ` +
-          `points pick drivers), openKv from open.ts, and the faces it builds on: ` +
+          `points pick drivers), openKv from open.ts, backup and restore from backup.ts, and ` +
+          `the faces it builds on: ` +
           `${FACE_MAY_IMPORT[name].join(", ") || "none"}.`,
         anyOf([folder(name)]),
-        [...BELOW_FACES, "src/open\\.ts$", ...[name, ...FACE_MAY_IMPORT[name]].map(folder)],
+        [
+          ...BELOW_FACES,
+          "src/open\\.ts$",
+          "src/backup\\.ts$",
+          ...[name, ...FACE_MAY_IMPORT[name]].map(folder),
+        ],
       ),
     ),
     {

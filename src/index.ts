@@ -1,4 +1,12 @@
 export * from "./api.js";
+export {
+  type BackupCallOptions,
+  type BackupInfo,
+  type BackupOptions,
+  backup,
+  type RestoreOptions,
+  restore,
+} from "./backup.js";
 export * from "./mirror/index.js";
 export {
   ClientAtomic,

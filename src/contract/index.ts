@@ -3,11 +3,13 @@
  * (every driver: watches and the change log are built on it) and {@link KvQueueStore}
  * (optional). The conformance suite (`cellar/testing`) runs per capability.
  */
+import type { KvBackupStore } from "./backup.js";
 import type { KvChangeFeed } from "./changes.js";
 import type { KvQueueStore } from "./queues.js";
 import type { KvSearchStore } from "./search.js";
 import type { KvStorage } from "./storage.js";
 
+export type * from "./backup.js";
 export type * from "./changes.js";
 export type * from "./filter.js";
 export type * from "./indexes.js";
@@ -15,8 +17,15 @@ export type * from "./queues.js";
 export type * from "./search.js";
 export type * from "./storage.js";
 
-/** What `openKv` runs on: storage and a change feed, and queues when the driver has them. */
-export type KvDriver = KvStorage & KvChangeFeed & Partial<KvQueueStore> & Partial<KvSearchStore>;
+/**
+ * What `openKv` runs on: storage and a change feed, and queues, search and backups when the
+ * driver has them.
+ */
+export type KvDriver = KvStorage &
+  KvChangeFeed &
+  Partial<KvQueueStore> &
+  Partial<KvSearchStore> &
+  Partial<KvBackupStore>;
 
 const QUEUE_METHODS = [
   "dequeue",

@@ -10,6 +10,9 @@ import { encodeKey, type KvKey, startsWith } from "../codec/key.js";
 import { KvU64 } from "../codec/u64.js";
 import { encodeValue, type RawValue } from "../codec/value.js";
 import {
+  type BackupInfo,
+  type BackupOptions,
+  type BackupTarget,
   type ChangeEvent,
   type ChangePage,
   type CommitResult,
@@ -38,7 +41,7 @@ import {
   readOperation,
 } from "./observe.js";
 import { QueueHandle } from "./queue-handle.js";
-import { namespaceOf, type Scope } from "./scope.js";
+import { namespaceOf, type Scope, WHOLE_DATABASE } from "./scope.js";
 import { unref } from "./timers.js";
 import { warn } from "./warn.js";
 import { WatchHub, watchStream } from "./watch.js";
@@ -311,6 +314,22 @@ export class Database {
     // Its indexes go first: a crash in between leaves entries without indexes, never the reverse.
     await this.indexes?.purgeNamespace(namespaceOf(prefix).name);
     return this.#driver.purge(prefix, now);
+  }
+
+  /**
+   * Copies the whole database, every namespace, as of one commit, to `target` (see
+   * `KvBackupStore`); only a caller whose scope is the whole database may ask.
+   */
+  backup(target: BackupTarget, scope: Scope, options: BackupOptions = {}): Promise<BackupInfo> {
+    this.assertOpen();
+    if (scope !== WHOLE_DATABASE)
+      fail("FORBIDDEN", "a backup copies every namespace: it needs access to the whole database");
+    if (!this.#driver.backup)
+      fail(
+        "UNSUPPORTED",
+        "this database's driver cannot take a backup (SQLite and PostgreSQL can)",
+      );
+    return this.#driver.backup(target, options);
   }
 
   /**

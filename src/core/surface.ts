@@ -60,6 +60,7 @@ export type KvCore = Pick<
   | "sweep"
   | "deleteExpired"
   | "purgeNamespace"
+  | "backup"
   | "keepsValues"
   | "encodeValue"
   | "indexService"

@@ -26,6 +26,9 @@ import { DEFAULT_CHANGE_LOG_SIZE, DEFAULT_HISTORY_DEPTH, sha256 } from "../../co
 import type { Filter } from "../../contract/filter.js";
 import type {
   AtomicWrite,
+  BackupInfo,
+  BackupOptions,
+  BackupTarget,
   ChangeEvent,
   ChangePage,
   CommitResult,
@@ -43,6 +46,7 @@ import type {
 } from "../../contract/index.js";
 import { KvError, redactUrl } from "../../errors.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
+import { backupPostgres } from "./backup.js";
 import { CHANGE_COLUMNS } from "./change-log.js";
 import { keysOf, uniqueKeys } from "./commit.js";
 import { type CommitSql, commitSql } from "./commit-sql.js";
@@ -246,6 +250,7 @@ class PostgresDriver implements KvDriver {
   readonly #queues: PostgresQueues;
   readonly #search: PostgresSearch;
   readonly #depth: number;
+  readonly #schema: string;
   #closed = false;
   #closing: Promise<void> | null = null;
 
@@ -257,6 +262,7 @@ class PostgresDriver implements KvDriver {
     options: PostgresDriverOptions,
   ) {
     this.#pool = pool;
+    this.#schema = schema;
     this.#reader = new Reader(pool);
     this.#feed = feed;
     this.#sql = readSql(s);
@@ -480,6 +486,22 @@ class PostgresDriver implements KvDriver {
 
   onChange(listener: (change: ChangeEvent) => void): () => void {
     return this.#feed.onChange(listener);
+  }
+
+  /** A copy of the schema into a new schema, from one snapshot: see `backup.ts`. */
+  async backup(target: BackupTarget, options: BackupOptions): Promise<BackupInfo> {
+    this.#assertOpen();
+    if (!("schema" in target))
+      throw new KvError(
+        "UNSUPPORTED",
+        "a PostgreSQL database backs up into a new schema of the same database (a postgres://…?schema= URL), not a file",
+      );
+    const client = await this.#pool.connect();
+    try {
+      return await backupPostgres(client, this.#schema, target.schema, options);
+    } finally {
+      client.release();
+    }
   }
 
   async readChanges(after: string, limit: number): Promise<ChangePage> {

@@ -31,7 +31,7 @@ export const channelOf = (schema: string): string => `cellar:${schema}`;
  * quoted schema name. Values are stored as `json` when their encoding is JSON (so SQL can look
  * inside them) and as `bytea` otherwise; times are epoch milliseconds.
  */
-function migrations(s: string): readonly (readonly string[])[] {
+export function migrations(s: string): readonly (readonly string[])[] {
   return [
     [
       `CREATE TABLE IF NOT EXISTS ${s}.cellar_meta (name text PRIMARY KEY, value bigint NOT NULL)`,

@@ -30,6 +30,9 @@ import {
 import type { Filter } from "../../contract/filter.js";
 import type {
   AtomicWrite,
+  BackupInfo,
+  BackupOptions,
+  BackupTarget,
   ChangeEvent,
   ChangePage,
   CommitResult,
@@ -50,6 +53,7 @@ import { KvError } from "../../errors.js";
 import { GroupCommit, type Outcome } from "../shared/group-commit.js";
 import { inKeyOrder, type StoredChange, storedChange, toKeyChange } from "../shared/key-changes.js";
 import { isPoint, prefixEnd } from "../shared/range.js";
+import { backupSqlite } from "./backup.js";
 import { isFileFault, storageError } from "./errors.js";
 import { prepareLocation } from "./path.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
@@ -433,6 +437,17 @@ class SqliteDriver implements KvDriver {
 
   onCommitGroup(listener: (size: number) => void): () => void {
     return this.#group.onGroup(listener);
+  }
+
+  /** A consistent copy of the file, taken on this connection between commit groups: see `backup.ts`. */
+  async backup(target: BackupTarget, options: BackupOptions): Promise<BackupInfo> {
+    this.#assertOpen();
+    if (!("file" in target))
+      throw new KvError(
+        "UNSUPPORTED",
+        "a SQLite database backs up into a file, not a PostgreSQL schema",
+      );
+    return backupSqlite(this.#db, target.file, options);
   }
 
   async close(): Promise<void> {
