@@ -5,7 +5,6 @@ import { Command } from "commander";
 import { pino } from "pino";
 import { KvError, redactUrl } from "../errors.js";
 import { createLogger } from "../observe/logging.js";
-import { startServer } from "../server/serve.js";
 import type { AnyWorkspace } from "../workspace/define.js";
 import { registerCommands } from "./commands.js";
 import { type MirrorSpec, mirrorSpecs, startMirrors } from "./mirrors.js";
@@ -59,6 +58,8 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
     process.exit(USAGE);
   }
   try {
+    // Loaded here, not at startup: the data commands (get, list, export…) never serve.
+    const { startServer } = await import("../server/serve.js");
     const server = await startServer({ ...served, logger, ...(workspaces && { workspaces }) });
     // Mirrors follow the database in the background, retrying while PostgreSQL is away.
     const closeMirrors = startMirrors(server.kv, mirrors, logger);
