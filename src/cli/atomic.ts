@@ -3,8 +3,6 @@
  * or in `--file`, in the shape `POST /api/atomic` takes.
  */
 import type { Command } from "commander";
-import { addAtomicBody } from "../server/routes/atomic.js";
-import { AtomicBody } from "../server/schemas.js";
 import { subcommand } from "./command.js";
 import { printJson, wantsJson, writeLine } from "./output.js";
 import {
@@ -19,8 +17,12 @@ import {
   withKv,
 } from "./target.js";
 
-/** The document, checked before the database is opened. */
-function atomicBody(text: string) {
+/**
+ * The document, checked before the database is opened. The server's schema and parser are
+ * loaded here, not at startup: the other commands need neither.
+ */
+async function atomicBody(text: string) {
+  const { AtomicBody } = await import("../server/schemas.js");
   const parsed = AtomicBody.safeParse(parseJson(text, "the atomic document"));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -46,7 +48,8 @@ export function registerAtomicCommand(program: Command): void {
     .option("--file <path>", "read the document from this file rather than stdin")
     .action(
       action(async (flags: TargetFlags & { file?: string }) => {
-        const body = atomicBody(readInput(flags.file, "the atomic document"));
+        const body = await atomicBody(readInput(flags.file, "the atomic document"));
+        const { addAtomicBody } = await import("../server/routes/atomic.js");
         return withKv(flags, async (kv) => {
           const op = kv.atomic();
           addAtomicBody(op, body);

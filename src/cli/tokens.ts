@@ -5,9 +5,9 @@
  * temporary file and a rename, and checked as the server checks it before it replaces the old one.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
-import { type Access, loadTokens, type TokenGrant } from "../http/auth.js";
+import type { Access, TokenGrant } from "../http/auth.js";
 import { subcommand } from "./command.js";
 import { printJson, printTable, wantsJson, writeLine } from "./output.js";
 import { action, CliError, EXIT, usage } from "./target.js";
@@ -17,8 +17,11 @@ interface FileFlags {
   readonly json?: boolean;
 }
 
+/** The server's reader of tokens files, loaded by the tokens commands only. */
+const loadTokens = async (path: string) => (await import("../http/auth.js")).loadTokens(path);
+
 /** The grants of `path`; none when the file does not exist yet. */
-function readGrants(path: string): TokenGrant[] {
+async function readGrants(path: string): Promise<TokenGrant[]> {
   if (!existsSync(path)) return [];
   let json: unknown;
   try {
@@ -35,11 +38,15 @@ function readGrants(path: string): TokenGrant[] {
   return tokens.length === 0 ? [] : loadTokens(path);
 }
 
-function writeGrants(path: string, grants: readonly TokenGrant[]): void {
+async function writeGrants(path: string, grants: readonly TokenGrant[]): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
   writeFileSync(temporary, `${JSON.stringify({ tokens: grants }, null, 2)}\n`, { mode: 0o600 });
-  if (grants.length > 0) loadTokens(temporary);
-  renameSync(temporary, path);
+  try {
+    if (grants.length > 0) await loadTokens(temporary);
+    renameSync(temporary, path);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
 }
 
 /** A secret shown in a listing: enough to tell tokens apart, not enough to use one. */
@@ -85,7 +92,7 @@ export function registerTokenCommands(program: Command): void {
     .option("--json", "print NDJSON even on a terminal")
     .action(
       action(async (flags: CreateFlags) => {
-        const grants = readGrants(flags.file);
+        const grants = await readGrants(flags.file);
         if (flags.name !== undefined && grants.some((g) => g.name === flags.name)) {
           throw usage(`a token named ${JSON.stringify(flags.name)} is already in ${flags.file}`);
         }
@@ -96,7 +103,7 @@ export function registerTokenCommands(program: Command): void {
           ...(flags.name !== undefined && { name: flags.name }),
         };
         try {
-          writeGrants(flags.file, [...grants, grant]);
+          await writeGrants(flags.file, [...grants, grant]);
         } catch (error) {
           throw usage((error as Error).message.replace(/^\[cellar\] /, ""));
         }
@@ -118,7 +125,7 @@ export function registerTokenCommands(program: Command): void {
     .option("--json", "print NDJSON even on a terminal")
     .action(
       action(async (flags: FileFlags) => {
-        const grants = readGrants(flags.file);
+        const grants = await readGrants(flags.file);
         const rows = grants.map((g, i) => ({
           name: g.name ?? `#${i + 1}`,
           access: g.access,
@@ -151,7 +158,7 @@ export function registerTokenCommands(program: Command): void {
     .option("--json", "print NDJSON even on a terminal")
     .action(
       action(async (which: string, flags: FileFlags) => {
-        const grants = readGrants(flags.file);
+        const grants = await readGrants(flags.file);
         const kept = grants.filter((g) => g.name !== which && g.token !== which);
         if (kept.length === grants.length) {
           throw new CliError(
@@ -159,7 +166,7 @@ export function registerTokenCommands(program: Command): void {
             `no token named ${JSON.stringify(which)} in ${flags.file}`,
           );
         }
-        writeGrants(flags.file, kept);
+        await writeGrants(flags.file, kept);
         const revoked = grants.length - kept.length;
         if (wantsJson(flags)) await printJson({ ok: true, revoked });
         else await writeLine(`revoked ${revoked}`);

@@ -6,7 +6,6 @@
 import type { Command } from "commander";
 import type { KvEvent } from "../core/events/index.js";
 import { ANY, type KvPattern, REST } from "../core/events/pattern.js";
-import { patternFromPath } from "../server/routes/events.js";
 import { keyToJson, valueToJson } from "../wire/json.js";
 import { subcommand } from "./command.js";
 import { printJson, showKey, showValue, wantsJson, writeLine } from "./output.js";
@@ -27,11 +26,13 @@ interface WatchFlags extends TargetFlags {
   readonly since?: string;
 }
 
-function patternsOf(keys: readonly string[], flags: WatchFlags): KvPattern[] {
+async function patternsOf(keys: readonly string[], flags: WatchFlags): Promise<KvPattern[]> {
+  // The server's parser of pattern paths, loaded only when a pattern is given.
+  const { patternFromPath } = flags.pattern ? await import("../server/routes/events.js") : {};
   const patterns: KvPattern[] = keys.map((key) => parseKey(key));
   for (const prefix of flags.prefix ?? [])
     patterns.push([...parseKey(prefix, "--prefix"), ANY, REST]);
-  for (const pattern of flags.pattern ?? []) patterns.push(patternFromPath(pattern));
+  for (const pattern of flags.pattern ?? []) patterns.push(patternFromPath!(pattern));
   if (patterns.length === 0) throw usage("watch needs keys, --prefix or --pattern");
   return patterns;
 }
@@ -73,7 +74,7 @@ export function registerWatchCommand(program: Command): void {
     .option("--since <versionstamp>", "first replay the changes after this versionstamp")
     .action(
       action(async (keys: string[], flags: WatchFlags) => {
-        const patterns = patternsOf(keys, flags);
+        const patterns = await patternsOf(keys, flags);
         const json = wantsJson(flags);
         const kv = await openTarget(flags);
         const since = flags.since ?? (await kv.currentVersionstamp());
