@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { KvError, redactUrl } from "../errors.js";
 import { createLogger } from "../observe/logging.js";
 import type { AnyWorkspace } from "../workspace/define.js";
+import { registerBackupCommands } from "./backup.js";
 import { registerCommands } from "./commands.js";
 import { type MirrorSpec, mirrorSpecs, startMirrors } from "./mirrors.js";
 import { addServeOptions, ConfigError, resolveSettings, serverOptions } from "./serve-config.js";
@@ -90,5 +91,7 @@ addServeOptions(serve).action(async (flags: Record<string, unknown>) => {
 });
 
 registerCommands(program);
+
+registerBackupCommands(program);
 
 await program.parseAsync();

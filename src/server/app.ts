@@ -28,6 +28,7 @@ import { docsRoutes } from "./docs.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { observeRequests, RequestObserver } from "./requests.js";
 import { atomicRoutes } from "./routes/atomic.js";
+import { backupRoutes } from "./routes/backup.js";
 import { DISCOVERY_ACROSS_NAMESPACES, discoveryRoutes } from "./routes/discovery.js";
 import { driverRoutes } from "./routes/driver.js";
 import { eventRoutes } from "./routes/events.js";
@@ -245,6 +246,7 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
   listRoutes(app, { maxPageSize: options.maxPageSize ?? 1000 });
   indexRoutes(app);
   discoveryRoutes(app);
+  backupRoutes(app);
   sessionRoutes(app);
   atomicRoutes(app);
   queueRoutes(app, streams, pingInterval);
