@@ -15,7 +15,7 @@ export async function loadPg(): Promise<Pg> {
 }
 
 /** The application name the mirror's sessions show in `pg_stat_activity`, unless the URL names one. */
-export const APPLICATION_NAME = "cellar-mirror";
+const APPLICATION_NAME = "cellar-mirror";
 
 /** The connection options of every mirror session. */
 export function connectionConfig(connectionString: string): pg.ClientConfig {
@@ -33,28 +33,6 @@ export function openPool(driver: Pg, connectionString: string): pg.Pool {
   pool.on("error", () => undefined);
   pool.on("connect", (client) => client.on("error", () => undefined));
   return pool;
-}
-
-/** Runs `work` in one transaction on a connection of `pool`. */
-export async function inTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query("BEGIN");
-    const result = await work(client);
-    await client.query("COMMIT");
-    return result;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {
-      broken = true;
-    });
-    throw error;
-  } finally {
-    client.release(broken);
-  }
 }
 
 /**

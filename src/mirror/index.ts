@@ -15,7 +15,6 @@ import { Runtime } from "./runtime.js";
 import { type MirrorStatus, StatusBoard } from "./status.js";
 
 export {
-  assertIdentifier,
   COLUMN_TYPES,
   type MirrorColumn,
   type MirrorColumnType,

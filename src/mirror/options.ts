@@ -126,7 +126,7 @@ const KNOWN = [
 ];
 
 /** Columns every mirror table has; a payload column may not take their names. */
-export const FIXED_COLUMNS = ["key", "key_parts", "versionstamp", "updated_at", "expires_at"];
+const FIXED_COLUMNS = ["key", "key_parts", "versionstamp", "updated_at", "expires_at"];
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** PostgreSQL cuts identifiers at 63 bytes; names are ASCII here, so 63 characters. */

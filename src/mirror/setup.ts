@@ -11,6 +11,7 @@
  * it. Both skip sessions with `cellar.origin = 'cellar'`: the mirror's own writes never come back.
  */
 import type pg from "pg";
+import { KvError } from "../errors.js";
 import type { Layout } from "./layout.js";
 import type { MirrorConfig } from "./options.js";
 
@@ -117,15 +118,11 @@ async function assertKeyColumn(client: pg.ClientBase, config: MirrorConfig): Pro
     [config.schema, config.table],
   );
   if (!rows.some((row) => row.attname === "key")) {
-    throw new MirrorSetupError(
+    throw new KvError(
+      "INVALID_ARGUMENT",
       `table ${config.schema}.${config.table} exists without a unique text column "key": mirror to a new table, or give it one`,
     );
   }
-}
-
-/** A table the mirror cannot use as it is: reported, and retried with backoff. */
-export class MirrorSetupError extends Error {
-  override readonly name = "MirrorSetupError";
 }
 
 async function createCapture(
