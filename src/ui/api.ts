@@ -14,6 +14,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** What a schema found wrong with a value (`INVALID_VALUE`). */
+    readonly issues?: { path: (string | number)[]; message: string }[],
   ) {
     super(message);
     this.name = "ApiError";
@@ -28,23 +30,31 @@ export const credentials = {
   },
 };
 
-function headers(json: boolean): Record<string, string> {
+function headers(json: boolean, namespace = true): Record<string, string> {
   const out: Record<string, string> = {};
   const token = credentials.token();
-  const namespace = currentNamespace();
+  const ns = currentNamespace();
   if (token) out.authorization = `Bearer ${token}`;
-  if (namespace) out["x-cellar-namespace"] = namespace;
+  if (ns && namespace) out["x-cellar-namespace"] = ns;
   if (json) out["content-type"] = "application/json";
   return out;
 }
 
-/** Calls the API; resolves to the JSON answer, or throws `ApiError` with the server's message. */
-export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+/**
+ * Calls the API; resolves to the JSON answer, or throws `ApiError` with the server's message.
+ * `namespace: false` leaves the namespace to the path (`/workspaces/{id}/…`).
+ */
+export async function api<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  options: { namespace?: boolean } = {},
+): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
       method,
-      headers: headers(body !== undefined),
+      headers: headers(body !== undefined, options.namespace !== false),
       ...(body !== undefined && { body: JSON.stringify(body) }),
     });
   } catch (error) {
@@ -58,11 +68,16 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     json = undefined;
   }
   if (!response.ok) {
-    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const error = (
+      json as
+        | { error?: { code?: string; message?: string; issues?: ApiError["issues"] } }
+        | undefined
+    )?.error;
     throw new ApiError(
       response.status,
       error?.code ?? `HTTP_${response.status}`,
       error?.message ?? (text.slice(0, 200) || response.statusText),
+      error?.issues,
     );
   }
   if (json === undefined) return text as T;

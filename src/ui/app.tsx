@@ -2,16 +2,23 @@
 import { type FormEvent, useEffect, useState } from "react";
 import { ApiError, api, credentials, type Session } from "./api.js";
 import { ErrorBox, Link, Loading, SessionContext } from "./components.js";
+import { EntryView } from "./pages/entry.js";
+import { Keys } from "./pages/keys.js";
 import { Overview } from "./pages/overview.js";
 import { currentNamespace, href, navigate, useRoute } from "./router.js";
 import { useAsync } from "./use-async.js";
 
 const PAGES = [
   { path: "/", label: "Overview", key: "o" },
+  { path: "/keys", label: "Keys", key: "k" },
 ] as const;
 
 export const SHORTCUTS: [string, string][] = [
   ...PAGES.map(({ label, key }): [string, string] => [`g ${key}`, `go to ${label}`]),
+  ["/", "focus the filter or search box"],
+  ["j / k", "move down / up in a list"],
+  ["Enter", "open the selected row"],
+  ["n", "new entry (on Keys)"],
   ["t", "switch between light and dark"],
   ["?", "show these shortcuts"],
   ["Escape", "close a dialog"],
@@ -92,7 +99,7 @@ export function App() {
               key={page.path}
               href={href(page.path)}
               aria-current={
-                route.path === page.path
+                route.path === page.path || (page.path === "/keys" && route.path === "/entry")
                   ? "page"
                   : undefined
               }
@@ -143,6 +150,10 @@ function Page({ path }: { path: string }) {
   switch (path) {
     case "/":
       return <Overview />;
+    case "/keys":
+      return <Keys />;
+    case "/entry":
+      return <EntryView />;
     default:
       return <ErrorBox error={new Error(`no page at ${path}`)} />;
   }

@@ -2,6 +2,7 @@
 import {
   type AnchorHTMLAttributes,
   createContext,
+  Fragment,
   type MouseEvent,
   type ReactNode,
   useContext,
@@ -36,7 +37,10 @@ export function KeyParts({ parts }: { parts: readonly KvKeyPart[] }) {
     <span className="key">
       {parts.map((part, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: a key's parts are positional
-        <Part key={i} part={part} />
+        <Fragment key={i}>
+          {i > 0 && <span className="sep">/</span>}
+          <Part part={part} />
+        </Fragment>
       ))}
     </span>
   );

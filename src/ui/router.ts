@@ -41,11 +41,14 @@ export const currentNamespace = (): string => new URLSearchParams(location.searc
  * given (`""` for the default namespace).
  */
 export function href(path: string, params: Record<string, string | undefined> = {}): string {
-  const query = new URLSearchParams();
   const all = { ns: currentNamespace(), ...params };
-  for (const [name, value] of Object.entries(all)) {
-    if (value !== undefined && value !== "") query.set(name, value);
-  }
-  const text = query.toString();
-  return text ? `${path}?${text}` : path;
+  const query = Object.entries(all)
+    .filter((pair): pair is [string, string] => pair[1] !== undefined && pair[1] !== "")
+    // Key paths stay readable in the address bar: `/`, `:` and `~` need no escaping in a query.
+    .map(
+      ([name, value]) =>
+        `${name}=${encodeURIComponent(value).replace(/%2F/g, "/").replace(/%3A/g, ":")}`,
+    )
+    .join("&");
+  return query ? `${path}?${query}` : path;
 }

@@ -47,7 +47,15 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "cellar-ui-"));
   uiDir = join(dir, "ui");
   mkdirSync(SHOTS, { recursive: true });
-  await build({ configFile: CONFIG, logLevel: "silent", build: { outDir: uiDir } });
+  // The production build, as `npm run build` makes it: under vitest's NODE_ENV ("test") Vite
+  // would compile JSX and pick React for development.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = "production";
+  try {
+    await build({ configFile: CONFIG, logLevel: "silent", build: { outDir: uiDir } });
+  } finally {
+    process.env.NODE_ENV = nodeEnv;
+  }
   kv = await openKv(join(dir, "ui.db"), { history: { keepValues: [["audit"]] } });
   await seed(kv);
   server = await startServer({ db: kv, port: 0, ui: uiDir });
@@ -62,6 +70,7 @@ afterAll(async () => {
 
 async function open(path: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(10_000);
   const problems: string[] = [];
   page.on("pageerror", (error) => problems.push(error.message));
   page.on("console", (message) => {
@@ -122,6 +131,192 @@ describe("overview", () => {
     await page.getByRole("table", { name: "Subscribers" }).waitFor();
     await shot(page, "overview");
     expect(problemsOf(page)).toEqual([]);
+    await page.close();
+  });
+});
+
+const rowsOf = (page: Page) => page.locator(".vrow[role=option]");
+
+describe("keys", () => {
+  it("pages a prefix in a virtualised table, typed parts shown apart, opened with the keyboard", async () => {
+    const page = await open("/keys?prefix=users");
+    await page.getByRole("listbox", { name: "Entries" }).waitFor();
+    await expect.poll(() => rowsOf(page).count(), WAIT).toBe(6);
+    const labels = await page.locator(".vrow .cell-key .key").allTextContents();
+    expect(labels).toContain('"users"/"42"');
+    expect(labels).toContain('"users"/42');
+    expect(labels).toContain('"users"/42n');
+    expect(labels).toContain('"users"/0x2a');
+    expect(await page.locator(".part-bigint").first().getAttribute("title")).toBe("bigint");
+    await shot(page, "keys-table");
+
+    await page.goto(new URL("/keys?prefix=items", server.url).toString());
+    const list = page.getByRole("listbox", { name: "Entries" });
+    await expect
+      .poll(() => page.getByRole("status").first().textContent(), WAIT)
+      .toMatch(/^200 loaded/);
+    expect(await rowsOf(page).count()).toBeLessThan(60);
+    await list.evaluate((element) => {
+      element.scrollTop = element.scrollHeight;
+    });
+    await expect
+      .poll(() => page.getByRole("status").first().textContent(), WAIT)
+      .toMatch(/^400 loaded/);
+    expect(await rowsOf(page).count()).toBeLessThan(60);
+    await list.evaluate((element) => {
+      element.scrollTop = 0;
+    });
+    await list.focus();
+    await page.keyboard.press("j");
+    await page.keyboard.press("j");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/\/entry\?key=items\/~n:2$/);
+    await expect
+      .poll(() => page.getByLabel("Value", { exact: true }).inputValue(), WAIT)
+      .toContain('"label": "item 2"');
+    expect(problemsOf(page)).toEqual([]);
+    await page.close();
+  });
+
+  it("filters by where and by range, and shows the server's error for a bad filter", async () => {
+    const where = JSON.stringify({ i: { $gte: 495 } });
+    const page = await open(`/keys?prefix=items&where=${encodeURIComponent(where)}`);
+    await expect.poll(() => rowsOf(page).count(), WAIT).toBe(5);
+    await page.goto(
+      new URL("/keys?prefix=items&start=items/~n:10&end=items/~n:13", server.url).toString(),
+    );
+    await expect.poll(() => rowsOf(page).count(), WAIT).toBe(3);
+    await shot(page, "keys-range");
+    await page.getByLabel("Where (JSON)").fill('{"i": {"$near": 1}}');
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.getByRole("alert").filter({ hasText: "INVALID_FILTER" }).waitFor();
+    expect(await page.getByRole("alert").textContent()).toContain("$near");
+    await page.close();
+  });
+
+  it("shows the keys as a tree by their parts", async () => {
+    const page = await open("/keys?view=tree");
+    const tree = page.getByTestId("tree");
+    await tree.getByRole("button", { name: '"users"' }).click();
+    for (const label of ['"42"', "42", "42n", "0x2a", '"ada"']) {
+      await tree.getByRole("button", { name: label, exact: true }).waitFor();
+    }
+    await shot(page, "keys-tree");
+    await page.close();
+  });
+});
+
+/** Types into the value editor, replacing what it holds. */
+async function edit(page: Page, text: string): Promise<void> {
+  await page.getByLabel("Value", { exact: true }).fill(text);
+}
+
+describe("entry", () => {
+  it("edits a value losslessly, refusing malformed JSON and tags before saving", async () => {
+    await kv.set(["edit", "me"], { n: 1n, at: new Date("2020-01-01T00:00:00Z") });
+    const page = await open("/entry?key=edit/me");
+    await expect
+      .poll(() => page.getByLabel("Value", { exact: true }).inputValue(), WAIT)
+      .toContain('"$bigint": "1"');
+    const save = page.getByRole("button", { name: "Save" });
+    await edit(page, "{ nope");
+    await page.getByTestId("invalid").waitFor();
+    expect(await save.isDisabled()).toBe(true);
+    await edit(page, '{"n": {"$bigint": "1.5"}}');
+    await page.getByTestId("invalid").waitFor();
+    expect(await save.isDisabled()).toBe(true);
+    await edit(
+      page,
+      '{"n": {"$bigint": "2"}, "at": {"$date": "2021-02-03T04:05:06.000Z"}, "m": {"$map": [["k", 1]]}}',
+    );
+    await save.click();
+    await page.getByText("Saved.").waitFor();
+    const stored = await kv.get<{ n: bigint; at: Date; m: Map<string, number> }>(["edit", "me"], {
+      metadata: true,
+    });
+    expect(stored.value).toEqual({
+      n: 2n,
+      at: new Date("2021-02-03T04:05:06Z"),
+      m: new Map([["k", 1]]),
+    });
+    expect(stored.metadata?.modifiedBy).toBe("admin-ui");
+    await page.locator("dl.meta").getByText("admin-ui").waitFor();
+    await shot(page, "entry");
+    await page.close();
+  });
+
+  it("shows a conflict when the entry changed meanwhile, and overwrites nothing", async () => {
+    await kv.set(["edit", "race"], { by: "first" });
+    const page = await open("/entry?key=edit/race");
+    await expect
+      .poll(() => page.getByLabel("Value", { exact: true }).inputValue(), WAIT)
+      .toContain('"by": "first"');
+    await edit(page, '{"by": "the UI"}');
+    await kv.set(["edit", "race"], { by: "node" });
+    await page.getByRole("button", { name: "Save" }).click();
+    const conflict = page.getByTestId("conflict");
+    await conflict.waitFor();
+    expect(await conflict.textContent()).toContain("CHECK_FAILED");
+    expect(await conflict.getByTestId("diff").textContent()).toContain('"by": "node"');
+    expect((await kv.get(["edit", "race"])).value).toEqual({ by: "node" });
+    await shot(page, "entry-conflict");
+    await conflict.getByRole("button", { name: /Load theirs/ }).click();
+    await expect
+      .poll(() => page.getByLabel("Value", { exact: true }).inputValue(), WAIT)
+      .toContain('"by": "node"');
+    await page.close();
+  });
+
+  it("creates, sets expiry on and deletes entries through checked writes, after a confirmation", async () => {
+    const page = await open("/entry?new=1&key=made");
+    await page.getByRole("textbox", { name: /^Key/ }).fill("made/~n:1");
+    await edit(page, '{"hello": "world"}');
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.waitForURL(/\/entry\?key=made\/~n:1$/);
+    expect((await kv.get(["made", 1])).value).toEqual({ hello: "world" });
+
+    await page.getByLabel("Expire in (seconds)").fill("3600");
+    await page.getByRole("button", { name: "Set expiry" }).click();
+    await page.getByText("Expiry set.").waitFor();
+    const expiring = await kv.get(["made", 1], { metadata: true });
+    expect(expiring.metadata?.expiresAt).toBeGreaterThan(Date.now() + 3_500_000);
+    expect(expiring.value).toEqual({ hello: "world" });
+    expect(await page.getByTestId("expires").textContent()).not.toBe("never");
+
+    await page.getByRole("button", { name: "Delete…" }).click();
+    const dialog = page.getByRole("dialog", { name: "Delete this entry?" });
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    expect((await kv.get(["made", 1])).versionstamp).not.toBeNull();
+    await page.getByRole("button", { name: "Delete…" }).click();
+    await dialog.getByRole("button", { name: "Delete" }).click();
+    await page.waitForURL(/\/keys\?prefix=made$/);
+    expect((await kv.get(["made", 1])).versionstamp).toBeNull();
+
+    await kv.set(["made", 2], "taken");
+    await page.goto(new URL("/entry?new=1&key=made", server.url).toString());
+    await page.getByRole("textbox", { name: /^Key/ }).fill("made/~n:2");
+    await edit(page, '"mine"');
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("alert").filter({ hasText: "exists already" }).waitFor();
+    expect((await kv.get(["made", 2])).value).toBe("taken");
+    await page.close();
+  });
+
+  it("lists revisions and diffs two of them", async () => {
+    await kv.set(["audit", "doc"], { title: "Draft", words: 10 });
+    await kv.set(["audit", "doc"], { title: "Final", words: 12 });
+    const page = await open("/entry?key=audit/doc");
+    const diff = page.getByTestId("diff");
+    await diff.waitFor();
+    expect(await diff.locator(".del").allTextContents()).toEqual([
+      '-   "title": "Draft",',
+      '-   "words": 10',
+    ]);
+    expect(await diff.locator(".add").allTextContents()).toEqual([
+      '+   "title": "Final",',
+      '+   "words": 12',
+    ]);
+    await shot(page, "entry-history");
     await page.close();
   });
 });
