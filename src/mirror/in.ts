@@ -64,6 +64,7 @@ export class InDirection {
         this.#mirrorId = state.id;
         await this.#listen();
         await this.#restore(state.inId);
+        runtime.status.recovered();
         attempt = 0;
         while (!runtime.closed) {
           const rows = await this.#read();

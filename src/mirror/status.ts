@@ -108,6 +108,11 @@ export class StatusBoard {
     this.#status[field] = value;
   }
 
+  /** A direction works again after a failure. */
+  recovered(): void {
+    if (this.#status.state === "retrying") this.#status.state = "running";
+  }
+
   /** The database has reached `versionstamp`. */
   seen(versionstamp: string): void {
     const head = this.#status.head;

@@ -137,6 +137,7 @@ describe("a PostgreSQL that fails", () => {
     expect(m.status().connected).toBe(true);
     // The connection that listens was among those terminated: at least that was noticed.
     expect(m.status().errors).toBeGreaterThan(0);
+    await until(() => m.status().state === "running", "the mirror running again");
     await m.close();
     await kv.close();
   });
