@@ -274,6 +274,22 @@ describe("the way out, views and layouts", () => {
     await fresh.close();
   });
 
+  it("copies the new prefix whole when a table is mirrored from another prefix", async () => {
+    const kv = await openKv();
+    const schema = freshSchema("moved");
+    await kv.set(["a", 1], "a");
+    await kv.set(["b", 1], "b");
+    const first = mirror(kv, { prefix: ["a"], to: urlOf(schema), table: "t" });
+    await first.flush();
+    await first.close();
+    const second = mirror(kv, { prefix: ["b"], to: urlOf(schema), table: "t" });
+    await second.flush();
+    expect(second.status().lastResync?.reason).toBe("prefix changed");
+    expect(await values(schema, "t")).toEqual({ "b/~n:1": "b" });
+    await second.close();
+    await kv.close();
+  });
+
   it("closes with its database", async () => {
     const kv = await openKv();
     const m = mirror(kv, { prefix: ["z"], to: urlOf(freshSchema("closing")), table: "z" });
