@@ -34,6 +34,7 @@ export type ClientWriteOutcome =
 
 /** A local write: applied to the view and saved in the outbox; `confirmed` settles when the server answers. */
 export interface ClientWrite {
+  readonly ok: true;
   readonly id: number;
   /** Never rejects: resolves with the server's answer (kept waiting while offline). */
   readonly confirmed: Promise<ClientWriteOutcome>;
@@ -147,6 +148,7 @@ export class ClientKv {
       cursor: () => this.#replica.cursor,
       toSend: () => this.#replica.toSend(),
       onMessage: (message) => this.#receive(message),
+      onRefusedLocally: (id, error) => this.#receive({ type: "refused", id, error }),
       onState: (state, error) => {
         this.#socket = state;
         if (state !== "open") this.#head = null;
@@ -253,7 +255,7 @@ export class ClientKv {
     this.#update({});
     await this.#save();
     this.#sync.flush();
-    return { id, confirmed };
+    return { ok: true, id, confirmed };
   }
 
   // ---- changes ----
@@ -324,16 +326,21 @@ export class ClientKv {
   /** Resolves once online, caught up with the server, and every write answered. */
   whenSynced(): Promise<void> {
     const synced = (s: SyncStatus) => s.state === "online" && s.pending === 0;
-    if (synced(this.#status)) return Promise.resolve();
+    // Closed, or refused for good (a bad token, a namespace the token may not use).
+    const hopeless = (s: SyncStatus) =>
+      s.state === "closed" || (s.state === "offline" && s.error !== null && !this.#sync.retrying);
+    const settle = (s: SyncStatus, resolve: () => void, reject: (error: KvError) => void) => {
+      if (synced(s)) resolve();
+      else if (s.state === "closed")
+        reject(new KvError("DATABASE_CLOSED", "the client store was closed"));
+      else if (hopeless(s)) reject(new KvError(s.error!.code, s.error!.message));
+      else return false;
+      return true;
+    };
     return new Promise((resolve, reject) => {
+      if (settle(this.#status, resolve, reject)) return;
       const stop = this.onStatus((status) => {
-        if (synced(status)) {
-          stop();
-          resolve();
-        } else if (status.state === "closed") {
-          stop();
-          reject(new KvError("DATABASE_CLOSED", "the client store was closed"));
-        }
+        if (settle(status, resolve, reject)) stop();
       });
     });
   }
@@ -360,6 +367,7 @@ export class ClientKv {
       case "welcome":
         this.#head = message.head;
         if (message.snapshot) replica.beginReload();
+        else replica.cancelReload();
         break;
       case "snapshot":
         replica.snapshot(message.entries);
@@ -398,7 +406,11 @@ export class ClientKv {
         return;
     }
     this.#update({});
-    void this.#save().then(() => this.#sync.flush());
+    this.#save().then(
+      () => this.#sync.flush(),
+      // Reported on the status by #save; the changes wait for the next save.
+      () => {},
+    );
   }
 
   #settle(id: number, outcome: ClientWriteOutcome): void {
@@ -414,10 +426,23 @@ export class ClientKv {
     this.#queued ??= this.#saving.then(async () => {
       this.#queued = null;
       const changes = this.#replica.takeChanges();
-      if (changes) await this.#storage.save(changes);
+      if (!changes) return;
+      try {
+        await this.#storage.save(changes);
+      } catch (error) {
+        // The next save retries these changes; until one succeeds, say why on the status.
+        this.#replica.requeue(changes);
+        const message = error instanceof Error ? error.message : String(error);
+        this.#update({
+          error: { code: "STORAGE_ERROR", message: `saving the replica failed: ${message}` },
+        });
+        throw new KvError("STORAGE_ERROR", `saving the replica failed: ${message}`);
+      }
     });
-    this.#saving = this.#queued;
-    return this.#queued;
+    const queued = this.#queued;
+    // Later saves wait for this one, whether it succeeded or not.
+    this.#saving = queued.catch(() => {});
+    return queued;
   }
 
   /** The save that has not started yet, which new changes join. */

@@ -172,7 +172,8 @@ export class Replica {
   #compute(id: string, key: KvKey | null): ClientEntry {
     const held = this.#held.get(id);
     const k = key ?? held?.key ?? this.#writtenKey(id)!;
-    const base = held?.versionstamp ?? null;
+    // A pending write rests on the live entry it was made on: a deletion is no version of it.
+    const base = held && !held.deleted ? held.versionstamp : null;
     const writers = this.#writers.get(id);
     if (writers && writers.length > 0) {
       const write = this.#outbox.get(writers.at(-1)!)!;
@@ -180,16 +181,7 @@ export class Replica {
       const m = write.mutations[index]!;
       return m.type === "delete"
         ? { key: k, exists: false, value: null, versionstamp: base, pending: true }
-        : {
-            key: k,
-            exists: true,
-            value: m.value,
-            versionstamp: base,
-            pending: true,
-            ...(write.expiresAt[index] !== null && {
-              metadata: localMetadata(write.expiresAt[index]!),
-            }),
-          };
+        : { key: k, exists: true, value: m.value, versionstamp: base, pending: true };
     }
     if (!held || held.deleted)
       return { key: k, exists: false, value: null, versionstamp: null, pending: false };
@@ -251,6 +243,44 @@ export class Replica {
     this.#reload = new Set();
   }
 
+  /** A connection resumes without a snapshot: a reload another connection began is void. */
+  cancelReload(): void {
+    this.#reload = null;
+  }
+
+  /** A save failed: its changes go back, under any made since, for the next save to retry. */
+  requeue(failed: StorageChanges): void {
+    const now = this.#changes;
+    const put = new Map((failed.put ?? []).map(({ id, json }) => [id, json]));
+    const remove = new Set(failed.remove ?? []);
+    for (const id of now.remove) {
+      put.delete(id);
+      remove.add(id);
+    }
+    for (const [id, json] of now.put) {
+      put.set(id, json);
+      remove.delete(id);
+    }
+    const outboxPut = new Map((failed.outboxPut ?? []).map(({ id, json }) => [id, json]));
+    const outboxRemove = new Set(failed.outboxRemove ?? []);
+    for (const id of now.outboxRemove) {
+      outboxPut.delete(id);
+      outboxRemove.add(id);
+    }
+    for (const [id, json] of now.outboxPut) {
+      outboxPut.set(id, json);
+      outboxRemove.delete(id);
+    }
+    this.#changes = {
+      put,
+      remove,
+      clear: now.clear || failed.clear === true,
+      outboxPut,
+      outboxRemove,
+      meta: { ...failed.meta, ...now.meta },
+    };
+  }
+
   /** Snapshot entries: taken unless a newer change of the key came during the reload. */
   snapshot(entries: readonly SyncEntry[]): void {
     const touched: KvKey[] = [];
@@ -298,14 +328,16 @@ export class Replica {
   ack(id: number, versionstamp: string, entries: readonly SyncEntry[], duplicate: boolean): void {
     const write = this.#outbox.get(id);
     if (!write) return;
-    // The next pending write of each key was made on this one's value: it is based on this commit.
-    for (const m of write.mutations) this.#rebase(idOf(m.key), id, versionstamp);
+    // The later writes of each key were made on this one's value: they rest on this commit.
+    write.mutations.forEach((m, i) => {
+      this.#rebase(idOf(m.key), id, write.base[i] ?? null, versionstamp);
+    });
     if (duplicate && (this.#cursor === null || this.#cursor < versionstamp)) {
       write.awaiting = versionstamp;
       this.#changes.outboxRemove.add(id);
       return;
     }
-    const taken = this.#take(entries);
+    const taken = this.#take(entries, true);
     this.#settle(write);
     this.#changed([...taken, ...write.mutations.map((m) => m.key)], "confirmed");
   }
@@ -337,12 +369,9 @@ export class Replica {
       ];
     });
     this.conflicts.push(...found);
-    this.#take(entries);
+    const taken = this.#take(entries, true);
     this.#settle(write);
-    this.#changed(
-      write.mutations.map((m) => m.key),
-      "conflict",
-    );
+    this.#changed([...write.mutations.map((m) => m.key), ...taken], "conflict");
     return found;
   }
 
@@ -394,14 +423,23 @@ export class Replica {
 
   // ---- internals ----
 
-  /** Takes the entries newer than what the replica holds; returns their keys. */
-  #take(entries: readonly SyncEntry[]): KvKey[] {
+  /**
+   * Takes the entries newer than what the replica holds (or the same version with the metadata
+   * an answer lacked); returns their keys. An answer's entry no newer than the resume point, for
+   * a key the replica no longer holds, is one whose deletion the feed brought and the replica
+   * has forgotten since: it is not taken.
+   */
+  #take(entries: readonly SyncEntry[], answer = false): KvKey[] {
     const taken: KvKey[] = [];
     for (const entry of entries) {
       const id = idOf(entry.key);
       this.#reload?.add(id);
       const held = this.#held.get(id);
-      if (held && held.versionstamp >= entry.versionstamp) continue;
+      if (held) {
+        if (held.versionstamp > entry.versionstamp) continue;
+        if (held.versionstamp === entry.versionstamp && (held.metadata || !entry.metadata))
+          continue;
+      } else if (answer && this.#cursor !== null && entry.versionstamp <= this.#cursor) continue;
       this.#hold(id, entry);
       taken.push(entry.key);
     }
@@ -446,15 +484,30 @@ export class Replica {
     if (released.length > 0) this.#changed(released, "confirmed");
   }
 
-  #rebase(id: string, after: number, versionstamp: string): void {
-    const writers = this.#writers.get(id) ?? [];
-    const next = writers.find((w) => w > after);
-    if (next === undefined) return;
-    const write = this.#outbox.get(next)!;
-    write.mutations.forEach((m, i) => {
-      if (idOf(m.key) === id) write.base[i] = versionstamp;
-    });
-    this.#saveWrite(write);
+  /**
+   * Write `after` to key `id`, made on version `base`, was applied at `versionstamp`: the next
+   * pending write of the key now rests on that commit, and so do the checks of later writes that
+   * named `base` for the key (made while `after` was pending, they were made on its value).
+   */
+  #rebase(id: string, after: number, base: string | null, versionstamp: string): void {
+    const next = (this.#writers.get(id) ?? []).find((w) => w > after);
+    for (const write of this.#outbox.values()) {
+      if (write.id <= after || write.state !== "pending") continue;
+      let moved = false;
+      if (write.id === next) {
+        write.mutations.forEach((m, i) => {
+          if (idOf(m.key) === id) write.base[i] = versionstamp;
+        });
+        moved = true;
+      }
+      for (const check of write.checks) {
+        if (idOf(check.key) === id && check.versionstamp === base) {
+          check.versionstamp = versionstamp;
+          moved = true;
+        }
+      }
+      if (moved) this.#saveWrite(write);
+    }
   }
 
   /** Removes an answered write from the outbox and the view. */
@@ -526,10 +579,6 @@ function sameEntry(a: ClientEntry, b: ClientEntry): boolean {
 function expired(entry: ClientEntry, now: number): boolean {
   const at = entry.metadata?.expiresAt;
   return at !== null && at !== undefined && at <= now;
-}
-
-function localMetadata(expiresAt: number): KvEntryMetadata {
-  return { expiresAt } as KvEntryMetadata;
 }
 
 /** Whether `key` is `prefix` or under it. */

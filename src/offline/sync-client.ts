@@ -5,6 +5,8 @@
  * A connection refused for good (a bad token, a forbidden namespace: close codes 4401, 4403,
  * 4400) is not retried until `connect()` is called again.
  */
+
+import { utf8Length } from "../codec/bytes.js";
 import type { KvKey } from "../codec/key.js";
 import type { KvErrorCode } from "../errors.js";
 import {
@@ -37,14 +39,16 @@ export interface SyncClientOptions {
     base: readonly (string | null)[];
   }[];
   readonly onMessage: (message: ServerMessage) => void;
+  /** A write that cannot be sent (larger than the server takes): refuse it as the server would. */
+  readonly onRefusedLocally: (id: number, error: SyncWriteError) => void;
   readonly onState: (
     state: "connecting" | "open" | "offline",
     error: SyncWriteError | null,
   ) => void;
 }
 
-/** Close codes after which reconnecting cannot help. */
-const FATAL = new Set([4400, 4401, 4403, 4404]);
+/** Close codes after which reconnecting cannot help: the server refused the client (44xx). */
+const isFatal = (code: number) => code >= 4400 && code < 4500;
 
 export class SyncClient {
   #ws: WebSocketInstance | null = null;
@@ -59,6 +63,14 @@ export class SyncClient {
   get connected(): boolean {
     return this.#ws?.readyState === OPEN;
   }
+
+  /** Whether it keeps trying to connect (not after `disconnect()` or a refusal for good). */
+  get retrying(): boolean {
+    return this.#wanted;
+  }
+
+  /** The largest message the server takes, from its welcome. */
+  #maxMessage = Number.POSITIVE_INFINITY;
 
   connect(): void {
     this.#wanted = true;
@@ -86,23 +98,31 @@ export class SyncClient {
     if (!ws || ws.readyState !== OPEN) return;
     const inFlight = new Set<string>();
     for (const write of this.options.toSend()) {
-      const keys = write.mutations.map((m) => idOf((m as { key: KvKey }).key));
+      const keyOf = (m: unknown) => idOf((m as { key: KvKey }).key);
+      const written = write.mutations.map(keyOf);
       if (write.id <= this.#sent) {
-        for (const key of keys) inFlight.add(key);
+        for (const key of written) inFlight.add(key);
         continue;
       }
-      if (keys.some((key) => inFlight.has(key))) return;
-      for (const key of keys) inFlight.add(key);
-      ws.send(
-        encodeClientMessage({
-          type: "write",
-          id: write.id,
-          ...(this.options.namespace !== undefined && { namespace: this.options.namespace }),
-          mutations: write.mutations as never,
-          checks: write.checks as never,
-          base: write.base,
-        }),
-      );
+      if ([...written, ...write.checks.map(keyOf)].some((key) => inFlight.has(key))) return;
+      const text = encodeClientMessage({
+        type: "write",
+        id: write.id,
+        ...(this.options.namespace !== undefined && { namespace: this.options.namespace }),
+        mutations: write.mutations as never,
+        checks: write.checks as never,
+        base: write.base,
+      });
+      // The server would close the socket on it, and the write would be sent again forever.
+      if (utf8Length(text) > this.#maxMessage) {
+        this.options.onRefusedLocally(write.id, {
+          code: "PAYLOAD_TOO_LARGE",
+          message: `this write is ${utf8Length(text)} bytes as sent; the server takes at most ${this.#maxMessage}`,
+        });
+        continue;
+      }
+      for (const key of written) inFlight.add(key);
+      ws.send(text);
       this.#sent = write.id;
     }
   }
@@ -149,7 +169,10 @@ export class SyncClient {
         ws.close(4400, `INVALID_REQUEST: ${(error as Error).message}`.slice(0, 120));
         return;
       }
-      if (message.type === "welcome") this.#attempt = 0;
+      if (message.type === "welcome") {
+        this.#attempt = 0;
+        this.#maxMessage = message.maxMessage ?? Number.POSITIVE_INFINITY;
+      }
       this.options.onMessage(message);
     };
     ws.onerror = () => {};
@@ -157,7 +180,7 @@ export class SyncClient {
       if (this.#ws !== ws) return;
       this.#ws = null;
       const error = closeError(event.code, event.reason);
-      if (FATAL.has(event.code)) {
+      if (isFatal(event.code)) {
         this.#wanted = false;
         this.options.onState("offline", error);
         return;

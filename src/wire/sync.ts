@@ -8,7 +8,7 @@
  * change log no longer reaches), `snapshot` pages closed by `snapshot-end`; then `changes` (the
  * commits to replicated keys, in commit order, each once), `progress` (every change up to a
  * versionstamp was sent), and one answer per write — `ack`, `conflict` or `refused` — in the
- * order the writes came. A malformed message, or one out of turn, closes the socket with 1008
+ * order the writes came. A malformed message, or one out of turn, closes the socket with 4400
  * and a reason; it harms no other connection.
  */
 import type { KvKey } from "../codec/key.js";
@@ -18,9 +18,6 @@ import { keyFromJson, keyToJson, valueFromJson, valueToJson } from "./json.js";
 
 /** The socket's path on a Cellar server. */
 export const SYNC_PATH = "/api/sync";
-
-/** Largest message either side accepts, in bytes (a write of several large values fits). */
-export const MAX_SYNC_MESSAGE = 4 * 1024 * 1024;
 
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -95,6 +92,8 @@ export type ServerMessage =
       readonly snapshot: boolean;
       /** The database's latest commit when the feed started: caught up once this far. */
       readonly head: string;
+      /** The largest message the server takes, in bytes: a larger write cannot be sent. */
+      readonly maxMessage?: number;
     }
   | { readonly type: "snapshot"; readonly entries: readonly SyncEntry[] }
   | { readonly type: "snapshot-end"; readonly versionstamp: string }
@@ -143,6 +142,13 @@ const entryJson = (e: SyncEntry) => ({
   ...(e.deleted && { deleted: true }),
   ...(e.metadata && { metadata: e.metadata }),
 });
+
+/** One entry's text inside a `snapshot` message (see {@link snapshotText}). */
+export const entryText = (entry: SyncEntry): string => JSON.stringify(entryJson(entry));
+
+/** The text of a `snapshot` message of entries already in text (so pages can be cut by size). */
+export const snapshotText = (entries: readonly string[]): string =>
+  `{"type":"snapshot","entries":[${entries.join(",")}]}`;
 
 /** The text of a client message. */
 export function encodeClientMessage(message: ClientMessage): string {
@@ -302,6 +308,7 @@ export function decodeServerMessage(text: unknown): ServerMessage {
         namespace: String(m.namespace),
         snapshot: m.snapshot === true,
         head: stamp("head"),
+        ...(typeof m.maxMessage === "number" && { maxMessage: m.maxMessage }),
       };
     case "snapshot":
       return { type: "snapshot", entries: entries() };

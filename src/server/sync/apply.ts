@@ -3,17 +3,22 @@
  * limits, a typed store's schema, a rule's schema), with the conflict policy of each key's
  * prefix, once per write however often the client resends it.
  *
- * A write is applied once: the id of the last write applied for each client is kept in
- * Cellar's namespace `$sync:<namespace>`, in the same commit as the write, so a write resent
- * after its answer was lost is answered `duplicate` and not applied again.
+ * A write is applied once: a record `[client id, write id]` is kept for 30 days in Cellar's
+ * namespace `$sync:<namespace>`, written in the same commit as the write, so a write resent after
+ * its answer was lost is answered `duplicate` with its own commit's versionstamp and not applied
+ * again. A write that was answered with a conflict has no record: resent, it is weighed again.
+ * Entries name their writer by a hash of the client id (`modifiedBy: "sync:<hash>"`), never the
+ * id itself, which only the client and the records know.
  */
 import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { hash } from "#crypto";
+import { utf8Encode } from "../../codec/bytes.js";
 import { encodeKey, type KvKey, startsWith } from "../../codec/key.js";
 import type { AtomicOperation } from "../../core/atomic.js";
 import type { Kv } from "../../core/kv.js";
-import { reservedView } from "../../core/surface.js";
+import { coreOf, reservedView } from "../../core/surface.js";
 import type { KvEntryMaybe } from "../../core/types.js";
-import { describe, fail, KvError } from "../../errors.js";
+import { bareMessage, describe, fail, KvError } from "../../errors.js";
 import { ValidationError, validateWith } from "../../typed/schemas.js";
 import type { AnyStore } from "../../typed/store.js";
 import type {
@@ -68,7 +73,9 @@ export interface SyncOptions {
 }
 
 /** Commits of one write when its keys keep changing between its read and its commit. */
-const ATTEMPTS = 5;
+const ATTEMPTS = 10;
+/** How long the record that a write was applied is kept, for a resend to find it: 30 days. */
+const RECORD_TTL_MS = 30 * 24 * 3600 * 1000;
 
 interface CompiledRule {
   readonly prefix: Uint8Array;
@@ -95,17 +102,13 @@ export function syncApplier(options: SyncOptions = {}) {
       try {
         return await applyOnce(kv, client, write);
       } catch (error) {
-        if (error instanceof KvError)
+        if (error instanceof KvError && error.code !== "UNAVAILABLE")
           return { type: "refused", id: write.id, error: errorOf(error) };
         throw error;
       }
     },
     /** The value clients see for a stored one: a typed store's entry without its envelope. */
-    present(key: KvKey, value: unknown): unknown {
-      if (!storeOf(key) || typeof value !== "object" || value === null || !("v" in value))
-        return value;
-      return (value as { v: unknown }).v;
-    },
+    present,
   };
 
   async function applyOnce(kv: Kv, client: string, write: SyncWrite): Promise<ServerMessage> {
@@ -122,34 +125,35 @@ export function syncApplier(options: SyncOptions = {}) {
       return rule?.conflict ?? policy;
     });
     const values = await Promise.all(write.mutations.map((m) => validated(m, ruleOf(m.key))));
+    // Entries name the writer by a hash of its id: the id itself keys its writes' records.
+    const info = { modifiedBy: `sync:${hash("sha256", utf8Encode(client)).slice(0, 16)}` };
+    const keys = write.mutations.map((m) => m.key);
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      const record = await records.get<{ id: number }>([client]);
-      if (record.value && record.value.id >= write.id)
+      const record = await records.get([client, write.id]);
+      if (record.versionstamp !== null)
         return {
           type: "ack",
           id: write.id,
-          versionstamp: record.versionstamp!,
+          versionstamp: record.versionstamp,
           entries: [],
           duplicate: true,
         };
-      const keys = write.mutations.map((m) => m.key);
       const current = await kv.getMany(keys);
       const conflicts: number[] = [];
       const written = [...values];
       for (const [i, m] of write.mutations.entries()) {
         const server = current[i]!;
-        if (server.versionstamp === write.base[i]) continue;
         const chosen = policies[i]!;
-        if (chosen === "last-writer-wins") continue;
+        if (server.versionstamp === write.base[i] || chosen === "last-writer-wins") continue;
         if (chosen === "reject") {
           conflicts.push(i);
           continue;
         }
-        const merged = await chosen({
+        const merged = await merge(chosen, {
           key: m.key,
-          client: m.type === "set" ? values[i] : null,
+          client: m.type === "set" ? plainValue(values[i]) : null,
           deleted: m.type === "delete",
-          server,
+          server: presented(server),
           base: write.base[i]!,
         });
         if (merged === undefined) conflicts.push(i);
@@ -161,14 +165,26 @@ export function syncApplier(options: SyncOptions = {}) {
       }
       if (conflicts.length > 0) {
         const now = await kv.currentVersionstamp();
-        const entries = conflicts.map((i) => entryOf(current[i]!, keys[i]!, now));
+        const entries = conflicts.map((i) => entryOf(presented(current[i]!), keys[i]!, now));
         return { type: "conflict", id: write.id, entries, mutations: conflicts };
       }
       const op = kv.atomic();
-      op.check(...write.checks);
-      // Every key read is checked: a change between the read and the commit reads again.
-      op.check(...keys.map((key, i) => ({ key, versionstamp: current[i]!.versionstamp })));
-      const info = { modifiedBy: `sync:${client}` };
+      // The keys a policy compares are checked: a change between the read and the commit reads
+      // again; last-writer-wins needs no check.
+      const checks = [
+        ...write.checks,
+        ...keys
+          .map((key, i) => ({ key, versionstamp: current[i]!.versionstamp }))
+          .filter((_, i) => policies[i] !== "last-writer-wins"),
+      ];
+      // One more check guards the record that the write was applied.
+      const { maxChecks } = coreOf(kv).core.limits;
+      if (checks.length + 1 > maxChecks)
+        fail(
+          "TOO_MANY_CHECKS",
+          `a synced write is checked once per key it writes under a reject or merge policy, once per check of its own, and once for its record: ${checks.length + 1} here, and the server takes at most ${maxChecks}; write fewer keys at a time, or under last-writer-wins`,
+        );
+      op.check(...checks);
       for (const [i, m] of write.mutations.entries()) {
         const mutation: SyncMutation =
           written[i] === DELETE
@@ -176,8 +192,8 @@ export function syncApplier(options: SyncOptions = {}) {
             : ({ ...m, value: written[i] } as SyncMutation);
         stage(kv, op, mutation, info);
       }
-      const mark = records.atomic().check({ key: [client], versionstamp: record.versionstamp });
-      mark.set([client], { id: write.id });
+      const mark = records.atomic().check({ key: [client, write.id], versionstamp: null });
+      mark.set([client, write.id], 1, { expireIn: RECORD_TTL_MS });
       const result = await op.join(mark).commit();
       if (result.ok) {
         const entries = write.mutations.map(
@@ -186,19 +202,23 @@ export function syncApplier(options: SyncOptions = {}) {
               ? { key: m.key, value: null, versionstamp: result.versionstamp, deleted: true }
               : {
                   key: m.key,
-                  value: plainValue(m.key, written[i]),
+                  value: plainValue(written[i]),
                   versionstamp: result.versionstamp,
                 },
         );
         return { type: "ack", id: write.id, versionstamp: result.versionstamp, entries };
       }
-      // A failed check of the write's own: report the checked keys' entries as the conflict.
+      // A failed check of the write's own: report the checked and the written keys' entries.
       if (write.checks.length > 0) {
         const checked = await kv.getMany(write.checks.map((c) => c.key));
         const moved = write.checks.some((c, i) => checked[i]!.versionstamp !== c.versionstamp);
         if (moved) {
           const now = await kv.currentVersionstamp();
-          const entries = write.checks.map((c, i) => entryOf(checked[i]!, c.key, now));
+          const after = await kv.getMany(keys);
+          const entries = [
+            ...write.checks.map((c, i) => entryOf(presented(checked[i]!), c.key, now)),
+            ...keys.map((key, i) => entryOf(presented(after[i]!), key, now)),
+          ];
           return {
             type: "conflict",
             id: write.id,
@@ -208,10 +228,33 @@ export function syncApplier(options: SyncOptions = {}) {
         }
       }
     }
-    return fail(
-      "CONFLICT",
-      `the write's keys kept changing through ${ATTEMPTS} attempts; send it again`,
-    );
+    // The keys keep changing under this write: the connection closes, and the client resends it.
+    throw new KvError("UNAVAILABLE", `the write's keys kept changing through ${ATTEMPTS} attempts`);
+  }
+
+  /** A merge function's result; one that throws refuses the write rather than the connection. */
+  async function merge(chosen: SyncMerge, input: Parameters<SyncMerge>[0]): Promise<unknown> {
+    try {
+      return await chosen(input);
+    } catch (error) {
+      return fail(
+        "CONFLICT",
+        `the server could not merge this write with its entry of ${JSON.stringify(input.key.map(String))}: the merge function failed (${bareMessage(error as Error)})`,
+      );
+    }
+  }
+
+  /** A server entry as clients see it. */
+  function presented(entry: KvEntryMaybe): KvEntryMaybe {
+    return entry.versionstamp === null
+      ? entry
+      : { ...entry, value: present(entry.key, entry.value) };
+  }
+
+  function present(key: KvKey, value: unknown): unknown {
+    if (!storeOf(key) || typeof value !== "object" || value === null || !("v" in value))
+      return value;
+    return (value as { v: unknown }).v;
   }
 
   /** The value a mutation stores, validated by its store's or its rule's schema. */
@@ -225,7 +268,7 @@ export function syncApplier(options: SyncOptions = {}) {
           `store ${JSON.stringify(store.name)} entry ${JSON.stringify(m.key[1])}`,
           result.issues,
         );
-      return new StoreValue(store, m.value);
+      return new StoreValue(store, m.value, result.value);
     }
     if (!rule?.schema) return m.value;
     const result = await validateWith(rule.schema, m.value);
@@ -265,12 +308,15 @@ const DELETE = Symbol("delete");
 class StoreValue {
   constructor(
     readonly store: AnyStore,
+    /** What the client sent, which the store validates and wraps again when staged. */
     readonly value: unknown,
+    /** What the store keeps: the schema's output. */
+    readonly output: unknown,
   ) {}
 }
 
-const plainValue = (_key: KvKey, value: unknown) =>
-  value instanceof StoreValue ? value.value : value;
+/** The value clients see for one a write stores. */
+const plainValue = (value: unknown) => (value instanceof StoreValue ? value.output : value);
 
 /** The server's entry for a conflict; an absent key is reported deleted as of `now`. */
 function entryOf(entry: KvEntryMaybe, key: KvKey, now: string): SyncEntry {

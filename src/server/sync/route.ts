@@ -27,15 +27,18 @@ import {
   NAMESPACE_HEADER,
   type RequestScope,
 } from "../../http/auth.js";
+import { statusOf } from "../../http/errors.js";
 import type { StreamRegistry } from "../../http/streams.js";
 import {
   decodeClientMessage,
   encodeServerMessage,
+  entryText,
   type ServerMessage,
   SYNC_PATH,
   type SyncEntry,
   type SyncHello,
   type SyncWrite,
+  snapshotText,
 } from "../../wire/sync.js";
 import {
   CLOSE_CODES,
@@ -94,8 +97,10 @@ function metricsOf(registry: Registry): SyncMetrics {
   return { connections, writes };
 }
 
-/** Entries per snapshot message. */
+/** Entries per snapshot message, at most. */
 const SNAPSHOT_PAGE = 500;
+/** Bytes per snapshot message, about; and what the socket may hold before the next is sent. */
+const SNAPSHOT_BYTES = 1024 * 1024;
 /** How long a client has to say hello. */
 const HELLO_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 1000;
@@ -153,7 +158,12 @@ function admit(req: IncomingMessage, url: URL, options: SyncRouteOptions) {
 
 function closeWith(ws: WebSocket, error: unknown): void {
   const kvError = error instanceof KvError ? error : null;
-  const code = kvError ? (CLOSE_CODES[kvError.code] ?? CLOSE_SERVER_ERROR) : CLOSE_SERVER_ERROR;
+  // A client's mistake closes for good (44xx: its own code, else 4400); the rest is retried.
+  const code = !kvError
+    ? CLOSE_SERVER_ERROR
+    : statusOf(kvError.code) < 500
+      ? (CLOSE_CODES[kvError.code] ?? CLOSE_CODES.INVALID_REQUEST!)
+      : CLOSE_SERVER_ERROR;
   const reason = closeReason(
     kvError?.code ?? "UNAVAILABLE",
     kvError ? kvError.message : bareMessage(error as Error),
@@ -282,7 +292,13 @@ class SyncConnection {
     const prefixes = this.#hello!.prefixes;
     const pattern: KvPattern = prefixes.length === 1 ? [...prefixes[0]!, REST] : [REST];
     const subscribe = (from: string, snapshot: boolean) => {
-      this.#send({ type: "welcome", namespace: this.kv.namespaceName, snapshot, head });
+      this.#send({
+        type: "welcome",
+        namespace: this.kv.namespaceName,
+        snapshot,
+        head,
+        maxMessage: this.options.maxPayload,
+      });
       this.#unsubscribe = this.kv.subscribe(pattern, (event) => this.#event(event), {
         since: from,
         progressInterval: this.options.progressInterval ?? 1000,
@@ -306,26 +322,40 @@ class SyncConnection {
     const at = await this.kv.currentVersionstamp();
     this.#held = [];
     subscribe(at, true);
+    // Pages are cut by size, and each waits for the socket to drain, so a large namespace
+    // reaches a slow client at its pace rather than overflowing what the server holds for it.
+    let page: string[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (page.length === 0) return;
+      this.#sendText(snapshotText(page));
+      page = [];
+      bytes = 0;
+      while (!this.#ended && this.ws.bufferedAmount > SNAPSHOT_BYTES)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    const add = async (entry: SyncEntry) => {
+      const text = entryText(entry);
+      page.push(text);
+      bytes += text.length;
+      if (page.length >= SNAPSHOT_PAGE || bytes >= SNAPSHOT_BYTES) await flush();
+    };
     for (const prefix of this.#hello!.prefixes) {
-      let page: SyncEntry[] = [];
       if (prefix.length > 0) {
         const own = await this.kv.get(prefix, { metadata: true });
         if (own.versionstamp !== null)
-          page.push(this.#entry(own.key, own.value, own.versionstamp, own.metadata));
+          await add(this.#entry(own.key, own.value, own.versionstamp, own.metadata));
       }
       for await (const entry of this.kv.list(
         { prefix },
         { metadata: true, batchSize: SNAPSHOT_PAGE },
       )) {
         if (this.#ended) return;
-        page.push(this.#entry(entry.key, entry.value, entry.versionstamp, entry.metadata));
-        if (page.length === SNAPSHOT_PAGE) {
-          this.#send({ type: "snapshot", entries: page });
-          page = [];
-        }
+        await add(this.#entry(entry.key, entry.value, entry.versionstamp, entry.metadata));
       }
-      if (page.length > 0) this.#send({ type: "snapshot", entries: page });
     }
+    await flush();
+    if (this.#ended) return;
     this.#send({ type: "snapshot-end", versionstamp: at });
     const held = this.#held;
     this.#held = null;
@@ -375,8 +405,12 @@ class SyncConnection {
   }
 
   #send(message: ServerMessage): void {
+    this.#sendText(encodeServerMessage(message));
+  }
+
+  #sendText(text: string): void {
     if (this.#ended || this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(encodeServerMessage(message));
+    this.ws.send(text);
     if (this.ws.bufferedAmount > this.options.maxBuffered)
       this.#close(CLOSE_TRY_LATER, closeReason("SLOW_CONSUMER", "reconnect to resume"));
   }
