@@ -2,7 +2,8 @@
  * The client store's reconciliation against a model of the server: local writes made offline,
  * commits of other clients interleaved with them on the server, and the server's answers and
  * changes delivered in any order that keeps each stream's own order (the socket's). Whatever the
- * order, the view never shows an older server version of a key after a newer one, a key with a
+ * order, and whether or not an answer was lost and the write resent (answered "duplicate"), the
+ * view never shows an older server version of a key after a newer one, a key with a
  * pending write shows that write, and in the end the view equals the server's state.
  */
 import fc from "fast-check";
@@ -56,7 +57,8 @@ describe("client store reconciliation (model)", () => {
       fc.property(
         fc.array(op, { maxLength: 12 }),
         fc.array(fc.boolean(), { maxLength: 30 }),
-        (ops, picks) => {
+        fc.array(fc.boolean(), { maxLength: 12 }),
+        (ops, picks, lost) => {
           const events: ClientEvent[] = [];
           const replica = new Replica((event) => events.push(event));
           replica.load({ entries: [], outbox: [], meta: {} });
@@ -89,6 +91,7 @@ describe("client store reconciliation (model)", () => {
               (c < changes.length && (picks[p++ % Math.max(picks.length, 1)] ?? true));
             const d = takeChange ? changes[c++]! : answers[a++]!;
             if (d.stream === "changes") replica.changes(d.versionstamp, d.entries);
+            else if (lost[d.id - 1]) replica.ack(d.id, d.versionstamp, [], true);
             else replica.ack(d.id, d.versionstamp, d.entries, false);
             check();
           }
