@@ -2,15 +2,23 @@
 import { type FormEvent, useEffect, useState } from "react";
 import { ApiError, api, credentials, type Session } from "./api.js";
 import { ErrorBox, Link, Loading, SessionContext } from "./components.js";
+import { Access } from "./pages/access.js";
 import { EntryView } from "./pages/entry.js";
 import { Keys } from "./pages/keys.js";
 import { Overview } from "./pages/overview.js";
+import { Queues } from "./pages/queues.js";
+import { Typed } from "./pages/typed.js";
+import { Watch } from "./pages/watch.js";
 import { currentNamespace, href, navigate, useRoute } from "./router.js";
 import { useAsync } from "./use-async.js";
 
 const PAGES = [
   { path: "/", label: "Overview", key: "o" },
   { path: "/keys", label: "Keys", key: "k" },
+  { path: "/watch", label: "Watch", key: "w" },
+  { path: "/queues", label: "Queues", key: "q" },
+  { path: "/typed", label: "Stores", key: "s" },
+  { path: "/access", label: "Access", key: "a" },
 ] as const;
 
 export const SHORTCUTS: [string, string][] = [
@@ -154,6 +162,14 @@ function Page({ path }: { path: string }) {
       return <Keys />;
     case "/entry":
       return <EntryView />;
+    case "/watch":
+      return <Watch />;
+    case "/queues":
+      return <Queues />;
+    case "/typed":
+      return <Typed />;
+    case "/access":
+      return <Access />;
     default:
       return <ErrorBox error={new Error(`no page at ${path}`)} />;
   }

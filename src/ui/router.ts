@@ -19,10 +19,16 @@ export interface Route {
   readonly params: URLSearchParams;
 }
 
+/**
+ * A query's parameters, `+` kept as itself: key paths and patterns use it (`users/+/settings`),
+ * and the UI's own links write a space as `%20`.
+ */
+const paramsOf = (search: string) => new URLSearchParams(search.replace(/\+/g, "%2B"));
+
 export function useRoute(): Route {
   const href = useSyncExternalStore(subscribe, snapshot);
   const url = new URL(href, location.origin);
-  return { path: url.pathname, params: url.searchParams };
+  return { path: url.pathname, params: paramsOf(url.search) };
 }
 
 /** Goes to `href` (same origin); `replace` keeps the history entry, for state such as a filter. */
@@ -34,7 +40,7 @@ export function navigate(href: string, replace = false): void {
 }
 
 /** The namespace the UI works in: the `ns` parameter of every view's URL (default: none). */
-export const currentNamespace = (): string => new URLSearchParams(location.search).get("ns") ?? "";
+export const currentNamespace = (): string => paramsOf(location.search).get("ns") ?? "";
 
 /**
  * `path?name=value…`, leaving out empty values; the current namespace goes along unless `ns` is

@@ -9,10 +9,12 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Kv, KvU64, openKv } from "../../src/index.js";
+import { z } from "zod";
+import { defineStore, type Kv, KvU64, openKv } from "../../src/index.js";
 import { createApp } from "../../src/server/app.js";
 import { type RunningServer, startServer } from "../../src/server/serve.js";
 import { UI_CSP } from "../../src/server/ui.js";
+import { defineWorkspace, id, integer, text } from "../../src/workspace.js";
 import { launchChromium } from "../browser/chromium.js";
 
 const SHOTS = new URL("../../test-results/ui/", import.meta.url).pathname;
@@ -24,8 +26,26 @@ const WAIT = { timeout: 15_000 };
 let dir: string;
 let uiDir: string;
 let server: RunningServer;
+/** A server with tokens, for signing in and for a read-only token. */
+let guarded: RunningServer;
 let kv: Kv;
 let browser: Browser;
+
+const PREFS = defineStore("prefs", z.object({ theme: z.enum(["light", "dark"]) }));
+const APP = defineWorkspace({
+  id: "app",
+  tables: { posts: { id: id(), title: text() } },
+  kv: { theme: text({ default: "light" }), visits: integer({ default: 0 }) },
+});
+const TOKENS = [
+  { token: "ui-admin-token-0123456789", namespaces: ["*"], access: "admin" as const, name: "ops" },
+  {
+    token: "ui-reader-token-0123456789",
+    namespaces: ["*"],
+    access: "read" as const,
+    name: "auditor",
+  },
+];
 
 async function seed(db: Kv): Promise<void> {
   await db.set(["users", "ada"], { name: "Ada", born: new Date("1815-12-10T00:00:00Z"), n: 1n });
@@ -58,17 +78,20 @@ beforeAll(async () => {
   }
   kv = await openKv(join(dir, "ui.db"), { history: { keepValues: [["audit"]] } });
   await seed(kv);
-  server = await startServer({ db: kv, port: 0, ui: uiDir });
+  server = await startServer({ db: kv, port: 0, ui: uiDir, stores: [PREFS], workspaces: [APP] });
+  guarded = await startServer({ db: join(dir, "guarded.db"), port: 0, ui: uiDir, tokens: TOKENS });
+  await guarded.kv.set(["notes", "one"], { text: "read me" });
   browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
+  await guarded?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function open(path: string): Promise<Page> {
+async function open(path: string, on: RunningServer = server): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(10_000);
   const problems: string[] = [];
@@ -79,7 +102,7 @@ async function open(path: string): Promise<Page> {
     }
   });
   (page as Page & { problems: string[] }).problems = problems;
-  await page.goto(new URL(path, server.url).toString());
+  await page.goto(new URL(path, on.url).toString());
   return page;
 }
 
@@ -317,6 +340,176 @@ describe("entry", () => {
       '+   "words": 12',
     ]);
     await shot(page, "entry-history");
+    await page.close();
+  });
+});
+
+describe("watch", () => {
+  it("streams the events of a pattern as Node writes", async () => {
+    const page = await open("/watch?pattern=watched/+/settings");
+    await expect.poll(() => page.getByTestId("watch-status").textContent(), WAIT).toMatch(/^live/);
+    await kv.set(["watched", "ada", "settings"], { theme: "dark" });
+    await kv.set(["watched", "ada", "other"], "not matched");
+    await kv.delete(["watched", "ada", "settings"]);
+    const events = page.getByRole("list", { name: "Events" }).getByRole("listitem");
+    await expect.poll(() => events.count(), WAIT).toBe(2);
+    expect(await events.nth(0).textContent()).toMatch(/^delete"watched"\/"ada"\/"settings"/);
+    expect(await events.nth(1).textContent()).toContain('{"theme":"dark"}');
+    await shot(page, "watch");
+    await page.getByLabel(/^Pattern/).fill("nope/+/+/");
+    await page.getByRole("button", { name: "Watch", exact: true }).click();
+    await page.getByRole("alert").waitFor();
+    expect(await page.getByRole("alert").textContent()).toMatch(/INVALID_PATTERN|INVALID_KEY/);
+    await page.close();
+  });
+});
+
+describe("queues", () => {
+  it("shows stats and the dead-letter queue: inspect, requeue one or all, delete, purge", async () => {
+    const jobs = kv.queue("jobs");
+    for (let i = 0; i < 4; i++) await jobs.enqueue({ job: i }, { backoffSchedule: [] });
+    for (let i = 0; i < 4; i++) {
+      const message = await jobs.dequeue();
+      await jobs.nack(message!.token);
+    }
+    const page = await open("/queues?queue=jobs");
+    const dead = page.getByRole("table", { name: "Dead messages" });
+    await expect.poll(() => dead.getByRole("row").count(), WAIT).toBe(5);
+    await dead.getByRole("button", { name: "Inspect" }).first().click();
+    await dead.getByText('"job": 0').waitFor();
+    await shot(page, "queues");
+
+    await dead.getByRole("button", { name: "Requeue" }).first().click();
+    await page.getByText(/^Requeued /).waitFor();
+    await expect.poll(async () => (await jobs.stats()).pending, WAIT).toBe(1);
+
+    await dead.getByRole("button", { name: "Delete…" }).first().click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await page.getByText(/^Deleted /).waitFor();
+    expect((await jobs.stats()).dead).toBe(2);
+
+    await page.getByRole("button", { name: "Requeue all…" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Requeue all" }).click();
+    await page.getByText("Requeued 2 messages.").waitFor();
+    expect(await jobs.stats()).toMatchObject({ pending: 3, dead: 0 });
+
+    for (let i = 0; i < 3; i++) await jobs.nack((await jobs.dequeue())!.token);
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await expect.poll(() => dead.getByRole("row").count(), WAIT).toBe(4);
+    await page.getByRole("button", { name: "Purge…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    expect((await jobs.stats()).dead).toBe(3);
+    await page.getByRole("button", { name: "Purge…" }).click();
+    await dialog.getByRole("button", { name: "Purge" }).click();
+    await page.getByText("Purged 3 dead messages.").waitFor();
+    expect((await jobs.stats()).dead).toBe(0);
+    await page.close();
+  });
+});
+
+describe("stores and workspaces", () => {
+  it("lists a typed store's entries with its schema, and refuses a value the schema refuses", async () => {
+    await PREFS.bind(kv).set("ada", { theme: "dark" });
+    const page = await open("/typed?store=prefs");
+    const entries = page.getByRole("table", { name: "Entries of prefs" });
+    await entries.getByText('{"theme":"dark"}').waitFor();
+    await page.getByText("Schema").click();
+    expect(await page.getByTestId("schema").textContent()).toContain('"light"');
+    await entries.getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Store value").fill('{"theme": "purple"}');
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("alert").filter({ hasText: "INVALID_VALUE" }).waitFor();
+    expect(await PREFS.bind(kv).get("ada")).toEqual({ theme: "dark" });
+    await page.getByLabel("Store value").fill('{"theme": "light"}');
+    await page.getByRole("button", { name: "Save" }).click();
+    await entries.getByText('{"theme":"light"}').waitFor();
+    expect(await PREFS.bind(kv).get("ada")).toEqual({ theme: "light" });
+    await shot(page, "typed-store");
+    await page.close();
+  });
+
+  it("shows a workspace's values with their schemas and writes one", async () => {
+    const page = await open("/typed?workspace=app");
+    const values = page.getByRole("table", { name: "Values of app" });
+    await values.getByRole("cell", { name: '"light"', exact: true }).waitFor();
+    await values
+      .getByRole("row", { name: /visits/ })
+      .getByRole("button", { name: "Edit" })
+      .click();
+    await page.getByLabel("Value of visits").fill("7");
+    await values.getByRole("button", { name: "Save" }).click();
+    await values.getByRole("cell", { name: "7", exact: true }).waitFor();
+    const res = await fetch(new URL("/workspaces/app/kv/visits", server.url));
+    expect(await res.json()).toEqual({ data: 7 });
+    await shot(page, "typed-workspace");
+    await page.close();
+  });
+});
+
+describe("tokens and access", () => {
+  it("shows what the token may do and the namespaces, and opens one", async () => {
+    await kv.namespace("tenant-a").set(["only", "here"], 1);
+    const page = await open("/access");
+    await page.getByTestId("access").filter({ hasText: "admin" }).waitFor();
+    const namespaces = page.getByRole("table", { name: "Namespaces" });
+    await namespaces.getByText("tenant-a").waitFor();
+    await shot(page, "access");
+    await namespaces
+      .getByRole("row", { name: /tenant-a/ })
+      .getByRole("link", { name: "Open keys" })
+      .click();
+    await page.waitForURL(/\/keys\?ns=tenant-a$/);
+    await expect.poll(() => rowsOf(page).count(), WAIT).toBe(1);
+    expect(await page.locator(".vrow .key").textContent()).toBe('"only"/"here"');
+    await page.close();
+  });
+
+  it("asks for a token, keeps it for the tab, and refuses writes of a read-only token with the server's message", async () => {
+    const page = await open("/entry?key=notes/one", guarded);
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    await page.getByLabel("Token").fill("not-a-token-at-all-0000");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "UNAUTHORIZED" }).waitFor();
+    await page.getByLabel("Token").fill("ui-reader-token-0123456789");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("This token is read-only").waitFor();
+    await expect
+      .poll(() => page.getByLabel("Value", { exact: true }).inputValue(), WAIT)
+      .toContain("read me");
+    await edit(page, '{"text": "changed"}');
+    await page.getByRole("button", { name: "Save" }).click();
+    const refusal = page.getByRole("alert").filter({ hasText: "FORBIDDEN" });
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toContain(
+      "this token has read access; the request needs write",
+    );
+    expect((await guarded.kv.get(["notes", "one"])).value).toEqual({ text: "read me" });
+    await shot(page, "read-only");
+
+    await page.reload();
+    await page.getByText("auditor").waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("cellar.token"))).toBe(
+      "ui-reader-token-0123456789",
+    );
+    await page.close();
+  });
+
+  it("switches to the dark theme with t, and lists the shortcuts with ?", async () => {
+    const page = await open("/");
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    const before = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.keyboard.press("t");
+    const after = await page.evaluate(() => document.documentElement.dataset.theme);
+    expect(after).not.toBe(before);
+    if (after !== "dark") await page.keyboard.press("t");
+    await page.keyboard.press("g");
+    await page.keyboard.press("k");
+    await page.waitForURL(/\/keys$/);
+    await page.getByRole("listbox", { name: "Entries" }).waitFor();
+    await shot(page, "keys-dark");
+    await page.keyboard.press("?");
+    await page.getByRole("dialog", { name: "Keyboard shortcuts" }).waitFor();
     await page.close();
   });
 });

@@ -73,7 +73,6 @@ export function KeyTree({ root }: { root: KvKeyPart[] }) {
     }
   };
   return (
-    // biome-ignore lint/a11y/noStaticElementInteractions: arrow keys move between the tree's buttons
     <ul className="tree root" data-testid="tree" onKeyDown={onKeyDown}>
       <li className="muted">
         <KeyParts parts={root} />
