@@ -45,7 +45,7 @@ describe("malformed and hostile requests", () => {
       for (const path of [
         "/api/nope",
         "/nope",
-        "/",
+        // "/" is the admin UI (test/ui/admin-ui.test.ts).
         "/api",
         // "/api/keys" without a key is the seed's list (seed-compat.test.ts).
         "/api/keys/",
