@@ -225,6 +225,21 @@ describe("keys", () => {
       await tree.getByRole("button", { name: label, exact: true }).waitFor();
     }
     await shot(page, "keys-tree");
+
+    // A node reads one page per child, not per key: 12 children of 250 keys each.
+    for (let c = 0; c < 12; c++) {
+      const op = kv.atomic();
+      for (let i = 0; i < 250; i++) op.set(["wide", `c${String(c).padStart(2, "0")}`, i], i);
+      await op.commit();
+    }
+    let reads = 0;
+    page.on("request", (request) => {
+      if (request.url().endsWith("/api/list")) reads++;
+    });
+    await page.goto(new URL("/keys?view=tree&prefix=wide", server.url).toString());
+    await expect.poll(() => tree.locator("button.node").count(), WAIT).toBe(12);
+    await tree.getByRole("button", { name: '"c11"' }).waitFor();
+    expect(reads).toBeLessThanOrEqual(13);
     await page.close();
   });
 });

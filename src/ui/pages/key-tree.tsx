@@ -11,6 +11,7 @@ import { jsonPathOf, pathOf, skipChildCursor, toJsonKey, toParts } from "../keys
 import { href } from "../router.js";
 
 const CHILDREN_PER_LOAD = 100;
+/** Keys a read takes while children are small; once one fills a read, reads shrink to 2. */
 const KEYS_PER_READ = 50;
 
 interface Child {
@@ -21,17 +22,22 @@ interface Child {
   below: boolean;
 }
 
-/** Reads up to `CHILDREN_PER_LOAD` children of `prefix` from `cursor` on. */
+/**
+ * Reads up to `CHILDREN_PER_LOAD` children of `prefix` from `cursor` on; `shown` gets the
+ * children found so far after each read, so a large node fills in as it is read.
+ */
 async function readChildren(
   prefix: readonly KvKeyPart[],
   cursor: string | undefined,
+  shown: (children: Child[]) => void,
 ): Promise<{ children: Child[]; cursor: string | undefined }> {
   const children = new Map<string, Child>();
   let next = cursor;
+  let limit = KEYS_PER_READ;
   for (;;) {
     const page = await api<Page>("POST", "/api/list", {
       prefix: toJsonKey(prefix),
-      limit: KEYS_PER_READ,
+      limit,
       keysOnly: true,
       ...(next && { cursor: next }),
     });
@@ -48,11 +54,14 @@ async function readChildren(
       else child.below = true;
       children.set(id, child);
     }
+    shown([...children.values()]);
     if (!page.hasMore || !page.cursor || last === undefined) {
       return { children: [...children.values()], cursor: undefined };
     }
-    // A page under one child: jump past the rest of its keys.
+    // A page under one child: jump past the rest of its keys. Its siblings are likely as large,
+    // so the next read takes two keys: the next child, and whether it has keys below it.
     next = seen.size === 1 ? skipChildCursor(last) : page.cursor;
+    limit = seen.size === 1 ? 2 : KEYS_PER_READ;
     if (children.size > CHILDREN_PER_LOAD) {
       // The last child may go on in the next read: keep it for then.
       const kept = [...children.values()].slice(0, CHILDREN_PER_LOAD);
@@ -92,12 +101,17 @@ function Children({ prefix }: { prefix: KvKeyPart[] }) {
   }>({ children: [], cursor: undefined, loading: false, started: false });
 
   const load = (cursor: string | undefined, live: () => boolean = () => true) => {
+    // Called at mount or from "Load more", when `state` is the one on screen.
+    const before = state.children;
     setState((s) => ({ ...s, loading: true, started: true }));
-    readChildren(prefix, cursor).then(
+    const shown = (found: Child[]) => {
+      if (live()) setState((s) => ({ ...s, children: [...before, ...found] }));
+    };
+    readChildren(prefix, cursor, shown).then(
       (page) => {
         if (!live()) return;
         setState((s) => ({
-          children: [...s.children, ...page.children],
+          children: [...before, ...page.children],
           cursor: page.cursor,
           loading: false,
           started: true,
