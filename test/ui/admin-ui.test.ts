@@ -217,6 +217,25 @@ describe("keys", () => {
     await page.close();
   });
 
+  it("searches a full-text index, best match first", async () => {
+    await kv.set(["posts", 1], { title: "SQLite write-ahead logging", body: "the WAL" });
+    await kv.set(["posts", 2], { title: "PostgreSQL replication", body: "streaming" });
+    await kv.set(["posts", 3], { title: "Cellar on SQLite", body: "one file" });
+    await kv.createSearchIndex("posts", { prefix: ["posts"], fields: ["title", "body"] });
+    const page = await open("/keys");
+    await page.getByLabel("Search index").selectOption("posts");
+    await page.getByLabel("Search", { exact: true }).fill("sqlite");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForURL(/index=posts&q=sqlite$/);
+    const hits = page.getByRole("listbox", { name: "Search hits" });
+    await expect.poll(() => rowsOf(page).count(), WAIT).toBe(2);
+    expect(await hits.locator(".key").allTextContents()).toEqual(
+      expect.arrayContaining(['"posts"/1', '"posts"/3']),
+    );
+    await shot(page, "keys-search");
+    await page.close();
+  });
+
   it("shows the keys as a tree by their parts", async () => {
     const page = await open("/keys?view=tree");
     const tree = page.getByTestId("tree");
