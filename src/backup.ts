@@ -7,7 +7,7 @@
  * database: `openKv(file)` opens it. A PostgreSQL database backs up into a new schema of the
  * same PostgreSQL database. Each driver is loaded when a path first asks for it.
  */
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { assertVersionstamp } from "./codec/versionstamp.js";
@@ -55,6 +55,9 @@ export async function backup(
     return fromServer(source, target, options);
   }
   if (typeof source !== "string") return backupKv(source, target, options);
+  // Opening a missing file would create an empty database and back that up.
+  if (!POSTGRES_URL.test(source) && source !== ":memory:" && !existsSync(source))
+    fail("NOT_FOUND", `cannot back up ${source}: no such database file`);
   const kv = await openKv(source, { sweepInterval: 0 });
   try {
     if (POSTGRES_URL.test(source) && POSTGRES_URL.test(target)) assertSameDatabase(source, target);

@@ -5,7 +5,6 @@
  * versionstamp is outside the window, the server refused), 2 a usage error, 3 nothing to back up
  * or restore from.
  */
-import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { type BackupInfo, backup, restore } from "../backup.js";
 import { KvError, redactUrl } from "../errors.js";
@@ -76,7 +75,6 @@ export function registerBackupCommands(program: Command): void {
       run(async () => {
         const db = flags.db ?? process.env.CELLAR_URL;
         if (!db) throw usage("name the database to back up with --db (or CELLAR_URL)");
-        assertSource(db);
         const token = flags.token ?? process.env.CELLAR_TOKEN;
         const started = performance.now();
         const info = await backup(db, target, {
@@ -119,13 +117,6 @@ export function registerBackupCommands(program: Command): void {
     );
 }
 
-/** A SQLite source must exist: opening a missing one would create an empty database. */
-function assertSource(db: string): void {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(db) || db === ":memory:") return;
-  if (!existsSync(db))
-    throw new KvError("NOT_FOUND", `cannot back up ${db}: no such database file`);
-}
-
 /** A progress line on stderr, rewritten in place, when stderr is a terminal. */
 function progress(what: string): { onProgress?: (done: number, total: number) => void } {
   if (!process.stderr.isTTY) return {};
@@ -165,8 +156,13 @@ class UsageError extends Error {}
 
 const usage = (message: string) => new UsageError(message);
 
-/** Runs a command's work: its refusal is one line on stderr and an exit status, never a stack. */
+/**
+ * Runs a command's work: its refusal is one line on stderr and an exit status, never a stack.
+ * Ctrl-C exits through `process.exit`, so the copy's temporary file is removed on the way out.
+ */
 async function run(work: () => Promise<void>): Promise<void> {
+  process.once("SIGINT", () => process.exit(130));
+  process.once("SIGTERM", () => process.exit(143));
   try {
     await work();
   } catch (error) {

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { backup, KvError, openKv, restore } from "../../src/index.js";
+import { createApp } from "../../src/server/index.js";
 import { expectStateAt, Recorder, seed, underWrites } from "./scenario.js";
 
 const POSTGRES = process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -118,5 +119,21 @@ describe("backup and restore on PostgreSQL", () => {
       restore(url("bk"), "postgres://postgres@127.0.0.1:5432/other?schema=x"),
     );
     expect(elsewhere.message).toMatch(/same database/);
+  });
+
+  it("answers 501 on a server over PostgreSQL, and refuses a file target for it", async () => {
+    const kv = await openKv(url("live"));
+    try {
+      const { app } = createApp(kv, { ui: false });
+      const response = await app.request("/api/admin/backup");
+      expect(response.status).toBe(501);
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      expect(body.error).toMatchObject({ code: "UNSUPPORTED" });
+      expect(body.error.message).toMatch(/new schema of the same database/);
+      const file = await refusal(backup(kv, "/tmp/never-written.db"));
+      expect(file.code).toBe("UNSUPPORTED");
+    } finally {
+      await kv.close();
+    }
   });
 });

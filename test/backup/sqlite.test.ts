@@ -140,6 +140,9 @@ describe("backup and restore on SQLite", () => {
     expect((await refusal(restore(join(dir, "missing.db"), join(dir, "x.db")))).code).toBe(
       "NOT_FOUND",
     );
+    const absent = await refusal(backup(join(dir, "missing.db"), join(dir, "m.db")));
+    expect(absent.code).toBe("NOT_FOUND");
+    expect(existsSync(join(dir, "missing.db"))).toBe(false);
     writeFileSync(join(dir, "text.db"), "not a database at all, just text".repeat(200));
     const notDb = await refusal(restore(join(dir, "text.db"), join(dir, "y.db")));
     expect(notDb.code).toBe("STORAGE_ERROR");

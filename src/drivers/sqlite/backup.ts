@@ -237,12 +237,18 @@ async function writeCopy(
   assertAbsent(target, options.force);
   prepareLocation(target);
   const temp = join(dirname(target), `.${basename(target)}.partial-${process.pid}-${Date.now()}`);
+  const discard = () => {
+    for (const suffix of ["", "-wal", "-shm", "-journal"]) removeQuietly(temp + suffix);
+  };
+  // A process that exits mid-copy (process.exit, or a signal the application turns into one).
+  process.once("exit", discard);
   try {
     const info = await write(temp);
     publish(temp, target, options.force === true);
     return { ...info, bytes: statSync(target).size };
   } finally {
-    for (const suffix of ["", "-wal", "-shm", "-journal"]) removeQuietly(temp + suffix);
+    process.removeListener("exit", discard);
+    discard();
   }
 }
 
