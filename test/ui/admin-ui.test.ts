@@ -186,6 +186,8 @@ describe("keys", () => {
       .poll(() => page.getByRole("status").first().textContent(), WAIT)
       .toMatch(/^400 loaded/);
     expect(await rowsOf(page).count()).toBeLessThan(60);
+    await page.getByRole("button", { name: "Count all" }).click();
+    await expect.poll(() => page.getByTestId("count").textContent(), WAIT).toBe("500 in all");
     await list.evaluate((element) => {
       element.scrollTop = 0;
     });

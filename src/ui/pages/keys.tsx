@@ -242,7 +242,12 @@ function preview(value: unknown): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
-function Rows(props: { rows: ReturnType<typeof usePaged>; label: string; score?: boolean }) {
+function Rows(props: {
+  rows: ReturnType<typeof usePaged>;
+  label: string;
+  score?: boolean;
+  count?: () => Promise<number>;
+}) {
   const { rows } = props;
   const open = (row: Row) => navigate(entryHref(row.key));
   if (rows.error !== undefined && rows.rows.length === 0) return <ErrorBox error={rows.error} />;
@@ -250,11 +255,14 @@ function Rows(props: { rows: ReturnType<typeof usePaged>; label: string; score?:
   return (
     <>
       {rows.error !== undefined && <ErrorBox error={rows.error} />}
-      <p className="status-line" role="status">
-        {rows.rows.length === 0
-          ? "No entries."
-          : `${rows.rows.length.toLocaleString("en")} loaded${rows.hasMore ? ", more as you scroll" : ", all of them"}`}
-      </p>
+      <div className="row">
+        <p className="status-line" role="status">
+          {rows.rows.length === 0
+            ? "No entries."
+            : `${rows.rows.length.toLocaleString("en")} loaded${rows.hasMore ? ", more as you scroll" : ", all of them"}`}
+        </p>
+        {props.count && rows.hasMore && <Count count={props.count} />}
+      </div>
       {rows.rows.length > 0 && (
         <VirtualList
           label={props.label}
@@ -307,7 +315,47 @@ function ListTable({ query }: { query: KeyQuery }) {
     },
     JSON.stringify([query.prefix, query.start, query.end, query.where]),
   );
-  return <Rows rows={rows} label="Entries" />;
+  const count = async () => {
+    const where = parseWhere(query.where);
+    const { count } = await api<{ count: number }>("POST", "/api/count", {
+      ...selectorOf(query),
+      ...(where && { where }),
+    });
+    return count;
+  };
+  return (
+    <Rows
+      key={JSON.stringify([query.prefix, query.start, query.end, query.where])}
+      rows={rows}
+      label="Entries"
+      count={count}
+    />
+  );
+}
+
+/** Counts the whole range on demand: a count reads every key of it. */
+function Count({ count }: { count: () => Promise<number> }) {
+  const [state, setState] = useState<{ busy?: boolean; total?: number; error?: unknown }>({});
+  const run = () => {
+    setState({ busy: true });
+    count().then(
+      (total) => setState({ total }),
+      (error: unknown) => setState({ error }),
+    );
+  };
+  if (state.error !== undefined) return <ErrorBox error={state.error} />;
+  if (state.total !== undefined) {
+    return (
+      <span className="status-line" data-testid="count">
+        {state.total.toLocaleString("en")} in all
+      </span>
+    );
+  }
+  return (
+    <button type="button" className="small" disabled={state.busy} onClick={run}>
+      {state.busy ? "Counting…" : "Count all"}
+    </button>
+  );
 }
 
 function SearchTable({ query }: { query: KeyQuery }) {

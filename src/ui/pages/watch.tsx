@@ -2,8 +2,8 @@
  * A live watch of the keys a pattern matches (`users/+/settings`, `orders/#`): the events stream
  * (`GET /api/events`), read with fetch so the token stays in a header. The newest event is on top.
  */
-import { type FormEvent, useEffect, useState } from "react";
-import { type Entry, type JsonKey, openStream } from "../api.js";
+import { type FormEvent, useEffect, useRef, useState } from "react";
+import { ApiError, type Entry, type JsonKey, openStream } from "../api.js";
 import { ErrorBox, KeyParts, Link } from "../components.js";
 import { jsonPathOf, toParts } from "../keys.js";
 import { href, navigate, useRoute } from "../router.js";
@@ -38,33 +38,54 @@ export function Watch() {
 
   useEffect(() => setDraft(pattern || "#"), [pattern]);
 
+  // Where a stream that ended resumes: the last whole commit (an event's id) or progress mark.
+  const resumeFrom = useRef<string | undefined>(undefined);
+  const [attempt, setAttempt] = useState(0);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new pattern starts afresh
+  useEffect(() => {
+    resumeFrom.current = undefined;
+    setEvents([]);
+    setLast(undefined);
+  }, [pattern]);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `attempt` reconnects
   useEffect(() => {
     if (!pattern) return;
     let close: (() => void) | undefined;
     let stopped = false;
-    setEvents([]);
+    let failed = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     setError(undefined);
     setStatus("connecting");
     // The pattern is a key path whose own escapes (`%2F` in a part) go as typed: only what
     // would end or split the query is escaped (`#` is REST, sent as %23).
     const query = pattern.replace(/[#&?\s]/g, (c) => encodeURIComponent(c));
+    const since = resumeFrom.current ? `&since=${resumeFrom.current}` : "";
     openStream(
-      `/api/events?pattern=${query}`,
-      (type, data) => {
+      `/api/events?pattern=${query}${since}`,
+      (type, data, id) => {
         if (type === "set" || type === "delete" || type === "expire") {
           const event = JSON.parse(data) as KvEvent;
           setEvents((list) => [event, ...list].slice(0, KEEP));
           setLast(event.versionstamp);
+          if (id) resumeFrom.current = id;
         } else if (type === "progress") {
           setLast(data);
+          resumeFrom.current = data;
         } else if (type === "error") {
-          setError(JSON.parse(data).error);
+          failed = true;
+          const { code, message } = (
+            JSON.parse(data) as { error: { code: string; message: string } }
+          ).error;
+          setError(new ApiError(0, code, message));
         }
       },
       (endError) => {
         if (stopped) return;
         setStatus("stopped");
         if (endError) setError(endError);
+        // A stream the server ended (a restart, a slow reader) resumes where it stopped.
+        else if (!failed) retry = setTimeout(() => setAttempt((n) => n + 1), 1000);
       },
     ).then(
       (stop) => {
@@ -82,9 +103,10 @@ export function Watch() {
     );
     return () => {
       stopped = true;
+      clearTimeout(retry);
       close?.();
     };
-  }, [pattern]);
+  }, [pattern, attempt]);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
