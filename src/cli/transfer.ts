@@ -5,14 +5,15 @@
  *     {"key":["users","ada"],"value":{"name":"Ada"},"versionstamp":"…","expiresAt":1767225600000}
  *
  * `expiresAt` (epoch ms) is there for entries that expire; `metadata` with `--metadata`. An
- * import writes each line's value under its key in atomic commits of `--batch-size` entries; the
- * database gives them new versionstamps (and, for metadata, new versions and times: tags,
- * modifiedBy and comment are carried over). A line that has expired by then is skipped.
+ * import writes each line's value under its key in atomic commits of `--batch-size` entries
+ * (1000); the database gives them new versionstamps (and, for metadata, new versions and times:
+ * tags, modifiedBy and comment are carried over). A line that has expired by then is skipped.
  *
- * Resuming: after each commit the import records the number of lines committed in a state file
- * (`<input>.import-state`, or `--state`); `--resume` skips those lines, and a finished import
- * removes the file. Since each line is a plain set of its key, importing a line twice leaves the
- * same entry, so a resume after a crash between a commit and its record is still exact.
+ * Resuming: as it commits, the import records the number of lines committed in a state file
+ * (`<input>.import-state`, or `--state`): at most once a second, and when it stops on an error or
+ * Ctrl-C. `--resume` skips those lines, and a finished import removes the file. Each line is a
+ * plain set of its key, so importing a line twice leaves the same entry: a resume after a crash
+ * that repeats the batches since the last record is still exact.
  */
 import {
   createReadStream,
@@ -224,6 +225,20 @@ async function importEntries(kv: Kv, input: string | undefined, flags: ImportFla
   let expired = 0;
   let batch: Parsed[] = [];
   let batchBytes = 0;
+  // The lines committed so far, recorded at most once a second (a resume repeats at most that
+  // second's batches, which is harmless) and always before the import stops on an error or Ctrl-C.
+  let committed = skip;
+  let recordedAt = 0;
+  const record = (now: boolean) => {
+    if (state === undefined || (!now && Date.now() - recordedAt < 1000)) return;
+    writeFileSync(state, JSON.stringify({ input: absolute, lines: committed }));
+    recordedAt = Date.now();
+  };
+  const interrupted = () => {
+    record(true);
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
   const commit = async () => {
     if (batch.length > 0) {
       const op = kv.atomic();
@@ -241,27 +256,34 @@ async function importEntries(kv: Kv, input: string | undefined, flags: ImportFla
       }
       imported += batch.length;
     }
-    if (state !== undefined)
-      writeFileSync(state, JSON.stringify({ input: absolute, lines: number }));
+    committed = number;
+    record(false);
     batch = [];
     batchBytes = 0;
     bar.update(bytes);
   };
-  for await (const text of lines) {
-    number++;
-    bytes += Buffer.byteLength(text) + 1;
-    if (number <= skip || text.trim() === "") continue;
-    const parsed = parseLine(text, number, Date.now());
-    if (parsed === null) {
-      expired++;
-      continue;
+  try {
+    for await (const text of lines) {
+      number++;
+      bytes += Buffer.byteLength(text) + 1;
+      if (number <= skip || text.trim() === "") continue;
+      const parsed = parseLine(text, number, Date.now());
+      if (parsed === null) {
+        expired++;
+        continue;
+      }
+      batch.push(parsed);
+      batchBytes += text.length;
+      if (batch.length >= flags.batchSize || batchBytes >= BATCH_BYTES) await commit();
     }
-    batch.push(parsed);
-    batchBytes += text.length;
-    if (batch.length >= flags.batchSize || batchBytes >= BATCH_BYTES) await commit();
+    await commit();
+  } catch (error) {
+    record(true);
+    throw error;
+  } finally {
+    process.off("SIGINT", interrupted);
+    bar.stop();
   }
-  await commit();
-  bar.stop();
   if (state !== undefined) rmSync(state, { force: true });
   const notes = [
     skip > 0 && `, ${skip} lines skipped (--resume)`,
@@ -310,7 +332,7 @@ export function registerTransferCommands(program: Command): void {
   )
     .option("--resume", "skip the lines an earlier import of this file committed")
     .option("--state <file>", "where progress is recorded (default: <file>.import-state)")
-    .option("--batch-size <n>", "entries per atomic commit", positiveInteger, 500)
+    .option("--batch-size <n>", "entries per atomic commit", positiveInteger, 1000)
     .action(
       action(async (input: string | undefined, flags: ImportFlags) => {
         if (flags.batchSize > 1000)

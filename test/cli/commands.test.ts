@@ -420,21 +420,25 @@ describe("cellar export and import at scale", () => {
     await other.close();
   }, 120_000);
 
-  it("resumes an import after the lines its state file records", async () => {
+  it("resumes an interrupted import after the lines it committed", async () => {
     const file = join(dir.path, "resume.ndjson");
-    const body = Array.from({ length: 10 }, (_, i) =>
-      JSON.stringify({ key: ["r", i], value: { $bigint: String(i) } }),
-    ).join("\n");
-    writeFileSync(file, `${body}\n`);
-    // As an import interrupted after committing its first six lines leaves it.
-    writeFileSync(`${file}.import-state`, JSON.stringify({ input: file, lines: 6 }));
+    const line = (i: number) => JSON.stringify({ key: ["r", i], value: { $bigint: String(i) } });
+    const body = Array.from({ length: 10 }, (_, i) => line(i));
     const db = join(dir.path, "resume.db");
+    // Line 8 is malformed: the import stops there, after committing lines 1–6 in batches of 2.
+    writeFileSync(file, `${body.map((l, i) => (i === 7 ? "{oops" : l)).join("\n")}\n`);
+    const stopped = await cellar(["import", file, "--batch-size", "2", "--db", db]);
+    expectRefused(stopped, 2, /line 8: /);
+    expect(JSON.parse(readFileSync(`${file}.import-state`, "utf8"))).toMatchObject({ lines: 6 });
+    writeFileSync(file, `${body.join("\n")}\n`);
     const resumed = await cellar(["import", file, "--resume", "--batch-size", "2", "--db", db]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/imported 4 entries.*6 lines skipped/);
     expect(existsSync(`${file}.import-state`)).toBe(false);
     const kv = await openKv(db);
-    expect((await entries(kv, ["r"])).map((e) => e.value)).toEqual([6n, 7n, 8n, 9n]);
+    expect((await entries(kv, ["r"])).map((e) => e.value)).toEqual(
+      Array.from({ length: 10 }, (_, i) => BigInt(i)),
+    );
     await kv.close();
   }, 150_000);
 });
