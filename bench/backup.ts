@@ -1,6 +1,6 @@
 /**
  * Backup of a 1 GiB SQLite file: Cellar's online backup (SQLite's backup API on the open
- * database, 4 MiB a step), with and without a writer committing meanwhile, and its verified
+ * database, 1 MiB a step), with and without a writer committing meanwhile, and its verified
  * restore, against raw better-sqlite3's `backup()` (100 pages a step), `VACUUM INTO` and a plain
  * file copy (which is no backup of a live file, only the disk's pace). Figures are MiB/s of the
  * source file's size.

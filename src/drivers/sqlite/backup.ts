@@ -2,7 +2,7 @@
  * Backups of a SQLite database through SQLite's online backup API (better-sqlite3's
  * `db.backup`), and restores of such a copy into a new file.
  *
- * The backup runs on the driver's own connection, a few megabytes per turn of the event loop,
+ * The backup runs on the driver's own connection, a megabyte per turn of the event loop,
  * between commit groups: SQLite writes each page a commit changes into the copy as well, so the
  * copy ends as the database was after the last commit before it finished — never part of a
  * commit — without stopping writers. (A commit from another process restarts the copy.)
@@ -22,8 +22,11 @@ import { prepareLocation } from "./path.js";
 import { rewind } from "./rewind.js";
 import { SCHEMA_VERSION } from "./schema.js";
 
-/** Pages copied per turn of the event loop: 4 MiB of 4 KiB pages, a few ms of work. */
-const PAGES_PER_STEP = 1024;
+/**
+ * Pages copied per turn of the event loop: 1 MiB of 4 KiB pages, about 8 ms of work here, which
+ * is as long as a commit then waits. Larger steps measured no faster.
+ */
+const PAGES_PER_STEP = 256;
 
 /**
  * Copies the database open on `db` to the new file `target`.
