@@ -1,7 +1,7 @@
 /**
  * Runs the benchmark groups and prints their tables; a full run also writes bench/RESULTS.md.
  *
- *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [observe] [postgres] [indexes] [workspaces] [sync] [mirror] [backup]   (no group: all)
+ *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [observe] [postgres] [indexes] [workspaces] [sync] [mirror] [backup] [cli]   (no group: all)
  */
 import { writeFileSync } from "node:fs";
 import { denoKvBench } from "./deno-kv.js";
@@ -37,6 +37,7 @@ const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   events: eventsSections,
   observe: observeSections,
   postgres: async (log) => (await import("./postgres.js")).postgresSections(log),
+  cli: async (log) => (await import("./cli.js")).cliSections(log),
   mirror: async (log) => (await import("./mirror.js")).mirrorSections(log),
   backup: async (log) => (await import("./backup.js")).backupSections(log),
   indexes: indexesSections,
