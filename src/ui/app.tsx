@@ -116,7 +116,7 @@ export function App() {
             </Link>
           ))}
         </nav>
-        <NamespacePicker namespace={namespace} />
+        <NamespacePicker namespace={namespace} working={session.data?.namespace} />
         <TokenBadge session={session.data} token={token} onSignOut={() => signIn("")} />
         <button
           type="button"
@@ -227,7 +227,14 @@ function TokenBadge(props: { session: Session | undefined; token: string; onSign
   );
 }
 
-function NamespacePicker({ namespace }: { namespace: string }) {
+/** `working`: the namespace the server says requests work in (a token's own, without a choice). */
+function NamespacePicker({
+  namespace,
+  working,
+}: {
+  namespace: string;
+  working: string | undefined;
+}) {
   const [value, setValue] = useState(namespace);
   useEffect(() => setValue(namespace), [namespace]);
   const submit = (event: FormEvent) => {
@@ -243,7 +250,7 @@ function NamespacePicker({ namespace }: { namespace: string }) {
         Namespace
         <input
           value={value}
-          placeholder="(default)"
+          placeholder={working ? working : "(default)"}
           onChange={(e) => setValue(e.target.value)}
           onBlur={submit}
           size={12}

@@ -45,6 +45,12 @@ const TOKENS = [
     access: "read" as const,
     name: "auditor",
   },
+  {
+    token: "ui-tenant-token-0123456789",
+    namespaces: ["tenant-a"],
+    access: "write" as const,
+    name: "tenant",
+  },
 ];
 
 async function seed(db: Kv): Promise<void> {
@@ -81,6 +87,7 @@ beforeAll(async () => {
   server = await startServer({ db: kv, port: 0, ui: uiDir, stores: [PREFS], workspaces: [APP] });
   guarded = await startServer({ db: join(dir, "guarded.db"), port: 0, ui: uiDir, tokens: TOKENS });
   await guarded.kv.set(["notes", "one"], { text: "read me" });
+  await guarded.kv.namespace("tenant-a").set(["mine"], 1);
   browser = await launchChromium();
 }, 120_000);
 
@@ -528,6 +535,18 @@ describe("tokens and access", () => {
     expect(await page.evaluate(() => sessionStorage.getItem("cellar.token"))).toBe(
       "ui-reader-token-0123456789",
     );
+    await page.close();
+  });
+
+  it("shows a token of one namespace what it may see where the metrics are refused", async () => {
+    const page = await open("/", guarded);
+    await page.getByLabel("Token").fill("ui-tenant-token-0123456789");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "FORBIDDEN" }).waitFor();
+    await expect
+      .poll(() => page.locator("[data-metric=entries] .card-value").textContent(), WAIT)
+      .toBe("1");
+    await shot(page, "overview-tenant");
     await page.close();
   });
 

@@ -1,8 +1,9 @@
 /** Overview: entries, size, commits per second, queues and subscribers, from `/api/metrics`. */
 import { useEffect, useRef, useState } from "react";
-import { api } from "../api.js";
+import { ApiError, api } from "../api.js";
 import { ErrorBox, formatBytes, Link, Loading } from "../components.js";
 import { href } from "../router.js";
+import { useAsync } from "../use-async.js";
 
 type Metric = { name: string; values: { value: number; labels: Record<string, string> }[] };
 
@@ -86,6 +87,8 @@ export function Overview() {
         setError(undefined);
       } catch (caught) {
         if (!stopped) setError(caught);
+        // Asking again will not change the token's rights.
+        if (caught instanceof ApiError && (caught.status === 401 || caught.status === 403)) return;
       }
       if (!stopped) timer = setTimeout(poll, POLL_MS);
     };
@@ -101,6 +104,7 @@ export function Overview() {
     <section>
       <h1>Overview</h1>
       {error !== undefined && <ErrorBox error={error} />}
+      {error instanceof ApiError && error.code === "FORBIDDEN" && <NamespaceOverview />}
       {!latest && error === undefined && <Loading what="Reading metrics" />}
       {latest && (
         <>
@@ -206,5 +210,78 @@ function Sparkline({ values }: { values: number[] }) {
     <svg className="spark" viewBox="0 0 100 30" preserveAspectRatio="none" aria-hidden="true">
       <polyline points={points} />
     </svg>
+  );
+}
+
+/**
+ * What a token without the metrics (they span every namespace) may see: its namespaces' entries
+ * and sizes, and the queues of the one it works in.
+ */
+function NamespaceOverview() {
+  const stats = useAsync(
+    () =>
+      api<{
+        entries: number;
+        bytes: number;
+        namespaces: { name: string; entries: number; bytes: number }[];
+      }>("GET", "/api/stats"),
+    [],
+  );
+  const queues = useAsync(
+    () =>
+      api<{
+        queues: {
+          name: string;
+          pending: number;
+          delayed: number;
+          inFlight: number;
+          dead: number;
+        }[];
+      }>("GET", "/api/queues"),
+    [],
+  );
+  return (
+    <>
+      <p className="muted">The metrics span every namespace; here is what this token may see.</p>
+      {stats.error !== undefined && <ErrorBox error={stats.error} />}
+      {stats.data && (
+        <div className="cards">
+          <Card label="Entries" value={stats.data.entries.toLocaleString("en")} id="entries" />
+          <Card label="Stored size" value={formatBytes(stats.data.bytes)} id="size" />
+          <Card label="Namespaces" value={String(stats.data.namespaces.length)} id="namespaces" />
+        </div>
+      )}
+      <h2>Queues of this namespace</h2>
+      {queues.error !== undefined && <ErrorBox error={queues.error} />}
+      {queues.data && queues.data.queues.length === 0 && (
+        <p className="muted">No queue holds a message.</p>
+      )}
+      {queues.data && queues.data.queues.length > 0 && (
+        <table className="grid" aria-label="Queues">
+          <thead>
+            <tr>
+              <th>Queue</th>
+              <th>Pending</th>
+              <th>Delayed</th>
+              <th>In flight</th>
+              <th>Dead</th>
+            </tr>
+          </thead>
+          <tbody>
+            {queues.data.queues.map((q) => (
+              <tr key={q.name}>
+                <td>
+                  <Link href={href("/queues", { queue: q.name })}>{q.name}</Link>
+                </td>
+                <td>{q.pending}</td>
+                <td>{q.delayed}</td>
+                <td>{q.inFlight}</td>
+                <td>{q.dead}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
