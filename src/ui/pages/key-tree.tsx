@@ -110,12 +110,12 @@ function Children({ prefix }: { prefix: KvKeyPart[] }) {
     readChildren(prefix, cursor, shown).then(
       (page) => {
         if (!live()) return;
-        setState((s) => ({
+        setState({
           children: [...before, ...page.children],
           cursor: page.cursor,
           loading: false,
           started: true,
-        }));
+        });
       },
       (error: unknown) => {
         if (live()) setState((s) => ({ ...s, loading: false, error }));
