@@ -53,6 +53,12 @@ export function App() {
   const session = useAsync(() => api<Session>("GET", "/api/session"), [token, namespace]);
 
   useEffect(() => {
+    const page =
+      PAGES.find((p) => p.path === route.path)?.label ?? (route.path === "/entry" ? "Entry" : "");
+    document.title = page ? `${page} · Cellar` : "Cellar";
+  }, [route.path]);
+
+  useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("cellar.theme", theme);
   }, [theme]);

@@ -295,6 +295,7 @@ describe("entry", () => {
       page,
       '{"n": {"$bigint": "2"}, "at": {"$date": "2021-02-03T04:05:06.000Z"}, "m": {"$map": [["k", 1]]}}',
     );
+    await page.getByLabel("Comment").fill("typed by hand");
     await save.click();
     await page.getByText("Saved.").waitFor();
     const stored = await kv.get<{ n: bigint; at: Date; m: Map<string, number> }>(["edit", "me"], {
@@ -306,6 +307,8 @@ describe("entry", () => {
       m: new Map([["k", 1]]),
     });
     expect(stored.metadata?.modifiedBy).toBe("admin-ui");
+    expect(stored.metadata?.comment).toBe("typed by hand");
+    expect(await page.title()).toBe("Entry · Cellar");
     await page.locator("dl.meta").getByText("admin-ui").waitFor();
     await shot(page, "entry");
     await page.close();

@@ -35,7 +35,13 @@ function parseValue(text: string): { ok: true; json: unknown } | { ok: false; er
   return { ok: true, json };
 }
 
-type Mutation = { type: "set" | "delete"; key: JsonKey; value?: unknown; expireIn?: number };
+type Mutation = {
+  type: "set" | "delete";
+  key: JsonKey;
+  value?: unknown;
+  expireIn?: number;
+  comment?: string;
+};
 
 /** One checked commit: `versionstamp` is what the page read (`null`: the key must be absent). */
 function commit(key: JsonKey, versionstamp: string | null, mutation: Mutation) {
@@ -234,6 +240,7 @@ function Editor(props: {
   const [conflict, setConflict] = useState<Entry | null>(null);
   const [confirm, setConfirm] = useState<"delete" | "overwrite" | null>(null);
   const [ttl, setTtl] = useState("");
+  const [comment, setComment] = useState("");
   const parsed = parseValue(text);
   const dirty = text !== original;
   const metadata = entry.metadata;
@@ -276,7 +283,13 @@ function Editor(props: {
     const expireIn = remaining();
     void run(
       against,
-      { type: "set", key: jsonKey, value: parsed.json, ...(expireIn && { expireIn }) },
+      {
+        type: "set",
+        key: jsonKey,
+        value: parsed.json,
+        ...(expireIn && { expireIn }),
+        ...(comment.trim() && { comment: comment.trim() }),
+      },
       "Saved.",
     );
   };
@@ -310,6 +323,15 @@ function Editor(props: {
           <button type="button" className="danger" onClick={() => setConfirm("delete")}>
             Delete…
           </button>
+          <label className="inline">
+            Comment
+            <input
+              value={comment}
+              onChange={(e) => setComment(e.target.value)}
+              placeholder="kept with the revision"
+              size={24}
+            />
+          </label>
           {dirty && <span className="muted">Unsaved changes</span>}
         </div>
         {error !== undefined && <ErrorBox error={error} />}
