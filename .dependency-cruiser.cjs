@@ -30,7 +30,8 @@ const FACE_MAY_IMPORT = {
 };
 const FACES = Object.keys(FACE_MAY_IMPORT);
 /** Entry points: they expose the layers below them, so they may import what they expose. */
-const ENTRY_POINTS = "^src/(index|open|backup|client|api|workspace|react)\\.ts$|^src/server/index\\.ts$";
+const ENTRY_POINTS =
+  "^src/(index|open|backup|client|api|workspace|react)\\.ts$|^src/server/index\\.ts$";
 
 const folder = (name) => `src/${name}/`;
 const anyOf = (paths) => `^(${paths.join("|")})`;

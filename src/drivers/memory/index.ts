@@ -4,6 +4,7 @@
  * Everything runs synchronously, which makes every read a snapshot and every write atomic.
  */
 
+import { BTree } from "../../codec/btree.js";
 import { latin1Encode } from "../../codec/bytes.js";
 import { keyId } from "../../codec/key.js";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
@@ -37,7 +38,6 @@ import { KvError } from "../../errors.js";
 import { expiryChange, inKeyOrder, keyChange } from "../shared/key-changes.js";
 import { isPoint } from "../shared/range.js";
 import { unknownIndex } from "../shared/search-text.js";
-import { BTree } from "../../codec/btree.js";
 import { MemoryQueues } from "./queues.js";
 import type { MemorySearch } from "./search.js";
 

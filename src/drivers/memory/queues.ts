@@ -2,6 +2,8 @@
  * The memory driver's queues: per queue, a B+ tree of ready messages ordered by priority then
  * enqueue order, leased messages by token, and the dead-letter queue by id.
  */
+
+import { BTree } from "../../codec/btree.js";
 import type {
   DeadMessage,
   Enqueue,
@@ -25,7 +27,6 @@ import {
   toLeased,
   undeliveredMutations,
 } from "../shared/queue-states.js";
-import { BTree } from "../../codec/btree.js";
 
 type ReadyKey = [negPriority: number, seq: number];
 
