@@ -1,7 +1,8 @@
 /**
  * One write reaching every other client through one server: a client store's `set` to 99 other
  * client stores over `/api/sync`, against the same values sent by the remote client
- * (`openKv(url)`, `PUT`) to 99 `/api/events` WebSockets, and against Redis pub/sub (ioredis).
+ * (`openKv(url)`, `POST /api/driver/write`) to 99 `/api/events` WebSockets, and against Redis
+ * pub/sub (ioredis).
  * The server runs in a child process; the receivers in {@link PROCESSES} others; the writer here.
  * Two sections: latency at a steady rate, and deliveries per second of a burst of writes.
  */
@@ -135,7 +136,7 @@ export async function fanOutSections(file: string, log: Log): Promise<Section[]>
 const REDIS_NAME = "Redis pub/sub (ioredis)";
 
 function setupNote(shares: readonly number[]): string {
-  return `The writer runs in the bench process, the server (\`startServer\` on a SQLite file, durability full) in a child process, and the ${RECEIVERS} receivers of each kind in ${PROCESSES} other child processes (${shares.join(" + ")}). Client store: \`createClientKv\` (memory storage) replicating \`["${FAN_OUT.sync}"]\`; the writer's \`set\`, each receiver's \`subscribe\` listener with \`cause: "remote"\`. Events: the remote client's \`kv.set\` (\`PUT /api/keys/…\`) to the same server, each receiver a \`ws\` socket on \`/api/events?pattern=${FAN_OUT.events}/%23\` that parses each message. Redis: \`PUBLISH\` from one ioredis connection, each receiver an ioredis connection \`SUBSCRIBE\`d to the channel that parses each message (no persistence, nothing stored). Every write carries the same ~120-byte JSON value; latencies run from just before the writer's call to each receiver's listener, on the clock the processes share.`;
+  return `The writer runs in the bench process, the server (\`startServer\` on a SQLite file, durability full) in a child process, and the ${RECEIVERS} receivers of each kind in ${PROCESSES} other child processes (${shares.join(" + ")}). Client store: \`createClientKv\` (memory storage) replicating \`["${FAN_OUT.sync}"]\`; the writer's \`set\`, each receiver's \`subscribe\` listener with \`cause: "remote"\`. Events: the remote client's \`kv.set\` (\`openKv(url)\`: \`POST /api/driver/write\`) to the same server, each receiver a \`ws\` socket on \`/api/events?pattern=${FAN_OUT.events}/%23\` that parses each message. Redis: \`PUBLISH\` from one ioredis connection, each receiver an ioredis connection \`SUBSCRIBE\`d to the channel that parses each message (no persistence, nothing stored). Every write carries the same ~120-byte JSON value; latencies run from just before the writer's call to each receiver's listener, on the clock the processes share.`;
 }
 
 async function steadySection(setup: Setup, log: Log): Promise<Section> {
