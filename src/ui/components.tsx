@@ -143,3 +143,22 @@ export function formatTime(ms: number | null | undefined): string {
     .replace("T", " ")
     .replace(/\.\d+Z$/, "Z");
 }
+
+/** The server's error and, for a value a schema refused, its issues. */
+export function Issues({ error }: { error: unknown }) {
+  const issues = error instanceof ApiError ? error.issues : undefined;
+  return (
+    <>
+      <ErrorBox error={error} />
+      {issues && (
+        <ul className="issues">
+          {issues.map((issue) => (
+            <li key={`${issue.path.join(".")}: ${issue.message}`}>
+              <code>{issue.path.join(".") || "(value)"}</code> {issue.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
+  );
+}

@@ -2,9 +2,11 @@
 import { describe, expect, it } from "vitest";
 import { expectError, send, serverFor } from "./helpers.js";
 
+const ADMIN = "session-admin-token-000000";
+const READER = "session-two-namespaces-00";
 const TOKENS = [
-  { token: "session-admin-token-000000", namespaces: ["*"], access: "admin" as const, name: "ops" },
-  { token: "session-two-namespaces-00", namespaces: ["a", "b"], access: "read" as const },
+  { token: ADMIN, namespaces: ["*"], access: "admin" as const, name: "ops" },
+  { token: READER, namespaces: ["a", "b"], access: "read" as const },
 ];
 
 describe("GET /api/session", () => {
@@ -21,7 +23,7 @@ describe("GET /api/session", () => {
 
   it("names the token, its access and namespaces, and the namespace the request works in", async () => {
     const admin = await send(guarded().url, "/api/session", {
-      token: TOKENS[0].token,
+      token: ADMIN,
       namespace: "tenant-x",
     });
     expect(admin.json).toEqual({
@@ -32,7 +34,7 @@ describe("GET /api/session", () => {
       namespaces: ["*"],
     });
     // A token of several namespaces needs no header to ask: it gets its first.
-    const reader = await send(guarded().url, "/api/session", { token: TOKENS[1].token });
+    const reader = await send(guarded().url, "/api/session", { token: READER });
     expect(reader.json).toEqual({
       tokens: true,
       name: null,
@@ -42,7 +44,7 @@ describe("GET /api/session", () => {
     });
     expectError(await send(guarded().url, "/api/session"), 401, "UNAUTHORIZED");
     expectError(
-      await send(guarded().url, "/api/session", { token: TOKENS[1].token, namespace: "c" }),
+      await send(guarded().url, "/api/session", { token: READER, namespace: "c" }),
       403,
       "FORBIDDEN",
     );

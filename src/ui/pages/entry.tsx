@@ -6,53 +6,13 @@
  */
 import { type FormEvent, useEffect, useState } from "react";
 import type { KvKeyPart } from "../../codec/key.js";
-import { valueFromJson } from "../../wire/json.js";
 import { ApiError, api, type Entry, type JsonKey, type Revision } from "../api.js";
 import { Confirm, ErrorBox, formatTime, KeyParts, Link, Loading } from "../components.js";
-import { diffLines } from "../diff.js";
 import { partsOf, pathOf, toJsonKey } from "../keys.js";
 import { href, navigate, useRoute } from "../router.js";
 import { useAsync } from "../use-async.js";
-
-/** Who the UI's writes name in the entries' metadata. */
-const MODIFIED_BY = "admin-ui";
-
-const pretty = (json: unknown) => JSON.stringify(json, null, 2);
-
-/** The draft's JSON, checked as the server will read it; the error says what is wrong. */
-function parseValue(text: string): { ok: true; json: unknown } | { ok: false; error: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, error: `not JSON: ${(error as Error).message}` };
-  }
-  try {
-    valueFromJson(json);
-  } catch (error) {
-    return { ok: false, error: (error as Error).message };
-  }
-  return { ok: true, json };
-}
-
-type Mutation = {
-  type: "set" | "delete";
-  key: JsonKey;
-  value?: unknown;
-  expireIn?: number;
-  comment?: string;
-};
-
-/** One checked commit: `versionstamp` is what the page read (`null`: the key must be absent). */
-function commit(key: JsonKey, versionstamp: string | null, mutation: Mutation) {
-  const write = mutation.type === "set" ? { ...mutation, modifiedBy: MODIFIED_BY } : mutation;
-  return api<{ ok: true; versionstamp: string }>("POST", "/api/atomic", {
-    checks: [{ key, versionstamp }],
-    mutations: [write],
-  });
-}
-
-const isConflict = (error: unknown) => error instanceof ApiError && error.code === "CHECK_FAILED";
+import { DiffView, History, pretty } from "./entry-history.js";
+import { commit, isConflict, type Mutation, parseValue, ValueEditor } from "./entry-writes.js";
 
 export function EntryView() {
   const { params } = useRoute();
@@ -132,38 +92,6 @@ function NewEntry({ prefix }: { prefix: string }) {
         </div>
       </form>
     </section>
-  );
-}
-
-function ValueEditor(props: {
-  text: string;
-  onChange: (text: string) => void;
-  error?: string | undefined;
-}) {
-  return (
-    <>
-      <label className="block">
-        <span>
-          Value as JSON: tagged values such as <code>{'{"$bigint": "1"}'}</code>,{" "}
-          <code>{'{"$date": "…"}'}</code>, <code>{'{"$bytes": "…"}'}</code> or{" "}
-          <code>{'{"$map": [[k, v]]}'}</code> keep their types
-        </span>
-        <textarea
-          className="editor"
-          spellCheck={false}
-          value={props.text}
-          aria-invalid={props.error !== undefined}
-          aria-label="Value"
-          rows={Math.min(30, Math.max(10, props.text.split("\n").length + 1))}
-          onChange={(e) => props.onChange(e.target.value)}
-        />
-      </label>
-      {props.error !== undefined && (
-        <p className="error" role="alert" data-testid="invalid">
-          <strong>INVALID_VALUE</strong> {props.error}
-        </p>
-      )}
-    </>
   );
 }
 
@@ -459,101 +387,5 @@ function Conflict(props: {
         </button>
       </div>
     </div>
-  );
-}
-
-function DiffView({ before, after }: { before: string; after: string }) {
-  return (
-    <pre className="diff" data-testid="diff">
-      {diffLines(before, after).map((line, i) => (
-        // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
-        <span key={i} className={line.kind}>
-          {line.kind === "add" ? "+ " : line.kind === "del" ? "- " : "  "}
-          {line.text}
-        </span>
-      ))}
-    </pre>
-  );
-}
-
-function History({ revisions, current }: { revisions: Revision[]; current: Entry | undefined }) {
-  const [a, setA] = useState(revisions[1]?.versionstamp ?? "");
-  const [b, setB] = useState(revisions[0]?.versionstamp ?? "");
-  if (revisions.length === 0) return <p className="muted">No revisions kept for this key.</p>;
-  const byStamp = new Map(revisions.map((r) => [r.versionstamp, r]));
-  const text = (stamp: string) => {
-    const revision = byStamp.get(stamp);
-    if (!revision) return undefined;
-    if (revision.dataHash === null) return "(deleted)";
-    if ("value" in revision) return pretty(revision.value);
-    if (current && current.versionstamp === stamp) return pretty(current.value);
-    return undefined;
-  };
-  const left = text(a);
-  const right = text(b);
-  return (
-    <>
-      <table className="grid" aria-label="Revisions">
-        <thead>
-          <tr>
-            <th>A</th>
-            <th>B</th>
-            <th>Version</th>
-            <th>Versionstamp</th>
-            <th>When</th>
-            <th>By</th>
-            <th>Comment</th>
-            <th>Data hash</th>
-          </tr>
-        </thead>
-        <tbody>
-          {revisions.map((r) => (
-            <tr key={r.versionstamp}>
-              <td>
-                <input
-                  type="radio"
-                  name="diff-a"
-                  aria-label={`compare from version ${r.version}`}
-                  checked={a === r.versionstamp}
-                  onChange={() => setA(r.versionstamp)}
-                />
-              </td>
-              <td>
-                <input
-                  type="radio"
-                  name="diff-b"
-                  aria-label={`compare to version ${r.version}`}
-                  checked={b === r.versionstamp}
-                  onChange={() => setB(r.versionstamp)}
-                />
-              </td>
-              <td>{r.version}</td>
-              <td className="mono">{r.versionstamp}</td>
-              <td>{formatTime(r.timestamp)}</td>
-              <td>{r.modifiedBy ?? "—"}</td>
-              <td>{r.comment ?? "—"}</td>
-              <td className="mono">
-                {r.dataHash === null ? "deleted" : `${r.dataHash.slice(0, 12)}…`}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <h2>Diff A → B</h2>
-      {a === b ? (
-        <p className="muted">Pick two different revisions.</p>
-      ) : left === undefined || right === undefined ? (
-        <p className="muted">
-          Past values are kept only under the prefixes the server keeps values for (
-          <code>--keep-values</code>); these revisions differ by data hash only
-          {byStamp.get(a)?.dataHash === byStamp.get(b)?.dataHash
-            ? " — and their hashes are equal"
-            : ""}
-          .
-        </p>
-      ) : (
-        <DiffView before={left} after={right} />
-      )}
-    </>
   );
 }
