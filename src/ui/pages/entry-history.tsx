@@ -90,7 +90,9 @@ export function History({
         </tbody>
       </table>
       <h2>Diff A → B</h2>
-      {a === b ? (
+      {revisions.length < 2 ? (
+        <p className="muted">One revision so far: nothing to compare.</p>
+      ) : a === b ? (
         <p className="muted">Pick two different revisions.</p>
       ) : left === undefined || right === undefined ? (
         <p className="muted">
