@@ -92,7 +92,8 @@ export function targetOf(flags: TargetFlags, env: NodeJS.ProcessEnv = process.en
   return db;
 }
 
-const isServer = (db: string) => /^https?:\/\//i.test(db);
+/** True for a server's URL, false for a file or a PostgreSQL URL. */
+export const isServer = (db: string): boolean => /^https?:\/\//i.test(db);
 
 /** Opens the command's database, on its namespace. Refusals and outages become one line. */
 export async function openTarget(

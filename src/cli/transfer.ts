@@ -30,6 +30,7 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import type { KvKey } from "../codec/key.js";
 import type { Kv } from "../core/kv.js";
+import { coreOf, listNamespaces } from "../core/surface.js";
 import type { KvEntry, KvListSelector, KvSetOptions } from "../core/types.js";
 import { bareMessage, KvError } from "../errors.js";
 import { keyFromJson, keyToJson, valueFromJson, valueToJson } from "../wire/json.js";
@@ -40,8 +41,10 @@ import {
   addTargetOptions,
   CliError,
   EXIT,
+  isServer,
   positiveInteger,
   type TargetFlags,
+  targetOf,
   usage,
   withKv,
 } from "./target.js";
@@ -50,9 +53,10 @@ import {
 const BATCH_BYTES = 512 * 1024;
 
 /** One line of an export. */
-export function exportLine(entry: KvEntry, metadata: boolean): string {
+export function exportLine(entry: KvEntry, metadata: boolean, namespace = ""): string {
   const expiresAt = entry.metadata?.expiresAt ?? null;
   return JSON.stringify({
+    ...(namespace !== "" && { namespace }),
     key: keyToJson(entry.key),
     value: valueToJson(entry.value),
     versionstamp: entry.versionstamp,
@@ -80,6 +84,7 @@ function progress(total: number, unit: string): { update(n: number): void; stop(
 }
 
 interface ExportFlags extends TargetFlags {
+  readonly allNamespaces?: boolean;
   readonly prefix?: string;
   readonly start?: string;
   readonly end?: string;
@@ -87,9 +92,35 @@ interface ExportFlags extends TargetFlags {
   readonly output?: string;
 }
 
+/**
+ * The views an export reads, with the namespace each line names: the command's view, or with
+ * `--all-namespaces` every namespace of the database that holds entries (Cellar's own `$…`
+ * namespaces are derived or transient, and no view may write them back).
+ */
+async function exportedViews(kv: Kv, flags: ExportFlags): Promise<[Kv, string][]> {
+  if (!flags.allNamespaces) return [[kv, ""]];
+  if (flags.namespace !== undefined) throw usage("give --namespace or --all-namespaces, not both");
+  if (isServer(targetOf(flags))) {
+    throw usage(
+      "--all-namespaces reads a SQLite file or a postgres:// database; through a server, export each namespace with --namespace",
+    );
+  }
+  const { core, keyspace } = coreOf(kv);
+  if (keyspace.namespace !== "") {
+    throw usage("--all-namespaces reads the whole database: use a token of every namespace");
+  }
+  const names = await listNamespaces(core, { limit: Number.MAX_SAFE_INTEGER });
+  return names
+    .filter((name) => !name.startsWith("$"))
+    .map((name) => [name === "" ? kv : kv.namespace(name), name]);
+}
+
 async function exportEntries(kv: Kv, selector: KvListSelector, flags: ExportFlags) {
+  const views = await exportedViews(kv, flags);
   const out = flags.output === undefined ? process.stdout : createWriteStream(flags.output);
-  const bar = progress(process.stderr.isTTY ? await kv.count(selector) : 0, "entries");
+  let total = 0;
+  if (process.stderr.isTTY) for (const [view] of views) total += await view.count(selector);
+  const bar = progress(total, "entries");
   const started = Date.now();
   let count = 0;
   let chunk = "";
@@ -98,9 +129,11 @@ async function exportEntries(kv: Kv, selector: KvListSelector, flags: ExportFlag
     chunk = "";
     bar.update(count);
   };
-  for await (const entry of kv.list(selector, { metadata: true, batchSize: 1000 })) {
-    chunk += `${exportLine(entry, flags.metadata === true)}\n`;
-    if (++count % 1000 === 0) await flush();
+  for (const [view, namespace] of views) {
+    for await (const entry of view.list(selector, { metadata: true, batchSize: 1000 })) {
+      chunk += `${exportLine(entry, flags.metadata === true, namespace)}\n`;
+      if (++count % 1000 === 0) await flush();
+    }
   }
   await flush();
   bar.stop();
@@ -160,12 +193,14 @@ function readState(path: string | undefined, input: string): number {
 }
 
 interface Parsed {
+  /** The namespace a line of an `--all-namespaces` export names; `""` otherwise. */
+  readonly namespace: string;
   readonly key: KvKey;
   readonly value: unknown;
   readonly options: KvSetOptions;
 }
 
-const LINE_FIELDS = new Set(["key", "value", "versionstamp", "expiresAt", "metadata"]);
+const LINE_FIELDS = new Set(["namespace", "key", "value", "versionstamp", "expiresAt", "metadata"]);
 
 /** One line of an import; `null` for an entry that has expired. Throws a usage error naming the line. */
 function parseLine(text: string, number: number, now: number): Parsed | null {
@@ -178,6 +213,8 @@ function parseLine(text: string, number: number, now: number): Parsed | null {
     for (const field of Object.keys(json)) {
       if (!LINE_FIELDS.has(field)) throw new Error(`unknown field "${field}"`);
     }
+    const namespace = json.namespace ?? "";
+    if (typeof namespace !== "string") throw new Error("namespace must be a string");
     const key = keyFromJson(json.key);
     const value = valueFromJson(json.value);
     const expiresAt = json.expiresAt;
@@ -196,7 +233,7 @@ function parseLine(text: string, number: number, now: number): Parsed | null {
       ...(typeof meta.modifiedBy === "string" && { modifiedBy: meta.modifiedBy }),
       ...(typeof meta.comment === "string" && { comment: meta.comment }),
     };
-    return { key, value, options };
+    return { namespace, key, value, options };
   } catch (error) {
     const reason = error instanceof KvError ? bareMessage(error) : (error as Error).message;
     throw usage(`line ${number}: ${reason}`);
@@ -239,16 +276,30 @@ async function importEntries(kv: Kv, input: string | undefined, flags: ImportFla
     process.exit(130);
   };
   process.once("SIGINT", interrupted);
-  const commit = async () => {
+  // Lines of an `--all-namespaces` export go to their namespace's view, one commit each.
+  const views = new Map<string, Kv>([["", kv]]);
+  const viewFor = (namespace: string, line: number): Kv => {
+    let view = views.get(namespace);
+    if (view) return view;
+    if (flags.namespace !== undefined) {
+      throw usage(
+        `line ${line} names namespace ${JSON.stringify(namespace)}: import it without --namespace`,
+      );
+    }
+    view = kv.namespace(namespace);
+    views.set(namespace, view);
+    return view;
+  };
+  /** Commits the batch, which holds the lines up to `upTo`. */
+  const commit = async (upTo: number) => {
     if (batch.length > 0) {
-      const op = kv.atomic();
+      const op = viewFor(batch[0]!.namespace, upTo).atomic();
       for (const entry of batch) op.set(entry.key, entry.value, entry.options);
       try {
         await op.commit();
       } catch (error) {
-        const first = number - batch.length + 1;
         if (error instanceof KvError) {
-          throw new KvError(error.code, `lines ${first}–${number}: ${bareMessage(error)}`, {
+          throw new KvError(error.code, `lines up to ${upTo}: ${bareMessage(error)}`, {
             cause: error,
           });
         }
@@ -256,7 +307,7 @@ async function importEntries(kv: Kv, input: string | undefined, flags: ImportFla
       }
       imported += batch.length;
     }
-    committed = number;
+    committed = upTo;
     record(false);
     batch = [];
     batchBytes = 0;
@@ -272,11 +323,12 @@ async function importEntries(kv: Kv, input: string | undefined, flags: ImportFla
         expired++;
         continue;
       }
+      if (batch.length > 0 && batch[0]!.namespace !== parsed.namespace) await commit(number - 1);
       batch.push(parsed);
       batchBytes += text.length;
-      if (batch.length >= flags.batchSize || batchBytes >= BATCH_BYTES) await commit();
+      if (batch.length >= flags.batchSize || batchBytes >= BATCH_BYTES) await commit(number);
     }
-    await commit();
+    await commit(number);
   } catch (error) {
     record(true);
     throw error;
@@ -303,9 +355,14 @@ export function registerTransferCommands(program: Command): void {
         "cellar export --db data/app.db > backup.ndjson",
         "cellar export --prefix users --metadata --output users.ndjson --db data/app.db",
         "cellar export --namespace tenant-a --db postgres://localhost/app > tenant-a.ndjson",
+        "cellar export --all-namespaces --db data/app.db > whole.ndjson",
       ],
     ),
   )
+    .option(
+      "--all-namespaces",
+      'every namespace holding entries, each line naming its own ("namespace"; none for the default)',
+    )
     .option("--prefix <key>", "the entries under this prefix (default: the whole namespace)")
     .option("--start <key>", "from this key, included")
     .option("--end <key>", "up to this key, excluded")

@@ -374,6 +374,17 @@ describe.each(targets)("cellar's data commands on %s", (_name, open) => {
     expect(await entries(copy, ["types"])).toEqual(await entries(target.kv, ["types"]));
     const expiring = await copy.get(["types", "expiring"], { metadata: true });
     expect(expiring.metadata?.expiresAt).toBeGreaterThan(Date.now());
+
+    const whole = await run(["export", "--all-namespaces", "--prefix", "types"]);
+    if (_name === "a server") {
+      // A server answers for the token's namespaces only: export each with --namespace.
+      expectRefused(whole, 2, /--all-namespaces reads a SQLite file or a postgres:\/\/ database/);
+      return;
+    }
+    expect(whole.code, whole.stderr).toBe(0);
+    const byNamespace = lines(whole.stdout).map((l) => l.namespace ?? "");
+    expect(new Set(byNamespace)).toEqual(new Set(["", "copy"]));
+    expect(byNamespace).toHaveLength(50);
   }, 150_000);
 });
 
