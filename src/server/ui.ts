@@ -62,8 +62,15 @@ export function defaultUiDir(): string | undefined {
   return existsSync(join(dir, "index.html")) ? dir : undefined;
 }
 
-/** Reads the built files once, at startup: the UI is small, and a rebuild means a restart. */
+const loaded = new Map<string, Map<string, Uint8Array>>();
+
+/**
+ * Reads the built files once per process (every app of it shares them): the UI is small, and a
+ * rebuild means a restart.
+ */
 function loadFiles(dir: string): Map<string, Uint8Array> {
+  const known = loaded.get(dir);
+  if (known) return known;
   const files = new Map<string, Uint8Array>();
   const walk = (sub: string) => {
     for (const name of readdirSync(join(dir, sub))) {
@@ -73,6 +80,7 @@ function loadFiles(dir: string): Map<string, Uint8Array> {
     }
   };
   walk("");
+  loaded.set(dir, files);
   return files;
 }
 
