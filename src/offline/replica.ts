@@ -134,8 +134,9 @@ export class Replica {
   }
 
   /** The pending writes to send, in order. */
-  toSend(): readonly Pending[] {
-    return [...this.#outbox.values()].filter((w) => w.state === "pending" && !w.awaiting);
+  *toSend(): Generator<Pending> {
+    for (const write of this.#outbox.values())
+      if (write.state === "pending" && !write.awaiting) yield write;
   }
 
   // ---- reads ----

@@ -32,12 +32,12 @@ export interface SyncClientOptions {
   /** The replica's resume point, read at each hello. */
   readonly cursor: () => string | null;
   /** The writes to send, oldest first, read at each connection and each `flush`. */
-  readonly toSend: () => readonly {
+  readonly toSend: () => Iterable<{
     id: number;
     mutations: readonly unknown[];
     checks: readonly unknown[];
     base: readonly (string | null)[];
-  }[];
+  }>;
   readonly onMessage: (message: ServerMessage) => void;
   /** A write that cannot be sent (larger than the server takes): refuse it as the server would. */
   readonly onRefusedLocally: (id: number, error: SyncWriteError) => void;
@@ -45,6 +45,23 @@ export interface SyncClientOptions {
     state: "connecting" | "open" | "offline",
     error: SyncWriteError | null,
   ) => void;
+}
+
+/** The key ids a write writes, and all it names (checks too): worked out once per write. */
+const keyIds = new WeakMap<object, { written: string[]; all: string[] }>();
+
+function keysOf(write: {
+  readonly mutations: readonly unknown[];
+  readonly checks: readonly unknown[];
+}): { written: string[]; all: string[] } {
+  let ids = keyIds.get(write);
+  if (!ids) {
+    const keyOf = (m: unknown) => idOf((m as { key: KvKey }).key);
+    const written = write.mutations.map(keyOf);
+    ids = { written, all: [...written, ...write.checks.map(keyOf)] };
+    keyIds.set(write, ids);
+  }
+  return ids;
 }
 
 /** Close codes after which reconnecting cannot help: the server refused the client (44xx). */
@@ -98,13 +115,12 @@ export class SyncClient {
     if (!ws || ws.readyState !== OPEN) return;
     const inFlight = new Set<string>();
     for (const write of this.options.toSend()) {
-      const keyOf = (m: unknown) => idOf((m as { key: KvKey }).key);
-      const written = write.mutations.map(keyOf);
+      const { written, all } = keysOf(write);
       if (write.id <= this.#sent) {
         for (const key of written) inFlight.add(key);
         continue;
       }
-      if ([...written, ...write.checks.map(keyOf)].some((key) => inFlight.has(key))) return;
+      if (all.some((key) => inFlight.has(key))) return;
       const text = encodeClientMessage({
         type: "write",
         id: write.id,

@@ -258,6 +258,25 @@ describe("client store answers", () => {
     expect((await server.kv.get(["refused"])).value).toBe(1);
   });
 
+  it("commits a burst of writes in the order they were made, chained ones included", async () => {
+    const server = await serve();
+    const a = await client(server.url, { manual: true });
+    const writes = [];
+    for (let i = 0; i < 40; i++) writes.push(await a.set(["k", i % 7], i));
+    a.connect();
+    const stamps = [];
+    for (const w of writes) {
+      const outcome = await w.confirmed;
+      if (!outcome.ok) throw new Error(JSON.stringify(outcome));
+      stamps.push(outcome.versionstamp);
+    }
+    expect([...stamps].sort()).toEqual(stamps);
+    for (let k = 0; k < 7; k++)
+      expect((await server.kv.get(["k", k])).value).toBe(
+        Math.max(...[...Array(40).keys()].filter((i) => i % 7 === k)),
+      );
+  });
+
   it("rejects whenSynced when the server refuses the client for good", async () => {
     const server = await serve({
       tokens: [{ token: "a-token-0123456789abc", namespaces: ["app"], access: "write" }],

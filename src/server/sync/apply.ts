@@ -72,6 +72,17 @@ export interface SyncOptions {
   readonly stores?: readonly AnyStore[];
 }
 
+/**
+ * Where a write's commit stands among its connection's: `turn` settles once the previous write's
+ * commit was issued, and the write calls `issued` once its own is (or it needs none).
+ */
+export interface CommitOrder {
+  readonly turn: Promise<void>;
+  readonly issued: () => void;
+}
+
+const IN_ORDER: CommitOrder = { turn: Promise.resolve(), issued: () => {} };
+
 /** Commits of one write when its keys keep changing between its read and its commit. */
 const ATTEMPTS = 10;
 /** How long the record that a write was applied is kept, for a resend to find it: 30 days. */
@@ -98,9 +109,14 @@ export function syncApplier(options: SyncOptions = {}) {
 
   return {
     /** Applies `write` of `client` on `kv`: the answer to send (`ack`, `conflict` or `refused`). */
-    async apply(kv: Kv, client: string, write: SyncWrite): Promise<ServerMessage> {
+    async apply(
+      kv: Kv,
+      client: string,
+      write: SyncWrite,
+      order: CommitOrder = IN_ORDER,
+    ): Promise<ServerMessage> {
       try {
-        return await applyOnce(kv, client, write);
+        return await applyOnce(kv, client, write, order);
       } catch (error) {
         if (error instanceof KvError && error.code !== "UNAVAILABLE")
           return { type: "refused", id: write.id, error: errorOf(error) };
@@ -111,7 +127,12 @@ export function syncApplier(options: SyncOptions = {}) {
     present,
   };
 
-  async function applyOnce(kv: Kv, client: string, write: SyncWrite): Promise<ServerMessage> {
+  async function applyOnce(
+    kv: Kv,
+    client: string,
+    write: SyncWrite,
+    order: CommitOrder,
+  ): Promise<ServerMessage> {
     if (write.namespace !== undefined && write.namespace !== kv.namespaceName)
       fail(
         "FORBIDDEN",
@@ -194,7 +215,11 @@ export function syncApplier(options: SyncOptions = {}) {
       }
       const mark = records.atomic().check({ key: [client, write.id], versionstamp: null });
       mark.set([client, write.id], 1, { expireIn: RECORD_TTL_MS });
-      const result = await op.join(mark).commit();
+      // The first attempt commits in its turn; a retry (its keys changed) is out of turn anyway.
+      if (attempt === 1) await order.turn;
+      const committing = op.join(mark).commit();
+      order.issued();
+      const result = await committing;
       if (result.ok) {
         const entries = write.mutations.map(
           (m, i): SyncEntry =>

@@ -16,7 +16,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { type WebSocket, WebSocketServer } from "ws";
-import { encodeKey, type KvKey, startsWith } from "../../codec/key.js";
+import { encodeKey, type KvKey, keyId, startsWith } from "../../codec/key.js";
 import type { KvEvent } from "../../core/events/index.js";
 import { type KvPattern, REST } from "../../core/events/pattern.js";
 import type { Kv } from "../../core/kv.js";
@@ -54,7 +54,7 @@ import {
   refuse,
   type UpgradeRoute,
 } from "../websocket.js";
-import { type SyncOptions, syncApplier } from "./apply.js";
+import { type CommitOrder, type SyncOptions, syncApplier } from "./apply.js";
 
 export interface SyncRouteOptions extends SyncOptions {
   readonly authenticate: Authenticator;
@@ -181,7 +181,12 @@ class SyncConnection {
   /** The commit whose events are being gathered into one `changes` message. */
   #batch: { versionstamp: string; entries: SyncEntry[] } | null = null;
   /** Writes are applied one at a time, in the order they came. */
-  #writes: Promise<void> = Promise.resolve();
+  /** Answers go back in the order the writes came. */
+  #answers: Promise<void> = Promise.resolve();
+  /** Resolves once the last write's commit was issued (or it needed none). */
+  #issued: Promise<void> = Promise.resolve();
+  /** Per key id: settles once the last unanswered write naming the key is answered. */
+  readonly #busy = new Map<string, Promise<void>>();
   #ended = false;
   /** Counted in `cellar_sync_connections` (from `start` until it ends). */
   #counted = false;
@@ -252,19 +257,48 @@ class SyncConnection {
       void this.#startFeed(message.since).catch((error) => this.#fail(error));
       return;
     }
-    const write = message;
-    this.#writes = this.#writes
-      .then(async () => {
-        if (this.#ended) return;
-        const answer = await this.#apply(write);
-        const outcome = answer.type === "ack" && answer.duplicate ? "duplicate" : answer.type;
+    this.#pipeline(message);
+  }
+
+  /**
+   * Applies a connection's writes as a pipeline: a write reads and decides while earlier ones
+   * commit, unless it names a key an earlier unanswered write names (then it waits for that one);
+   * commits are issued in the order the writes came, so they commit in that order and the
+   * database can group them; answers go back in that order.
+   */
+  #pipeline(write: SyncWrite): void {
+    const keys = [...write.mutations, ...write.checks].map((m) => keyId(encodeKey(m.key)));
+    const after = [
+      ...new Set(keys.map((key) => this.#busy.get(key)).filter((p) => p !== undefined)),
+    ];
+    const turn = this.#issued;
+    let issued!: () => void;
+    this.#issued = new Promise<void>((resolve) => {
+      issued = resolve;
+    });
+    const answer = Promise.all(after)
+      .then(() => (this.#ended ? null : this.#apply(write, { turn, issued })))
+      .finally(() => issued());
+    const done = answer.then(
+      () => {},
+      () => {},
+    );
+    for (const key of keys) this.#busy.set(key, done);
+    void done.then(() => {
+      for (const key of keys) if (this.#busy.get(key) === done) this.#busy.delete(key);
+    });
+    this.#answers = this.#answers
+      .then(() => answer)
+      .then((message) => {
+        if (!message) return;
+        const outcome = message.type === "ack" && message.duplicate ? "duplicate" : message.type;
         this.metrics?.writes.inc({ outcome });
-        this.#send(answer);
+        this.#send(message);
       })
       .catch((error) => this.#fail(error));
   }
 
-  async #apply(write: SyncWrite): Promise<ServerMessage> {
+  async #apply(write: SyncWrite, order: CommitOrder): Promise<ServerMessage> {
     const refused = (code: "FORBIDDEN" | "INVALID_ARGUMENT", message: string): ServerMessage => ({
       type: "refused",
       id: write.id,
@@ -278,7 +312,7 @@ class SyncConnection {
         "INVALID_ARGUMENT",
         `key ${JSON.stringify(outside.key.map(String))} lies outside the prefixes this client replicates`,
       );
-    return this.applier.apply(this.kv, this.#hello!.client, write);
+    return this.applier.apply(this.kv, this.#hello!.client, write, order);
   }
 
   #covers(key: KvKey): boolean {
