@@ -4,7 +4,7 @@
  * through their own routes, so the server validates them and answers a bad value with its issues.
  */
 import { type FormEvent, useState } from "react";
-import { ApiError, api } from "../api.js";
+import { api } from "../api.js";
 import { Confirm, ErrorBox, Issues, Link, Loading } from "../components.js";
 import { href, useRoute } from "../router.js";
 import { useAsync } from "../use-async.js";
