@@ -22,6 +22,7 @@ export function createClientKv(options: ClientKvOptions): Promise<ClientKv> {
     webSocket: () =>
       (globalThis as { WebSocket?: WebSocketLike }).WebSocket ??
       fail("UNSUPPORTED", "this runtime has no WebSocket; pass the WebSocket option"),
+    online: () => (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine !== false,
     connectivity: (listener) => {
       const target = globalThis as unknown as Partial<EventTarget>;
       if (typeof target.addEventListener !== "function") return () => {};

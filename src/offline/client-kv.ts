@@ -46,6 +46,8 @@ export interface ClientPlatform {
   readonly webSocket: () => WebSocketLike | Promise<WebSocketLike>;
   /** Calls `listener(online)` when the device goes on- or offline; returns the unsubscribe. */
   readonly connectivity?: (listener: (online: boolean) => void) => () => void;
+  /** Whether the device is online now (a page opened offline waits for its `online` event). */
+  readonly online?: () => boolean;
 }
 
 const NAMESPACE_PREFIX = encodeKey(["c"]);
@@ -159,6 +161,7 @@ export class ClientKv {
       client = id;
     });
     this.#auto = !options.manual;
+    this.#online = platform.online ?? (() => true);
     // A device that goes offline keeps its socket open for a while; drop it at once and come
     // back as soon as the device is online again.
     this.#stopConnectivity =
@@ -176,8 +179,10 @@ export class ClientKv {
     this.#replica.load(state);
     if (!state.meta.client) await this.#storage.save({ meta: { client } });
     this.#update({});
-    if (this.#auto) this.#sync.connect();
+    if (this.#auto && this.#online()) this.#sync.connect();
   }
+
+  readonly #online: () => boolean;
 
   /** Whether to sync whenever the device is online (not `manual`, not `disconnect()`ed). */
   #auto: boolean;
