@@ -252,32 +252,19 @@ export class Replica {
   /** A save failed: its changes go back, under any made since, for the next save to retry. */
   requeue(failed: StorageChanges): void {
     const now = this.#changes;
-    const put = new Map((failed.put ?? []).map(({ id, json }) => [id, json]));
-    const remove = new Set(failed.remove ?? []);
-    for (const id of now.remove) {
-      put.delete(id);
-      remove.add(id);
-    }
-    for (const [id, json] of now.put) {
-      put.set(id, json);
-      remove.delete(id);
-    }
-    const outboxPut = new Map((failed.outboxPut ?? []).map(({ id, json }) => [id, json]));
-    const outboxRemove = new Set(failed.outboxRemove ?? []);
-    for (const id of now.outboxRemove) {
-      outboxPut.delete(id);
-      outboxRemove.add(id);
-    }
-    for (const [id, json] of now.outboxPut) {
-      outboxPut.set(id, json);
-      outboxRemove.delete(id);
-    }
+    const entries = underNewer(failed.put ?? [], failed.remove ?? [], now.put, now.remove);
+    const outbox = underNewer(
+      failed.outboxPut ?? [],
+      failed.outboxRemove ?? [],
+      now.outboxPut,
+      now.outboxRemove,
+    );
     this.#changes = {
-      put,
-      remove,
+      put: entries.put,
+      remove: entries.remove,
       clear: now.clear || failed.clear === true,
-      outboxPut,
-      outboxRemove,
+      outboxPut: outbox.put,
+      outboxRemove: outbox.remove,
       meta: { ...failed.meta, ...now.meta },
     };
   }
@@ -554,6 +541,26 @@ export class Replica {
       this.listener({ key, entry: after, cause });
     }
   }
+}
+
+/** Older puts and removes of a store, with newer ones laid over them. */
+function underNewer<K>(
+  puts: readonly { readonly id: K; readonly json: string }[],
+  removes: readonly K[],
+  newerPuts: ReadonlyMap<K, string>,
+  newerRemoves: ReadonlySet<K>,
+): { put: Map<K, string>; remove: Set<K> } {
+  const put = new Map(puts.map(({ id, json }) => [id, json]));
+  const remove = new Set(removes);
+  for (const id of newerRemoves) {
+    put.delete(id);
+    remove.add(id);
+  }
+  for (const [id, json] of newerPuts) {
+    put.set(id, json);
+    remove.delete(id);
+  }
+  return { put, remove };
 }
 
 function emptyChanges() {

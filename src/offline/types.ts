@@ -11,6 +11,7 @@ import type { KvKey } from "../codec/key.js";
 import type { KvPattern } from "../core/events/pattern.js";
 import type { KvEntryMetadata, KvListSelector } from "../core/types.js";
 import type { KvErrorCode } from "../errors.js";
+import type { SyncMutation } from "../wire/sync.js";
 
 /**
  * An entry of the view. `versionstamp` is the server's versionstamp of the state the entry rests
@@ -46,15 +47,8 @@ export interface ClientEvent<T = unknown> {
   readonly cause: "local" | "confirmed" | "remote" | "conflict" | "refused";
 }
 
-/** A write as the outbox keeps it and the server receives it. */
-export type ClientMutation =
-  | {
-      readonly type: "set";
-      readonly key: KvKey;
-      readonly value: unknown;
-      readonly expireIn?: number;
-    }
-  | { readonly type: "delete"; readonly key: KvKey };
+/** A write as the outbox keeps it and the server receives it (the protocol's mutation). */
+export type ClientMutation = SyncMutation;
 
 /** A write waiting in the outbox, or refused by the server. */
 export interface OutboxWrite {

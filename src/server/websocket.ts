@@ -70,6 +70,44 @@ export type UpgradeRoute = (
 ) => boolean;
 
 /**
+ * An upgrade route that accepts WebSocket connections at the paths `match` takes (it returns
+ * what the path names, or `null` to pass the request on). A request that is no handshake `ws`
+ * can accept is answered with the HTTP 4xx every route gives; an accepted socket goes to
+ * `open`, which authenticates and refuses with a close code, so that a browser can read why.
+ *
+ * @example
+ * const route = socketRoute(maxPayload, (url) => (url.pathname === "/api/sync" ? true : null), (ws, req, url) => serve(ws));
+ */
+export function socketRoute<M>(
+  maxPayload: number,
+  match: (url: URL) => M | null,
+  open: (ws: WebSocket, req: IncomingMessage, url: URL, matched: M) => void,
+): UpgradeRoute {
+  const sockets = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload,
+    perMessageDeflate: false,
+  });
+  return (req, socket, head, url) => {
+    const matched = match(url);
+    if (matched === null) return false;
+    socket.on("error", () => socket.destroy());
+    try {
+      assertWebSocketRequest(req);
+    } catch (error) {
+      refuse(socket, error);
+      return true;
+    }
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      ws.on("error", () => {});
+      open(ws, req, url, matched);
+    });
+    return true;
+  };
+}
+
+/**
  * Serves the WebSocket form of `GET /api/events` on `server`'s HTTP/1.1 upgrades (cleartext, or
  * TLS beside HTTP/2), and `routes` before it.
  *

@@ -10,11 +10,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join, relative } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { build, defaultClientConditions } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Kv } from "../../src/index.js";
 import { type RunningServer, startServer } from "../../src/server/serve.js";
 import { launchChromium } from "./chromium.js";
+import { buildVitePage } from "./vite-page.js";
 
 const PAGE = new URL("./client-store-page/", import.meta.url).pathname;
 /** The app's origin: every request to it is answered from the built files, online or not. */
@@ -30,14 +30,7 @@ interface Shown {
 }
 
 async function buildPage(outDir: string): Promise<Map<string, Buffer>> {
-  await build({
-    root: PAGE,
-    configFile: false,
-    logLevel: "silent",
-    mode: "development",
-    resolve: { conditions: ["cellar-source", ...defaultClientConditions] },
-    build: { outDir, emptyOutDir: true, minify: false, target: "es2022" },
-  });
+  await buildVitePage(PAGE, outDir);
   const files = new Map<string, Buffer>();
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -10,11 +10,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import type { Browser, Page, Route } from "playwright-core";
-import { build, defaultClientConditions } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Kv, openKv } from "../../src/index.js";
 import { type RunningServer, startServer } from "../../src/server/serve.js";
 import { launchChromium } from "./chromium.js";
+import { buildVitePage } from "./vite-page.js";
 
 const PAGE = new URL("./react-page/", import.meta.url).pathname;
 const TOKEN = "browser-react-token-0123456789";
@@ -23,15 +23,7 @@ type Shown = { value: unknown; versionstamp: string | null; pending: boolean; lo
 
 /** Builds the page into `outDir`; resolves to its JavaScript. */
 async function buildPage(outDir: string): Promise<string> {
-  await build({
-    root: PAGE,
-    configFile: false,
-    logLevel: "silent",
-    mode: "development",
-    // The package's "imports" point browsers at the built dist/; this condition picks src/.
-    resolve: { conditions: ["cellar-source", ...defaultClientConditions] },
-    build: { outDir, emptyOutDir: true, minify: false, target: "es2022" },
-  });
+  await buildVitePage(PAGE, outDir);
   const assets = join(outDir, "assets");
   return readdirSync(assets)
     .filter((file) => file.endsWith(".js"))

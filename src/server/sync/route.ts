@@ -13,9 +13,8 @@
  * `refused` with its reason; the connection stays.
  */
 import type { IncomingMessage } from "node:http";
-import type { Duplex } from "node:stream";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { type WebSocket, WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
 import { encodeKey, type KvKey, keyId, startsWith } from "../../codec/key.js";
 import type { KvEvent } from "../../core/events/index.js";
 import { type KvPattern, REST } from "../../core/events/pattern.js";
@@ -47,13 +46,7 @@ import {
   CLOSE_TRY_LATER,
   closeReason,
 } from "../../workspace/protocol.js";
-import {
-  assertOrigin,
-  assertWebSocketRequest,
-  header,
-  refuse,
-  type UpgradeRoute,
-} from "../websocket.js";
+import { assertOrigin, header, socketRoute, type UpgradeRoute } from "../websocket.js";
 import { type CommitOrder, type SyncOptions, syncApplier } from "./apply.js";
 
 export interface SyncRouteOptions extends SyncOptions {
@@ -114,23 +107,10 @@ const CLOSE_GRACE_MS = 1000;
 export function syncRoute(options: SyncRouteOptions): UpgradeRoute {
   const applier = syncApplier(options);
   const metrics = options.registry ? metricsOf(options.registry) : null;
-  const sockets = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    maxPayload: options.maxPayload,
-    perMessageDeflate: false,
-  });
-  return (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
-    if (url.pathname !== SYNC_PATH) return false;
-    socket.on("error", () => socket.destroy());
-    try {
-      assertWebSocketRequest(req);
-    } catch (error) {
-      refuse(socket, error);
-      return true;
-    }
-    sockets.handleUpgrade(req, socket, head, (ws) => {
-      ws.on("error", () => {});
+  return socketRoute(
+    options.maxPayload,
+    (url) => (url.pathname === SYNC_PATH ? true : null),
+    (ws, req, url) => {
       let admitted: { kv: Kv; scope: RequestScope };
       try {
         admitted = admit(req, url, options);
@@ -139,9 +119,8 @@ export function syncRoute(options: SyncRouteOptions): UpgradeRoute {
         return;
       }
       new SyncConnection(ws, admitted.kv, admitted.scope, options, applier, metrics).start();
-    });
-    return true;
-  };
+    },
+  );
 }
 
 function admit(req: IncomingMessage, url: URL, options: SyncRouteOptions) {

@@ -26,7 +26,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
-import { type WebSocket, WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
 import * as auth from "y-protocols/auth";
 import * as sync from "y-protocols/sync";
 import * as Y from "yjs";
@@ -45,13 +45,7 @@ import {
   MESSAGE_QUERY_AWARENESS,
   MESSAGE_SYNC,
 } from "../../workspace/protocol.js";
-import {
-  assertOrigin,
-  assertWebSocketRequest,
-  header,
-  refuse,
-  type UpgradeRoute,
-} from "../websocket.js";
+import { assertOrigin, header, socketRoute, type UpgradeRoute } from "../websocket.js";
 import { type Peer, type Room, type Rooms, updateMessage } from "./rooms.js";
 
 export interface SyncSocketOptions {
@@ -80,24 +74,10 @@ const CLOSE_GRACE_MS = 1000;
  * acceptEventSockets(server, eventSockets, [syncSockets({ rooms, authenticate, cors, streams, maxPayload, maxBuffered })]);
  */
 export function syncSockets(options: SyncSocketOptions): UpgradeRoute {
-  const sockets = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    maxPayload: options.maxPayload,
-    perMessageDeflate: false,
-  });
-  return (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
-    const match = SYNC_PATH.exec(url.pathname);
-    if (!match) return false;
-    socket.on("error", () => socket.destroy());
-    try {
-      assertWebSocketRequest(req);
-    } catch (error) {
-      refuse(socket, error);
-      return true;
-    }
-    sockets.handleUpgrade(req, socket, head, (ws) => {
-      ws.on("error", () => {});
+  return socketRoute(
+    options.maxPayload,
+    (url) => SYNC_PATH.exec(url.pathname),
+    (ws, req, url, match) => {
       let id: string;
       let canWrite: boolean;
       try {
@@ -108,9 +88,8 @@ export function syncSockets(options: SyncSocketOptions): UpgradeRoute {
         return;
       }
       void new Connection(ws, id, canWrite, options).start();
-    });
-    return true;
-  };
+    },
+  );
 }
 
 /**
