@@ -233,6 +233,18 @@ export function defineStore<S extends StandardSchemaV1>(
   return kv ? new TypedStoreImpl(definition, kv as Kv) : new UnboundStore(definition);
 }
 
+/**
+ * The value a store's entry holds, as its readers see it before decoding: the value inside the
+ * envelope the store writes, or a value stored plainly (before the store wrapped its writes).
+ *
+ * @example
+ * storedValue({ v: { theme: "dark" }, s: "<64 hex>", n: 1 }); // { theme: "dark" }
+ */
+export function storedValue(stored: unknown): unknown {
+  const envelope = asEnvelope(stored);
+  return envelope ? envelope.v : stored;
+}
+
 function asEnvelope(value: unknown): Envelope | null {
   if (typeof value !== "object" || value === null) return null;
   if (Object.getPrototypeOf(value) !== Object.prototype || Object.keys(value).length !== 3) {

@@ -20,7 +20,7 @@ import { coreOf, reservedView } from "../../core/surface.js";
 import type { KvEntryMaybe } from "../../core/types.js";
 import { bareMessage, describe, fail, KvError } from "../../errors.js";
 import { ValidationError, validateWith } from "../../typed/schemas.js";
-import type { AnyStore } from "../../typed/store.js";
+import { type AnyStore, storedValue } from "../../typed/store.js";
 import type {
   ServerMessage,
   SyncEntry,
@@ -277,9 +277,7 @@ export function syncApplier(options: SyncOptions = {}) {
   }
 
   function present(key: KvKey, value: unknown): unknown {
-    if (!storeOf(key) || typeof value !== "object" || value === null || !("v" in value))
-      return value;
-    return (value as { v: unknown }).v;
+    return storeOf(key) ? storedValue(value) : value;
   }
 
   /** The value a mutation stores, validated by its store's or its rule's schema. */
