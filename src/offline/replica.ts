@@ -153,18 +153,32 @@ export class Replica {
 
   /** The view's live entries with keys in `[start, end)` (hex ids), in key order. */
   range(start: string, end: string, reverse: boolean, limit: number): ClientEntry[] {
-    const ids = new Set<string>();
+    // The replica's keys come in order from the tree; the few keys only pending writes name are
+    // merged in, so a range costs its length, not a sort of it.
+    const held: string[] = [];
     this.#held.forRange(start, end, false, (id) => {
-      ids.add(id);
+      held.push(id);
     });
-    for (const id of this.#writers.keys()) if (id >= start && id < end) ids.add(id);
-    const sorted = [...ids].sort();
-    if (reverse) sorted.reverse();
+    const written = [...this.#writers.keys()]
+      .filter((id) => id >= start && id < end && !this.#held.has(id))
+      .sort();
+    const ids: string[] = [];
+    for (let h = 0, w = 0; h < held.length || w < written.length; ) {
+      ids.push(
+        w >= written.length || (h < held.length && held[h]! < written[w]!)
+          ? held[h++]!
+          : written[w++]!,
+      );
+    }
+    if (reverse) ids.reverse();
     const out: ClientEntry[] = [];
-    for (const id of sorted) {
+    for (const id of ids) {
       if (out.length >= limit) break;
-      const entry = this.#shown.get(id) ?? this.#compute(id, null);
-      if (!this.#shown.has(id)) this.#shown.set(id, entry);
+      let entry = this.#shown.get(id);
+      if (!entry) {
+        entry = this.#compute(id, null);
+        this.#shown.set(id, entry);
+      }
       if (entry.exists && !expired(entry, this.now())) out.push(entry);
     }
     return out;

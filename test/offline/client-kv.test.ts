@@ -107,6 +107,22 @@ describe("client store", () => {
     await expect(a.set(["other"], 1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 
+  it("lists the view in key order, pending writes merged in, forwards and in reverse", async () => {
+    const server = await serve();
+    await server.kv.set(["l", 1], "one");
+    await server.kv.set(["l", 3], "three");
+    const a = await client(server.url, { manual: true });
+    a.connect();
+    await a.whenSynced();
+    a.disconnect();
+    await a.set(["l", 2], "two (pending)");
+    await a.set(["l", 0], "zero (pending)");
+    await a.delete(["l", 3]);
+    const values = (options = {}) => a.peekList({ prefix: ["l"] }, options).map((e) => e.value);
+    expect(values()).toEqual(["zero (pending)", "one", "two (pending)"]);
+    expect(values({ reverse: true, limit: 2 })).toEqual(["two (pending)", "one"]);
+  });
+
   it("writes offline, survives a restart with its outbox and replica, and converges when back", async () => {
     const server = await serve();
     const proxy = await proxyTo(server);
