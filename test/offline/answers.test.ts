@@ -133,6 +133,37 @@ describe("client store answers", () => {
     expect((await server.kv.get(["profile"])).value).toBe("v2");
   });
 
+  it("refuses a write naming another namespace, on that write, and keeps the connection", async () => {
+    const server = await serve();
+    const ws = new WebSocket(`${server.url.replace("http", "ws")}/api/sync?namespace=app`);
+    const answers: Record<string, unknown>[] = [];
+    ws.on("message", (data) => {
+      const message = JSON.parse(String(data));
+      if (message.type === "ack" || message.type === "refused") answers.push(message);
+    });
+    await new Promise((resolve) => ws.once("open", resolve));
+    ws.send(JSON.stringify({ type: "hello", client: "ns-client", prefixes: [[]] }));
+    const write = (id: number, namespace: string) =>
+      ws.send(
+        JSON.stringify({
+          type: "write",
+          id,
+          namespace,
+          mutations: [{ type: "set", key: ["k"], value: id }],
+          checks: [],
+          base: [null],
+        }),
+      );
+    write(1, "other");
+    write(2, "app");
+    await until(() => answers.length === 2, "both answers");
+    expect(answers[0]).toMatchObject({ type: "refused", id: 1, error: { code: "FORBIDDEN" } });
+    expect(answers[1]).toMatchObject({ type: "ack", id: 2 });
+    expect((await server.kv.namespace("other").get(["k"])).versionstamp).toBeNull();
+    expect((await server.kv.namespace("app").get(["k"])).value).toBe(2);
+    ws.close();
+  });
+
   it("refuses a write whose merge function throws, and goes on with the others", async () => {
     const server = await serve({
       sync: {
