@@ -350,7 +350,10 @@ describe("entry", () => {
     const expiring = await kv.get(["made", 1], { metadata: true });
     expect(expiring.metadata?.expiresAt).toBeGreaterThan(Date.now() + 3_500_000);
     expect(expiring.value).toEqual({ hello: "world" });
-    expect(await page.getByTestId("expires").textContent()).not.toBe("never");
+    // The page reads the entry again after the write: wait for that read, not for the notice.
+    await expect
+      .poll(() => page.getByTestId("expires").textContent(), { timeout: 10_000 })
+      .not.toBe("never");
 
     await page.getByRole("button", { name: "Delete…" }).click();
     const dialog = page.getByRole("dialog", { name: "Delete this entry?" });
