@@ -12,6 +12,7 @@ import {
   type KvLimits,
   resolveLimits,
 } from "./core/limits.js";
+import type { SocketConnector } from "./drivers/remote/socket.js";
 import type { TransportFactory } from "./drivers/remote/transport.js";
 import { describe, fail } from "./errors.js";
 
@@ -20,6 +21,11 @@ export interface OpenKvOptions {
   readonly token?: string;
   /** Remote only: which of the token's namespaces to open (default: the one the server picks). */
   readonly namespace?: string;
+  /**
+   * Remote only: send calls over the server's driver socket, one WebSocket, while it is up
+   * (default true in Node; `cellar/client` always uses HTTP). `false`: HTTP only.
+   */
+  readonly socket?: boolean;
   /**
    * Use this driver instead of choosing one from the path: a driver, or a function that builds
    * one from the settings `openKv` resolved (history depth, value size limit, hash).
@@ -102,11 +108,12 @@ export function openLocal(driver: KvDriver, limits: KvLimits, options: OpenKvOpt
   return new Kv(db);
 }
 
-/** A `Kv` on a Cellar server reached over `transport`. */
+/** A `Kv` on a Cellar server reached over `transport`, and `connector`'s driver socket if given. */
 export async function openServer(
   url: string,
   options: OpenKvOptions,
   transport: TransportFactory,
+  connector?: SocketConnector,
 ): Promise<Kv> {
   // Loaded on first use, like every driver: opening a local database loads no HTTP client.
   const { connectRemote } = await import("./drivers/remote/driver.js");
@@ -115,8 +122,10 @@ export async function openServer(
     {
       ...(options.token !== undefined && { token: options.token }),
       ...(options.namespace !== undefined && { namespace: options.namespace }),
+      ...(options.socket !== undefined && { socket: options.socket }),
     },
     transport,
+    connector,
   );
   const db = new Database(driver, {
     // The server's limits, so client-side checks fail exactly where the server would.

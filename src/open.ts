@@ -29,7 +29,8 @@ export async function openKv(path?: string, options: OpenKvOptions = {}): Promis
   assertPath(path);
   if (isServerUrl(path) && !options.driver) {
     const { undiciTransport } = await import("./drivers/remote/undici.js");
-    return openServer(path, options, undiciTransport);
+    const { wsConnector } = await import("./drivers/remote/ws-socket.js");
+    return openServer(path, options, undiciTransport, wsConnector);
   }
   // A URL of another scheme (a typo of postgres://, say) must not become a SQLite file of that name.
   const scheme = path === undefined ? null : /^([a-z][a-z0-9+.-]*):\/\//i.exec(path)?.[1];

@@ -21,16 +21,19 @@ import { errorBody, onError } from "../http/errors.js";
 import { StreamRegistry } from "../http/streams.js";
 import { KV_CONNECT_MOUNT, kvConnectRoutes } from "../kv-connect/routes.js";
 import { metricsRegistry, withMetrics } from "../observe/metrics.js";
+import { DRIVER_SOCKET_PATH } from "../wire/driver-socket.js";
 import { workspaceNamespace } from "../workspace/client.js";
 import type { AnyWorkspace } from "../workspace/define.js";
 import { Broadcaster } from "./broadcast.js";
 import { docsRoutes } from "./docs.js";
+import { driverSocketRoute } from "./driver-socket.js";
 import { createFastPath, type FastPath } from "./fast-path.js";
 import { observeRequests, RequestObserver } from "./requests.js";
 import { atomicRoutes } from "./routes/atomic.js";
 import { backupRoutes } from "./routes/backup.js";
 import { DISCOVERY_ACROSS_NAMESPACES, discoveryRoutes } from "./routes/discovery.js";
 import { driverRoutes } from "./routes/driver.js";
+import { driverCalls } from "./routes/driver-calls.js";
 import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
 import { indexRoutes } from "./routes/indexes.js";
@@ -267,15 +270,13 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     streams,
     { broadcaster, maxBuffered: options.maxEventBuffer ?? 1024 * 1024 },
   );
-  app.route(
-    "/",
-    driverRoutes(core, {
-      otherNamespaces: (options.namespaceFrom ?? "token") === "token",
-      streams,
-      pingInterval,
-      trustClientClock: options.trustClientClock === true,
-    }),
-  );
+  const otherNamespaces = (options.namespaceFrom ?? "token") === "token";
+  const calls = driverCalls(core, {
+    otherNamespaces,
+    trustClientClock: options.trustClientClock === true,
+    socket: { path: DRIVER_SOCKET_PATH, maxFrame: maxBody },
+  });
+  app.route("/", driverRoutes(core, calls, { otherNamespaces, streams, pingInterval }));
   app.route(
     KV_CONNECT_MOUNT,
     kvConnectRoutes(kv, {
@@ -306,6 +307,15 @@ export function createApp(kv: Kv, options: AppOptions = {}): CellarApp {
     endStreams: () => streams.endAll(),
     eventSockets: { ...events, authenticate: auth, cors: corsOrigins },
     upgradeRoutes: [
+      driverSocketRoute({
+        calls,
+        authenticate: auth,
+        cors: corsOrigins,
+        streams,
+        maxPayload: maxBody,
+        maxBuffered: Math.max(options.maxEventBuffer ?? 1024 * 1024, 16 * 1024 * 1024),
+        observer: requests,
+      }),
       ...(options.sync === false
         ? []
         : [

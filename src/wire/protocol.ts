@@ -29,6 +29,25 @@ import { whereToJson } from "./json.js";
 
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * The driver protocol's calls: each is `POST /api/driver/<op>` with a JSON object body (`info`
+ * is `GET /api/driver/info`), or a call frame on the driver socket (`driver-socket.ts`).
+ */
+export const DRIVER_OPS = [
+  "info",
+  "read",
+  "count",
+  "write",
+  "history",
+  "queues",
+  "queue",
+  "sweep",
+  "purge",
+  "changes",
+  "indexes",
+] as const;
+export type DriverOp = (typeof DRIVER_OPS)[number];
+
 export interface WireValue {
   readonly e: ValueEncoding;
   readonly d: string;
@@ -110,6 +129,11 @@ export interface ServerInfo {
     readonly maxMutations: number;
     readonly maxReadKeys: number;
   };
+  /**
+   * The driver socket (`wire/driver-socket.ts`), when the server has one: its path, and the
+   * largest frame it takes (a call too large for it goes over HTTP).
+   */
+  readonly socket?: { readonly path: string; readonly maxFrame: number };
 }
 
 export const b64 = toBase64Url;

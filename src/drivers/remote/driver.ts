@@ -31,6 +31,7 @@ import {
   changeFromWire,
   changePageFromWire,
   checkToWire,
+  type DriverOp,
   enqueueToWire,
   entryFromWire,
   messageFromWire,
@@ -49,6 +50,7 @@ import {
   whereOfFilter,
 } from "../../wire/protocol.js";
 import { remoteIndexHost } from "./indexes.js";
+import { SocketChannel, type SocketConnector } from "./socket.js";
 import type { Transport, TransportFactory, TransportResponse } from "./transport.js";
 
 export interface RemoteDriverOptions {
@@ -60,6 +62,11 @@ export interface RemoteDriverOptions {
   readonly maxBatch?: number;
   /** The namespace to open, among those the token allows (sent as `X-Cellar-Namespace`). */
   readonly namespace?: string;
+  /**
+   * Send calls over the server's driver socket, one WebSocket, while it is up (default true in
+   * Node; `cellar/client` always uses HTTP). `false`: HTTP only.
+   */
+  readonly socket?: boolean;
 }
 
 export interface RemoteDriver extends KvDriver {
@@ -82,6 +89,7 @@ export async function connectRemote(
   url: string,
   options: RemoteDriverOptions,
   transport: TransportFactory,
+  connector?: SocketConnector,
 ): Promise<RemoteDriver> {
   let origin: URL;
   try {
@@ -91,30 +99,42 @@ export async function connectRemote(
   }
   const client = new HttpClient(transport(origin, options.connections ?? 16), options);
   const info = await client.call<ServerInfo>("GET", "/api/driver/info");
-  return new Remote(client, info, options.maxBatch ?? 500);
+  const socket =
+    connector && options.socket !== false && info.socket
+      ? new SocketChannel(origin, info.socket, client.credentials, connector)
+      : null;
+  await socket?.connect();
+  return new Remote(new Caller(client, socket), info, options.maxBatch ?? 500);
 }
 
 class HttpClient {
   readonly #transport: Transport;
   readonly #headers: Record<string, string>;
+  /** The token and namespace headers, which the driver socket's upgrade sends too. */
+  readonly credentials: Record<string, string>;
 
   constructor(transport: Transport, options: RemoteDriverOptions) {
     this.#transport = transport;
-    this.#headers = {
-      "content-type": "application/json",
+    this.credentials = {
       ...(options.token && { authorization: `Bearer ${options.token}` }),
       ...(options.namespace !== undefined && { "x-cellar-namespace": options.namespace }),
     };
+    this.#headers = { "content-type": "application/json", ...this.credentials };
   }
 
-  async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+    return this.send<T>(method, path, body === undefined ? undefined : JSON.stringify(body));
+  }
+
+  /** A request whose body is JSON text already. */
+  async send<T>(method: "GET" | "POST", path: string, body?: string): Promise<T> {
     let response: TransportResponse;
     try {
       response = await this.#transport.request({
         method,
         path,
         headers: this.#headers,
-        ...(body !== undefined && { body: JSON.stringify(body) }),
+        ...(body !== undefined && { body }),
       });
     } catch (cause) {
       throw new KvError("UNAVAILABLE", `cannot reach the server: ${(cause as Error).message}`, {
@@ -142,6 +162,39 @@ class HttpClient {
 
   close(): Promise<void> {
     return this.#transport.close();
+  }
+}
+
+/** Calls that only read, which a dropped socket's driver sends again. */
+const READS = new Set<DriverOp>(["info", "read", "count", "history", "queues", "changes"]);
+const QUEUE_READS = new Set(["stats", "listDead", "getDead"]);
+const INDEX_READS = new Set(["listIndexes", "listSearchIndexes", "search", "explain", "walk"]);
+
+function onlyReads(op: DriverOp, body: Record<string, unknown>): boolean {
+  if (op === "queue") return QUEUE_READS.has(body.op as string);
+  if (op === "indexes") return INDEX_READS.has(body.op as string);
+  return READS.has(op);
+}
+
+/** Sends each driver call over the socket while it is up, else as `POST /api/driver/<op>`. */
+class Caller {
+  constructor(
+    readonly http: HttpClient,
+    private readonly socket: SocketChannel | null,
+  ) {}
+
+  call<T>(op: DriverOp, body: Record<string, unknown>): Promise<T> {
+    return this.#send(op, JSON.stringify(body), onlyReads(op, body)) as Promise<T>;
+  }
+
+  #send(op: DriverOp, body: string, retry: boolean): Promise<unknown> {
+    const sent = this.socket?.call(op, body, retry, () => this.#send(op, body, retry));
+    return sent ?? this.http.send("POST", `/api/driver/${op}`, body);
+  }
+
+  async close(): Promise<void> {
+    this.socket?.close();
+    await this.http.close();
   }
 }
 
@@ -197,21 +250,21 @@ class Batcher<I, O> {
 }
 
 class Remote implements RemoteDriver {
-  readonly #client: HttpClient;
+  readonly #client: Caller;
   readonly #listeners = new Set<(change: ChangeEvent) => void>();
   readonly #reads: Batcher<{ range: ReadRange; metadata: boolean; now: number }, RawEntry[]>;
   readonly #writes: Batcher<AtomicWrite, WireWriteResult>;
   #feed: AbortController | null = null;
   /** The server keeps the indexes: index calls go to it (`POST /api/driver/indexes`). */
   readonly indexHost: KvIndexHost = remoteIndexHost((namespace, op, args) =>
-    this.#client.call("POST", "/api/driver/indexes", { namespace, op, args }),
+    this.#client.call("indexes", { namespace, op, args }),
   );
   /** Resolves once the change stream is connected; `null` when none is connecting. */
   #feedReady: Promise<void> | null = null;
   #closed = false;
 
   constructor(
-    client: HttpClient,
+    client: Caller,
     readonly info: ServerInfo,
     maxBatch: number,
   ) {
@@ -222,15 +275,11 @@ class Remote implements RemoteDriver {
       for (const metadata of [false, true]) {
         const indexes = items.flatMap((item, i) => (item.metadata === metadata ? [i] : []));
         if (indexes.length === 0) continue;
-        const { results } = await this.#client.call<{ results: WireEntry[][] }>(
-          "POST",
-          "/api/driver/read",
-          {
-            ranges: indexes.map((i) => rangeToWire(items[i]!.range)),
-            metadata,
-            now: items[indexes[0]!]!.now,
-          },
-        );
+        const { results } = await this.#client.call<{ results: WireEntry[][] }>("read", {
+          ranges: indexes.map((i) => rangeToWire(items[i]!.range)),
+          metadata,
+          now: items[indexes[0]!]!.now,
+        });
         indexes.forEach((index, j) => {
           out[index] = (results[j] ?? []).map(entryFromWire);
         });
@@ -238,19 +287,15 @@ class Remote implements RemoteDriver {
       return out;
     });
     this.#writes = new Batcher(maxBatch, async (writes) => {
-      const { results } = await this.#client.call<{ results: WireWriteResult[] }>(
-        "POST",
-        "/api/driver/write",
-        {
-          writes: writes.map((w) => ({
-            checks: w.checks.map(checkToWire),
-            ...(w.rangeChecks && { rc: w.rangeChecks.map(rangeCheckToWire) }),
-            mutations: w.mutations.map(mutationToWire),
-            ...(w.enqueues && { enqueues: w.enqueues.map(enqueueToWire) }),
-            now: w.now,
-          })),
-        },
-      );
+      const { results } = await this.#client.call<{ results: WireWriteResult[] }>("write", {
+        writes: writes.map((w) => ({
+          checks: w.checks.map(checkToWire),
+          ...(w.rangeChecks && { rc: w.rangeChecks.map(rangeCheckToWire) }),
+          mutations: w.mutations.map(mutationToWire),
+          ...(w.enqueues && { enqueues: w.enqueues.map(enqueueToWire) }),
+          now: w.now,
+        })),
+      });
       return results;
     });
   }
@@ -261,15 +306,11 @@ class Remote implements RemoteDriver {
     if (ranges.length === 1)
       return [await this.#reads.push({ range: ranges[0]!, metadata, now: options.now })];
     // Several ranges must come from one snapshot: send them together, unbatched.
-    const { results } = await this.#client.call<{ results: WireEntry[][] }>(
-      "POST",
-      "/api/driver/read",
-      {
-        ranges: ranges.map(rangeToWire),
-        metadata,
-        now: options.now,
-      },
-    );
+    const { results } = await this.#client.call<{ results: WireEntry[][] }>("read", {
+      ranges: ranges.map(rangeToWire),
+      metadata,
+      now: options.now,
+    });
     return results.map((entries) => entries.map(entryFromWire));
   }
 
@@ -278,7 +319,7 @@ class Remote implements RemoteDriver {
     options: ReadOptions,
   ): Promise<number> {
     this.#assertOpen();
-    const { count } = await this.#client.call<{ count: number }>("POST", "/api/driver/count", {
+    const { count } = await this.#client.call<{ count: number }>("count", {
       start: b64(range.start),
       end: b64(range.end),
       now: options.now,
@@ -303,15 +344,11 @@ class Remote implements RemoteDriver {
     { limit, now }: { limit: number; now: number; withValues: boolean },
   ): Promise<RawRevision[]> {
     this.#assertOpen();
-    const { revisions } = await this.#client.call<{ revisions: WireRevision[] }>(
-      "POST",
-      "/api/driver/history",
-      {
-        key: b64(key),
-        limit,
-        now,
-      },
-    );
+    const { revisions } = await this.#client.call<{ revisions: WireRevision[] }>("history", {
+      key: b64(key),
+      limit,
+      now,
+    });
     return revisions.map(revisionFromWire);
   }
 
@@ -373,19 +410,18 @@ class Remote implements RemoteDriver {
 
   #queueOp<T>(queue: Uint8Array, body: Record<string, unknown>): Promise<T> {
     this.#assertOpen();
-    return this.#client.call<T>("POST", "/api/driver/queue", { queue: b64(queue), ...body });
+    return this.#client.call<T>("queue", { queue: b64(queue), ...body });
   }
 
   async deleteExpired(now: number): Promise<number> {
     this.#assertOpen();
-    return (await this.#client.call<{ deleted: number }>("POST", "/api/driver/sweep", { now }))
-      .deleted;
+    return (await this.#client.call<{ deleted: number }>("sweep", { now })).deleted;
   }
 
   async purge(prefix: Uint8Array, now: number): Promise<number> {
     this.#assertOpen();
     return (
-      await this.#client.call<{ purged: number }>("POST", "/api/driver/purge", {
+      await this.#client.call<{ purged: number }>("purge", {
         prefix: b64(prefix),
         now,
       })
@@ -397,9 +433,7 @@ class Remote implements RemoteDriver {
     // A listener's stream starts at the server's head when it connects: a page read before that
     // could end below it, and the commits in between would reach neither. So wait for it.
     if (this.#feedReady) await this.#feedReady;
-    return changePageFromWire(
-      await this.#client.call<WireChangePage>("POST", "/api/driver/changes", { after, limit }),
-    );
+    return changePageFromWire(await this.#client.call<WireChangePage>("changes", { after, limit }));
   }
 
   onChange(listener: (change: ChangeEvent) => void): () => void {
@@ -447,7 +481,7 @@ class Remote implements RemoteDriver {
     const run = async () => {
       while (!controller.signal.aborted) {
         try {
-          const response = await this.#client.stream(
+          const response = await this.#client.http.stream(
             `/api/driver/changes/stream`,
             lastId ? { "last-event-id": lastId } : {},
             controller.signal,
@@ -488,7 +522,7 @@ class Remote implements RemoteDriver {
     limit: number,
   ): Promise<Uint8Array[]> {
     this.#assertOpen();
-    const { queues } = await this.#client.call<{ queues: string[] }>("POST", "/api/driver/queues", {
+    const { queues } = await this.#client.call<{ queues: string[] }>("queues", {
       start: b64(range.start),
       end: b64(range.end),
       limit,
