@@ -20,6 +20,7 @@ import type { Database } from "./database.js";
 import type { Keyspace } from "./keyspace.js";
 import { assertOptions } from "./limits.js";
 import type { QueueHandle } from "./queue-handle.js";
+import { afterMicrotasks } from "./timers.js";
 import { warn } from "./warn.js";
 
 export const DEFAULT_QUEUE = "default";
@@ -312,43 +313,63 @@ export class KvQueue<T = unknown> {
       fail("INVALID_ARGUMENT", "concurrency must be an integer in [1, 1000]");
     }
     const visibilityTimeout = options.visibilityTimeout ?? DEFAULT_VISIBILITY;
-    const running = new Set<Promise<void>>();
+    /** Handlers running now; a slot frees when its handler is done, before its settlement commits. */
+    let running = 0;
+    /** Each delivery until its settlement is stored: listen resolves once all are. */
+    const deliveries = new Set<Promise<void>>();
+    /** A message may be ready: the queue said so, or the last dequeue filled every free slot. */
+    let ready = true;
     let wake: (() => void) | null = null;
     const signalWake = () => wake?.();
-    const unsubscribe = this.onReady(signalWake);
+    const unsubscribe = this.onReady(() => {
+      ready = true;
+      signalWake();
+    });
     options.signal?.addEventListener("abort", signalWake);
     const active = () => !this.db.closed && !options.signal?.aborted;
+    const release = () => {
+      running--;
+      signalWake();
+    };
     try {
       while (active()) {
-        const free = concurrency - running.size;
-        const messages = free > 0 ? await this.#tryDequeue(free, visibilityTimeout) : [];
-        for (const message of messages) {
-          const task = this.#handle(handler, message, visibilityTimeout)
-            .catch((error) =>
-              warn(`cellar: settling message ${message.id} failed: ${(error as Error).message}`),
-            )
-            .finally(() => {
-              running.delete(task);
-              signalWake();
-            });
-          running.add(task);
+        const free = concurrency - running;
+        if (free > 0 && ready) {
+          ready = false;
+          const messages = await this.#tryDequeue(free, visibilityTimeout);
+          if (messages.length === free) ready = true;
+          for (const message of messages) {
+            running++;
+            const delivery = this.#handle(handler, message, visibilityTimeout, release)
+              .catch((error) =>
+                warn(`cellar: settling message ${message.id} failed: ${(error as Error).message}`),
+              )
+              .finally(() => deliveries.delete(delivery));
+            deliveries.add(delivery);
+          }
+          continue;
         }
-        if (messages.length > 0 && running.size < concurrency) continue;
-        const waitMs = running.size < concurrency ? await this.#idleWait() : IDLE_RECHECK;
+        const waitMs = free > 0 ? await this.#idleWait() : IDLE_RECHECK;
         if (!active()) break;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs);
+        if (ready && running < concurrency) continue;
+        const timedOut = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), waitMs);
           wake = () => {
             clearTimeout(timer);
-            resolve();
+            resolve(false);
           };
         });
         wake = null;
+        // A delayed message may be due, or another consumer's lease may have expired.
+        if (timedOut) ready = true;
+        // Handlers that finish in this turn free their slots together, and their settlements and
+        // the dequeue that fills the slots then go to storage in one commit.
+        else await afterMicrotasks();
       }
     } finally {
       unsubscribe();
       options.signal?.removeEventListener("abort", signalWake);
-      await Promise.allSettled(running);
+      await Promise.allSettled(deliveries);
     }
   }
 
@@ -383,10 +404,12 @@ export class KvQueue<T = unknown> {
     }
   }
 
+  /** Runs `handler` on `message`, calls `release` once it is done, then acks or nacks it. */
   async #handle(
     handler: QueueHandler<T>,
     message: KvQueueMessage<T>,
     visibilityTimeout: number,
+    release: () => void,
   ): Promise<void> {
     const renew = setInterval(
       () => {
@@ -402,6 +425,7 @@ export class KvQueue<T = unknown> {
       outcome = { ok: false, error };
     } finally {
       clearInterval(renew);
+      release();
     }
     try {
       if (outcome.ok) await this.ack(message.token);

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { openKv } from "../../src/index.js";
 
@@ -35,6 +36,63 @@ describe("queues on a SQLite file", () => {
     const redelivered = await again.dequeueMany(100);
     expect(redelivered).toHaveLength(5 + 3 + 6);
     expect(redelivered.filter((m) => m.attempts === 2)).toHaveLength(9);
+    await kv.close();
+  });
+
+  it("settles leases of a file written before lock tokens carried the message's seq", async () => {
+    const path = join(dir, "earlier.db");
+    let kv = await openKv(path, { sweepInterval: 0 });
+    await kv.queue("jobs").enqueue("a");
+    await kv.queue("jobs").enqueue("b");
+    await kv.close();
+    // As the earlier layout left it: one index per column set, bare UUID tokens.
+    const raw = new Database(path);
+    raw.exec(`
+      CREATE INDEX cellar_queue_order ON cellar_queue (queue, state, priority DESC, seq);
+      CREATE INDEX cellar_queue_lease ON cellar_queue (queue, state, locked_until);
+      CREATE UNIQUE INDEX cellar_queue_token ON cellar_queue (token) WHERE token IS NOT NULL;
+      UPDATE cellar_queue SET state = 1, attempts = 1, token = 'c4f3e8a2-6b1d-4e0a-9f57-2d8b1c0e4a11',
+        locked_until = 9007199254740991 WHERE seq = (SELECT min(seq) FROM cellar_queue);
+    `);
+    raw.close();
+
+    kv = await openKv(path, { sweepInterval: 0 });
+    const q = kv.queue("jobs");
+    expect(await q.stats()).toMatchObject({ pending: 1, inFlight: 1 });
+    await expect(q.ack("c4f3e8a2-0000-4e0a-9f57-2d8b1c0e4a11")).rejects.toMatchObject({
+      code: "INVALID_TOKEN",
+    });
+    await q.ack("c4f3e8a2-6b1d-4e0a-9f57-2d8b1c0e4a11");
+    const next = (await q.dequeue())!;
+    expect(next.value).toBe("b");
+    await q.extend(next.token, 60_000);
+    await q.ack(next.token);
+    await expect(q.ack(next.token)).rejects.toMatchObject({ code: "INVALID_TOKEN" });
+    expect(await q.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+    await kv.close();
+    const file = new Database(path, { readonly: true });
+    const indexes = file
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cellar_queue'")
+      .pluck()
+      .all();
+    file.close();
+    expect(indexes).not.toContain("cellar_queue_order");
+    expect(indexes).not.toContain("cellar_queue_token");
+  });
+
+  it("refuses a token naming another message's seq", async () => {
+    const kv = await openKv(join(dir, "tokens.db"), { sweepInterval: 0 });
+    const q = kv.queue("jobs");
+    await q.enqueue("a");
+    await q.enqueue("b");
+    const [a, b] = await q.dequeueMany(2);
+    const [seqA] = a!.token.split(".");
+    const forged = `${seqA}.${b!.token.split(".")[1]}`;
+    await expect(q.ack(forged)).rejects.toMatchObject({ code: "INVALID_TOKEN" });
+    await expect(q.nack(forged)).rejects.toMatchObject({ code: "INVALID_TOKEN" });
+    await expect(q.extend(forged, 1000)).rejects.toMatchObject({ code: "INVALID_TOKEN" });
+    await q.ack(a!.token);
+    await q.ack(b!.token);
     await kv.close();
   });
 

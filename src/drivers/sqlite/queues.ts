@@ -2,6 +2,11 @@
  * The SQLite driver's queues: one table of messages (ready, leased or dead) and one of dedup
  * keys. Every state change runs inside the driver's group-commit transaction, so a lease is
  * taken under SQLite's write lock: two processes on one file never hold the same message.
+ *
+ * Each state has its own partial index, so a message is in one of them at a time: an enqueue
+ * writes the row and two index entries, a lease moves one entry, an ack deletes three. A lock
+ * token is the message's `seq`, a dot and a random UUID: an ack finds its row by primary key
+ * and checks the rest, with no index of tokens to keep.
  */
 import type Database from "better-sqlite3";
 import { ENCODING_TAG } from "../../codec/value.js";
@@ -51,9 +56,12 @@ CREATE TABLE IF NOT EXISTS cellar_queue (
   error TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS cellar_queue_id ON cellar_queue (queue, id);
-CREATE INDEX IF NOT EXISTS cellar_queue_order ON cellar_queue (queue, state, priority DESC, seq);
-CREATE INDEX IF NOT EXISTS cellar_queue_lease ON cellar_queue (queue, state, locked_until);
-CREATE UNIQUE INDEX IF NOT EXISTS cellar_queue_token ON cellar_queue (token) WHERE token IS NOT NULL;
+DROP INDEX IF EXISTS cellar_queue_order;
+DROP INDEX IF EXISTS cellar_queue_lease;
+DROP INDEX IF EXISTS cellar_queue_token;
+CREATE INDEX IF NOT EXISTS cellar_queue_ready ON cellar_queue (queue, priority DESC, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS cellar_queue_leased ON cellar_queue (queue, locked_until) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS cellar_queue_dead ON cellar_queue (queue, failed_at, seq) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS cellar_queue_dedup (
   queue BLOB NOT NULL,
   key TEXT NOT NULL,
@@ -78,6 +86,13 @@ function toMessage(row: Row): StoredMessage {
   );
 }
 
+/** The `seq` a lock token begins with; null for a token of another shape. */
+function seqOf(token: string): number | null {
+  const dot = token.indexOf(".");
+  const seq = dot > 0 ? Number(token.slice(0, dot)) : Number.NaN;
+  return Number.isSafeInteger(seq) ? seq : null;
+}
+
 export class SqliteQueues {
   readonly #stmt;
 
@@ -96,7 +111,20 @@ export class SqliteQueues {
       ),
       ready: p(`SELECT * FROM cellar_queue WHERE queue = ? AND state = 0 AND available_at <= ?
         ORDER BY priority DESC, seq LIMIT ?`),
-      byToken: p("SELECT * FROM cellar_queue WHERE token = ? AND queue = ?"),
+      byToken: p(
+        "SELECT * FROM cellar_queue WHERE seq = @seq AND token = @token AND queue = @queue",
+      ),
+      // Tokens of leases taken before tokens began with the seq: a scan of the queue's leases.
+      byBareToken: p(
+        "SELECT * FROM cellar_queue WHERE queue = @queue AND state = 1 AND token = @token",
+      ),
+      // An ack and an extend hold the lease (`holdsLease`) when their one statement finds its row.
+      ack: p(`DELETE FROM cellar_queue WHERE seq = @seq AND token = @token AND queue = @queue
+        AND state = 1 AND locked_until > @now`),
+      extend: p(`UPDATE cellar_queue SET locked_until = @until WHERE seq = @seq AND token = @token
+        AND queue = @queue AND state = 1 AND locked_until > @now`),
+      lease: p(`UPDATE cellar_queue SET state = 1, attempts = @attempts, token = @token,
+        locked_until = @lockedUntil WHERE seq = @seq`),
       update:
         p(`UPDATE cellar_queue SET state = @state, available_at = @availableAt, attempts = @attempts,
         token = @token, locked_until = @lockedUntil, failed_at = @failedAt, error = @error WHERE seq = @seq`),
@@ -170,13 +198,30 @@ export class SqliteQueues {
     }
     return (this.#stmt.ready.all(queue, now, limit) as Row[]).map((row) => {
       const leased = lease(toMessage(row), now, visibilityTimeout);
-      this.#save(leased);
-      return toLeased(leased);
+      const token = `${leased.seq}.${leased.token}`;
+      this.#stmt.lease.run({
+        seq: leased.seq,
+        attempts: leased.attempts,
+        token,
+        lockedUntil: leased.lockedUntil,
+      });
+      return toLeased({ ...leased, token });
     });
   }
 
   settle(tx: Tx, queue: Uint8Array, token: string, settlement: Settlement, now: number): boolean {
-    const row = this.#stmt.byToken.get(token, queue) as Row | undefined;
+    const seq = seqOf(token);
+    if (seq !== null && settlement.type === "ack")
+      return this.#stmt.ack.run({ seq, token, queue, now }).changes === 1;
+    if (seq !== null && settlement.type === "extend") {
+      const until = now + settlement.ms;
+      return this.#stmt.extend.run({ seq, token, queue, now, until }).changes === 1;
+    }
+    const row = (
+      seq === null
+        ? this.#stmt.byBareToken.get({ queue, token })
+        : this.#stmt.byToken.get({ seq, token, queue })
+    ) as Row | undefined;
     if (!row) return false;
     const message = toMessage(row);
     if (!holdsLease(message, token, now)) return false;
