@@ -159,7 +159,22 @@ export function createAuthenticator(root: Kv, options: AuthOptions): Authenticat
     }
     return view;
   };
+  // What each grant was allowed, by namespace: a token's requests share one scope per namespace.
+  const granted = new Map<TokenGrant, Map<string, Authenticated>>();
   const withGrant = (grant: TokenGrant, namespace: string): Authenticated => {
+    let known = granted.get(grant);
+    if (!known) {
+      known = new Map();
+      granted.set(grant, known);
+    }
+    let authenticated = known.get(namespace);
+    if (!authenticated) {
+      authenticated = grantScope(grant, namespace);
+      if (known.size < 10_000) known.set(namespace, authenticated);
+    }
+    return authenticated;
+  };
+  const grantScope = (grant: TokenGrant, namespace: string): Authenticated => {
     if (namespace !== "") assertNamespaceName(namespace);
     const allows = (ns: string) => grant.namespaces.includes("*") || grant.namespaces.includes(ns);
     if (!allows(namespace)) {

@@ -10,7 +10,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { type Authenticator, type Credentials, NAMESPACE_HEADER } from "../http/auth.js";
 import { errorResponse } from "../http/errors.js";
-import { REQUEST_ID_HEADER, type RequestObserver } from "./requests.js";
+import { type ObservedRequest, REQUEST_ID_HEADER, type RequestObserver } from "./requests.js";
 import { KEYS_ROUTE, READ_PARAMS, readKey } from "./routes/keys.js";
 import { SEED_KEY_ROUTES } from "./routes/seed-compat.js";
 
@@ -37,6 +37,16 @@ const ROUTE = "/api/keys/{key}";
  * createServer((req, res) => fast(req, res) || honoListener(req, res));
  */
 export function createFastPath(auth: Authenticator, requests: RequestObserver): FastPath {
+  // A server sees few distinct Host headers: each is checked once.
+  const hosts = new Map<string, boolean>();
+  const validHost = (host: string): boolean => {
+    let valid = hosts.get(host);
+    if (valid === undefined) {
+      valid = VALID_HOST.test(host);
+      if (hosts.size < MAX_HOSTS) hosts.set(host, valid);
+    }
+    return valid;
+  };
   return (req, res) => {
     const target = req.url ?? "";
     const host = req.headers.host;
@@ -45,7 +55,7 @@ export function createFastPath(auth: Authenticator, requests: RequestObserver): 
       !target.startsWith(KEYS_ROUTE) ||
       target.length === KEYS_ROUTE.length ||
       host === undefined ||
-      !VALID_HOST.test(host) ||
+      !validHost(host) ||
       !VERBATIM_TARGET.test(target) ||
       DOT_SEGMENT.test(target) ||
       repeatsCredentials(req.rawHeaders)
@@ -57,27 +67,76 @@ export function createFastPath(auth: Authenticator, requests: RequestObserver): 
     if (query !== null && (!PLAIN_QUERY.test(query) || !onlyKnownParams(query))) return false;
     const path = q < 0 ? target : target.slice(0, q);
     if (SEED_KEY_ROUTES.has(path)) return false;
-    const request = requests.begin(req.headers[REQUEST_ID_HEADER]);
-    res.setHeader("X-Request-Id", request.requestId);
-    let token: string | undefined;
-    const end = (status: number) =>
-      requests.end(request, { method: "GET", route: ROUTE, path, status, token });
+    const answer = new Answer(res, requests, requests.begin(req.headers[REQUEST_ID_HEADER]), path);
     let entry: Promise<unknown>;
     try {
       const metadata = query === null ? undefined : queryParam(query, "metadata");
       const authenticated = auth(new NodeCredentials(req.headers, host, query));
-      token = authenticated.scope.grant?.name;
-      entry = requests.within(request, () => readKey(authenticated, target, metadata));
+      answer.token = authenticated.scope.grant?.name;
+      entry = requests.tracesOperations
+        ? requests.within(answer.request, () => readKey(authenticated, target, metadata))
+        : readKey(authenticated, target, metadata);
     } catch (error) {
-      end(sendError(res, error));
+      answer.error(error);
       return true;
     }
     entry.then(
-      (body) => end(sendEntry(res, body)),
-      (error) => end(sendError(res, error)),
+      (body) => answer.entry(body),
+      (error) => answer.error(error),
     );
     return true;
   };
+}
+
+/** Host headers remembered as checked. */
+const MAX_HOSTS = 256;
+
+/**
+ * One request's response: sent with its headers as one array, which node writes without
+ * building a header object, and then logged and counted.
+ */
+class Answer {
+  token: string | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requests: RequestObserver,
+    readonly request: ObservedRequest,
+    private readonly path: string,
+  ) {}
+
+  /** Sends the entry as JSON. */
+  entry(body: unknown): void {
+    let text: string;
+    try {
+      text = JSON.stringify(body);
+    } catch (error) {
+      this.error(error);
+      return;
+    }
+    this.#send(200, text, null);
+  }
+
+  /** Sends the error's answer. */
+  error(error: unknown): void {
+    const { status, body, headers } = errorResponse(error);
+    this.#send(status, JSON.stringify(body), headers ?? null);
+  }
+
+  #send(status: number, text: string, headers: Record<string, string> | null): void {
+    const fields: string[] = ["X-Request-Id", this.request.requestId];
+    if (headers) for (const name in headers) fields.push(name, headers[name]!);
+    fields.push("Content-Type", JSON_TYPE, "Content-Length", String(Buffer.byteLength(text)));
+    this.res.writeHead(status, fields);
+    this.res.end(text);
+    this.requests.end(this.request, {
+      method: "GET",
+      route: ROUTE,
+      path: this.path,
+      status,
+      token: this.token,
+    });
+  }
 }
 
 /** The credentials of a node request; the query is searched for a token only when asked. */
@@ -99,18 +158,6 @@ class NodeCredentials implements Credentials {
   }
 }
 
-/** Sends the entry; returns the status sent. */
-function sendEntry(res: ServerResponse, body: unknown): number {
-  let text: string;
-  try {
-    text = JSON.stringify(body);
-  } catch (error) {
-    return sendError(res, error);
-  }
-  send(res, 200, text);
-  return 200;
-}
-
 /**
  * Whether Authorization or Host comes more than once: node keeps the first, Hono joins them
  * (and then refuses the request).
@@ -124,27 +171,6 @@ function repeatsCredentials(raw: readonly string[]): boolean {
     else if (name.length === 13 && name.toLowerCase() === "authorization") authorization++;
   }
   return authorization > 1 || host > 1;
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  text: string,
-  headers?: Record<string, string>,
-): void {
-  res.writeHead(status, {
-    ...headers,
-    "Content-Type": JSON_TYPE,
-    "Content-Length": Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-/** Sends the error's answer; returns the status sent. */
-function sendError(res: ServerResponse, error: unknown): number {
-  const { status, body, headers } = errorResponse(error);
-  send(res, status, JSON.stringify(body), headers);
-  return status;
 }
 
 /** Whether a query names only what this route takes: anything else is Hono's to refuse. */

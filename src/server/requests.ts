@@ -112,11 +112,14 @@ export class RequestObserver {
     return { requestId, started: performance.now() };
   }
 
+  /** Whether operation lines are logged, so a request's handling runs in its context. */
+  get tracesOperations(): boolean {
+    return this.#logger?.isLevelEnabled("debug") === true;
+  }
+
   /** Runs `fn` in the request's context while operation lines are logged; else just runs it. */
   within<T>(request: ObservedRequest, fn: () => T): T {
-    return this.#logger?.isLevelEnabled("debug") === true
-      ? runInRequest({ requestId: request.requestId }, fn)
-      : fn();
+    return this.tracesOperations ? runInRequest({ requestId: request.requestId }, fn) : fn();
   }
 
   /** Logs and counts a request that ended. */
