@@ -103,7 +103,9 @@ export async function connectRemote(
     connector && options.socket !== false && info.socket
       ? new SocketChannel(origin, info.socket, client.credentials, connector)
       : null;
-  await socket?.connect();
+  // The first calls go over the socket when it opens soon; a server slow to answer the upgrade
+  // does not hold the open up (calls go over HTTP until the socket is ready).
+  if (socket) await Promise.race([socket.connect(), delay(SOCKET_WAIT_MS)]);
   return new Remote(new Caller(client, socket), info, options.maxBatch ?? 500);
 }
 
@@ -164,6 +166,15 @@ class HttpClient {
     return this.#transport.close();
   }
 }
+
+/** How long opening waits for the driver socket before it goes on over HTTP. */
+const SOCKET_WAIT_MS = 2000;
+
+const delay = (ms: number) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
 
 /** Calls that only read, which a dropped socket's driver sends again. */
 const READS = new Set<DriverOp>(["info", "read", "count", "history", "queues", "changes"]);
