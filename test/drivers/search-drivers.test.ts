@@ -14,6 +14,7 @@ import { decodeValue, encodeValue } from "../../src/codec/value.js";
 import { hasSearch, type SearchTokenizer } from "../../src/contract/index.js";
 import { postgresDriver } from "../../src/drivers/postgres/index.js";
 import { sqliteDriver } from "../../src/drivers/sqlite/index.js";
+import { SCHEMA_VERSION } from "../../src/drivers/sqlite/schema.js";
 import {
   DRIVERS,
   dropSchema,
@@ -438,7 +439,7 @@ describe("SQLite files of schema 2", () => {
       await again.close();
       const check = new Database(path, { readonly: true });
       const schema = check.prepare("SELECT value FROM cellar_meta WHERE name = 'schema'").pluck();
-      expect(schema.get()).toBe(3);
+      expect(schema.get()).toBe(SCHEMA_VERSION);
       check.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -242,7 +242,7 @@ describe("SQLite schema 1 files", () => {
     open.splice(0);
     // What schema 1 wrote: a change log of keys only.
     const raw = new Database(path);
-    raw.exec(`DROP TABLE cellar_changes;
+    raw.exec(`DROP TABLE cellar_log;
       CREATE TABLE cellar_changes (vs INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (vs, key)) WITHOUT ROWID;
       INSERT INTO cellar_changes VALUES (1, x'0261000000');
       UPDATE cellar_meta SET value = 1 WHERE name = 'schema';`);

@@ -55,12 +55,14 @@ import { inKeyOrder, type StoredChange, storedChange, toKeyChange } from "../sha
 import { isPoint, prefixEnd } from "../shared/range.js";
 import { backupSqlite } from "./backup.js";
 import { isFileFault, storageError } from "./errors.js";
+import { packChanges } from "./packed-changes.js";
 import { prepareLocation } from "./path.js";
 import { QUEUE_SCHEMA, SqliteQueues } from "./queues.js";
 import {
-  type ChangeRow,
-  changeRow,
   groupChanges,
+  hashFromColumn,
+  hashToColumn,
+  type LogRow,
   migrate,
   prepareStatements,
   type Row,
@@ -217,7 +219,7 @@ class SqliteDriver implements KvDriver {
     this.#queues = new SqliteQueues(db);
     this.#stmt = prepareStatements(db);
     this.#where = new SqliteWhere(db);
-    this.#search = new SqliteSearch(db, this.#where);
+    this.#search = new SqliteSearch(db, this.#where, this.#hash);
   }
 
   snapshotReadSync(ranges: readonly ReadRange[], options: ReadOptions): RawEntry[][] {
@@ -305,7 +307,7 @@ class SqliteDriver implements KvDriver {
         timestamp: number;
         modified_by: string | null;
         comment: string | null;
-        data_hash: string | null;
+        data_hash: string | Buffer | null;
         value: string | Buffer | null;
         encoding: number | null;
       }[],
@@ -317,13 +319,16 @@ class SqliteDriver implements KvDriver {
         timestamp: row.timestamp,
         modifiedBy: row.modified_by,
         comment: row.comment,
-        dataHash: row.data_hash,
+        dataHash: hashFromColumn(row.data_hash),
         ...(row.value !== null &&
           row.encoding !== null && { value: toRawValue(row.value, row.encoding) }),
       }),
     );
     if (!current) return archived;
-    return [revisionOf(storedOf(toEntry(current, true)), withValues), ...archived].slice(0, max);
+    return [
+      revisionOf(storedOf(toEntry(current, true, this.#hash)), withValues),
+      ...archived,
+    ].slice(0, max);
   }
 
   deleteExpired(now: number, limit: number): Promise<number> {
@@ -380,12 +385,12 @@ class SqliteDriver implements KvDriver {
     this.#assertOpen();
     const from = parseVersionstamp(after);
     const { rows, pruned, head } = this.#db.transaction(() => ({
-      rows: this.#stmt.changes.all({ after: from, limit }) as ChangeRow[],
+      rows: this.#stmt.changes.all({ after: from, limit }) as LogRow[],
       pruned: this.#stmt.getPruned.get() as number,
       head: this.#stmt.getVersion.get() as number,
     }))();
     return {
-      changes: groupChanges(rows),
+      changes: groupChanges(rows, this.#hash),
       truncated: from < pruned,
       head: formatVersionstamp(head),
       oldest: formatVersionstamp(pruned),
@@ -430,9 +435,9 @@ class SqliteDriver implements KvDriver {
   /** Commits in the log after the last reported one, up to `head`, as change events. */
   #foreignChanges(head: number): ChangeEvent[] {
     if (head <= this.#reported) return [];
-    const rows = this.#stmt.changesUpTo.all(this.#reported, head) as ChangeRow[];
+    const rows = this.#stmt.changesUpTo.all(this.#reported, head) as LogRow[];
     this.#reported = head;
-    return groupChanges(rows);
+    return groupChanges(rows, this.#hash);
   }
 
   onCommitGroup(listener: (size: number) => void): () => void {
@@ -470,7 +475,7 @@ class SqliteDriver implements KvDriver {
       if (limit <= 0 || Buffer.compare(start, end) >= 0) return [];
       return this.#where
         .read({ ...range, where }, options.now, meta)
-        .map((row) => toEntry(row, meta));
+        .map((row) => toEntry(row, meta, this.#hash));
     }
     if (limit === 1 && isPoint(start, end)) {
       const row = (
@@ -480,7 +485,7 @@ class SqliteDriver implements KvDriver {
       ) as Row | undefined;
       if (!row) return [];
       row[0] = start as Buffer;
-      return [toEntry(row, meta)];
+      return [toEntry(row, meta, this.#hash)];
     }
     if (limit <= 0 || Buffer.compare(start, end) >= 0) return [];
     const stmt = range.reverse
@@ -491,7 +496,7 @@ class SqliteDriver implements KvDriver {
         ? this.#stmt.rangeMeta
         : this.#stmt.range;
     const rows = stmt.all({ start, end, limit, now: options.now }) as Row[];
-    return rows.map((row) => toEntry(row, meta));
+    return rows.map((row) => toEntry(row, meta, this.#hash));
   }
 
   /** Runs a group's jobs in one write transaction, each under its own savepoint. */
@@ -515,8 +520,7 @@ class SqliteDriver implements KvDriver {
             version++;
             lastNow = Math.max(lastNow, now);
             const versionstamp = formatVersionstamp(version);
-            for (const [key, change] of written)
-              this.#stmt.logChange.run(changeRow(version, now, key, change));
+            if (written.length > 0) this.#stmt.logChange.run(version, now, packChanges(written));
             // Reported in this process only to listeners: without them, no objects to make.
             if (written.length > 0 && this.#listeners.size > 0) {
               const keys = written.map(([key]) => key);
@@ -623,7 +627,7 @@ class SqliteDriver implements KvDriver {
       if (!state) {
         // The whole entry, value included: the change log reports what the key was.
         const row = this.#stmt.stored.get(key) as Row | undefined;
-        const before = row ? storedOf(toEntry(row, true)) : null;
+        const before = row ? storedOf(toEntry(row, true, this.#hash)) : null;
         state = { key, before, after: before };
         staged.set(id, state);
       }
@@ -649,12 +653,11 @@ class SqliteDriver implements KvDriver {
         version,
         entry.expiresAt,
         m.version,
-        m.createdAt,
+        m.createdAt === m.updatedAt ? null : m.createdAt,
         m.updatedAt,
         m.tags.length > 0 ? JSON.stringify(m.tags) : null,
         m.modifiedBy,
         m.comment,
-        m.dataHash,
       );
     } else {
       this.#stmt.remove.run(key);
@@ -668,7 +671,7 @@ class SqliteDriver implements KvDriver {
         revision.timestamp,
         revision.modifiedBy,
         revision.comment,
-        revision.dataHash,
+        hashToColumn(revision.dataHash),
         revision.value?.data ?? null,
         revision.value ? ENCODING_TAG[revision.value.encoding] : null,
       );

@@ -6,24 +6,14 @@
  * undone whole, so an atomic write is undone all or nothing.
  */
 import type Database from "better-sqlite3";
+import { ENCODING_TAG } from "../../codec/value.js";
 import {
   assertVersionstamp,
   formatVersionstamp,
   parseVersionstamp,
 } from "../../codec/versionstamp.js";
 import { KvError } from "../../errors.js";
-import { metaFromText } from "../shared/key-changes.js";
-
-/** The log columns an undo needs: the key and the live entry before the commit. */
-type UndoRow = [
-  key: Buffer,
-  type: number | null,
-  prevValue: string | Buffer | null,
-  prevEncoding: number | null,
-  prevVs: number | null,
-  prevExpiresAt: number | null,
-  prevMeta: string | null,
-];
+import { metaFromLog, unpackChanges } from "./packed-changes.js";
 
 /**
  * Takes the database `db` (a copy, opened for writing) back to the state after commit `at`.
@@ -55,45 +45,46 @@ export function rewind(db: Database.Database, at: string): void {
   }
   // Read whole first: better-sqlite3 runs no other statement while an iterator is open.
   const undo = db
-    .prepare(
-      `SELECT key, type, prev_value, prev_encoding, prev_vs, prev_expires_at, prev_meta
-       FROM cellar_changes WHERE vs > ? ORDER BY vs DESC, key`,
-    )
-    .raw()
-    .all(target) as UndoRow[];
+    .prepare("SELECT changes FROM cellar_log WHERE vs > ? ORDER BY vs DESC")
+    .pluck()
+    .all(target) as Buffer[];
   const remove = db.prepare("DELETE FROM cellar_kv WHERE key = ?");
   const put = db.prepare(`INSERT OR REPLACE INTO cellar_kv
-    (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const dropRevisions = db.prepare("DELETE FROM cellar_history WHERE key = ? AND vs >= ?");
   db.transaction(() => {
-    for (const [key, type, value, encoding, vs, expiresAt, metaText] of undo) {
-      // NULL: the commit changed nothing a reader could see (a delete of an absent key).
-      if (type === null) continue;
-      if (metaText === null || vs === null) {
-        remove.run(key);
-        continue;
+    for (const packed of undo) {
+      for (const { key, type, previous } of unpackChanges(packed)) {
+        // null: the commit changed nothing a reader could see (a delete of an absent key).
+        if (type === null) continue;
+        if (previous === null) {
+          remove.run(key);
+          continue;
+        }
+        // The entry's hash is its value's, which the row does not store (schema 4).
+        const m = metaFromLog(previous.meta, "");
+        put.run(
+          key,
+          previous.encoding === ENCODING_TAG.json
+            ? previous.value.toString("utf8")
+            : previous.value,
+          previous.encoding,
+          previous.versionstamp,
+          previous.expiresAt,
+          m.version,
+          m.createdAt === m.updatedAt ? null : m.createdAt,
+          m.updatedAt,
+          m.tags.length > 0 ? JSON.stringify(m.tags) : null,
+          m.modifiedBy,
+          m.comment,
+        );
+        // The entry is current again: its archived copy and every later revision go.
+        dropRevisions.run(key, previous.versionstamp);
       }
-      const m = metaFromText(metaText);
-      put.run(
-        key,
-        value,
-        encoding,
-        vs,
-        expiresAt,
-        m.version,
-        m.createdAt,
-        m.updatedAt,
-        m.tags.length > 0 ? JSON.stringify(m.tags) : null,
-        m.modifiedBy,
-        m.comment,
-        m.dataHash,
-      );
-      // The entry is current again: its archived copy and every later revision go.
-      dropRevisions.run(key, vs);
     }
     db.prepare("DELETE FROM cellar_history WHERE vs > ?").run(target);
-    db.exec("DELETE FROM cellar_changes");
+    db.exec("DELETE FROM cellar_log");
     db.prepare("UPDATE cellar_meta SET value = ? WHERE name = 'pruned'").run(head);
   })();
 }

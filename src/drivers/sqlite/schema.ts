@@ -3,25 +3,28 @@
  * contract's entries.
  */
 import type Database from "better-sqlite3";
-import { ENCODING_TAG, type RawValue, TAG_ENCODING } from "../../codec/value.js";
-import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
+import { type RawValue, rawBytes, TAG_ENCODING } from "../../codec/value.js";
+import { formatVersionstamp } from "../../codec/versionstamp.js";
 import type { StoredEntry } from "../../contract/apply.js";
 import type { ChangeEvent, EntryMeta, KeyChange, RawEntry } from "../../contract/index.js";
 import { KvError } from "../../errors.js";
+import { CHANGE_TYPES, type StoredChange } from "../shared/key-changes.js";
 import {
-  CHANGE_TYPE_CODE,
-  CHANGE_TYPES,
-  metaFromText,
-  metaToText,
-  type StoredChange,
-} from "../shared/key-changes.js";
+  metaFromLog,
+  metaToLog,
+  type PackedEntry,
+  packChanges,
+  unpackChanges,
+} from "./packed-changes.js";
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
+
+/** How the driver fingerprints a value: `EntryMeta.dataHash`. */
+export type Hash = (bytes: Uint8Array) => string;
 
 /**
- * A change-log row's columns after `(vs, key)`: the change type (`CHANGE_TYPE_CODE`; NULL for a
- * written key whose visible state did not change), the commit's time, the entry the commit left
- * and the live entry before it, metadata as JSON text.
+ * Schema 1–3's change log, one row per written key: its columns after `(vs, key)`. Kept to
+ * read files of those schemas once, when they are upgraded to {@link LOG_TABLE}.
  */
 const CHANGE_COLUMNS = [
   "type INTEGER",
@@ -36,45 +39,53 @@ const CHANGE_COLUMNS = [
   "prev_expires_at INTEGER",
   "prev_meta TEXT",
 ];
-const CHANGE_COLUMNS_DDL = CHANGE_COLUMNS.map((column) => `  ${column}`).join(",\n");
-const CHANGE_ROW =
-  "vs, key, type, value, encoding, expires_at, meta, prev_value, prev_encoding, prev_vs, prev_expires_at, prev_meta";
 
-export const SCHEMA = `
-CREATE TABLE IF NOT EXISTS cellar_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cellar_kv (
+/** The change log (schema 4): a row per commit, its time and its key changes packed. */
+const LOG_TABLE = `cellar_log (
+  vs INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  changes BLOB NOT NULL
+)`;
+
+/**
+ * Entries (schema 4): no stored hash — an entry's `dataHash` is its value's, computed when
+ * metadata is read — and `created_at` NULL while it equals `updated_at` (a key's first revision).
+ */
+const KV_TABLE = `cellar_kv (
   key BLOB PRIMARY KEY,
   value NOT NULL,
   encoding INTEGER NOT NULL,
   vs INTEGER NOT NULL,
   expires_at INTEGER,
   revision INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
+  created_at INTEGER,
   updated_at INTEGER NOT NULL,
   tags TEXT,
   modified_by TEXT,
-  comment TEXT,
-  data_hash TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS cellar_kv_expiry ON cellar_kv (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS cellar_history (
+  comment TEXT
+) WITHOUT ROWID`;
+const KV_EXPIRY_INDEX =
+  "CREATE INDEX IF NOT EXISTS cellar_kv_expiry ON cellar_kv (expires_at) WHERE expires_at IS NOT NULL";
+/** Replaced revisions; `data_hash` is the 32 bytes of the hash (NULL for a tombstone). */
+const HISTORY_TABLE = `cellar_history (
   key BLOB NOT NULL,
   vs INTEGER NOT NULL,
   revision INTEGER NOT NULL,
   timestamp INTEGER NOT NULL,
   modified_by TEXT,
   comment TEXT,
-  data_hash TEXT,
+  data_hash BLOB,
   value,
   encoding INTEGER,
   PRIMARY KEY (key, vs)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cellar_changes (
-  vs INTEGER NOT NULL,
-  key BLOB NOT NULL,
-${CHANGE_COLUMNS_DDL},
-  PRIMARY KEY (vs, key)
-) WITHOUT ROWID;
+) WITHOUT ROWID`;
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS cellar_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ${KV_TABLE};
+${KV_EXPIRY_INDEX};
+CREATE TABLE IF NOT EXISTS ${HISTORY_TABLE};
+CREATE TABLE IF NOT EXISTS ${LOG_TABLE};
 CREATE TABLE IF NOT EXISTS cellar_search (
   id INTEGER PRIMARY KEY,
   fields INTEGER NOT NULL,
@@ -85,7 +96,9 @@ CREATE TABLE IF NOT EXISTS cellar_search (
 
 export const LIVE = "(expires_at IS NULL OR expires_at > @now)";
 export const BASE_COLUMNS = "key, value, encoding, vs, expires_at";
-export const META_COLUMNS = `${BASE_COLUMNS}, revision, created_at, updated_at, tags, modified_by, comment, data_hash`;
+export const META_COLUMNS = `${BASE_COLUMNS}, revision, coalesce(created_at, updated_at), updated_at, tags, modified_by, comment`;
+/** The number of columns {@link META_COLUMNS} selects. */
+export const META_WIDTH = 11;
 
 export type Row = [Buffer, string | Buffer, number, number, number | null, ...unknown[]];
 
@@ -106,11 +119,120 @@ export function migrate(db: Database.Database): void {
   // Schema 3 added the catalog of search indexes (`cellar_search`, see `search.ts`), which
   // SCHEMA creates in older files too. A Cellar of schema 2 must not open a file with search
   // indexes: its writes would leave their documents stale.
+  if (row && row.value < 4) compactRows(db);
   db.prepare("INSERT OR REPLACE INTO cellar_meta (name, value) VALUES ('schema', ?)").run(
     SCHEMA_VERSION,
   );
   db.prepare("INSERT OR IGNORE INTO cellar_meta (name, value) VALUES ('version', 0)").run();
   db.prepare("INSERT OR IGNORE INTO cellar_meta (name, value) VALUES ('pruned', 0)").run();
+}
+
+/**
+ * Schema 4, in place: entries lose their stored hash and keep `created_at` only where it
+ * differs from `updated_at`; archived hashes become their 32 bytes; the log's metadata becomes
+ * {@link metaToLog}'s compact form. Entries and revisions are copied into tables of the new
+ * shape (a column's NOT NULL cannot be dropped in place); versionstamps, revisions and the log's
+ * window are unchanged, so readers resume where they were.
+ */
+function compactRows(db: Database.Database): void {
+  const columns = (table: string) =>
+    db.prepare(`SELECT name, type FROM pragma_table_info('${table}')`).all() as {
+      name: string;
+      type: string;
+    }[];
+  if (columns("cellar_kv").some((c) => c.name === "data_hash")) rebuildKv(db);
+  if (columns("cellar_history").some((c) => c.name === "data_hash" && c.type === "TEXT"))
+    rebuildHistory(db);
+  if (columns("cellar_changes").length > 0) packLog(db);
+}
+
+/** Schema 1–3's change-log rows, packed a commit to a row into `cellar_log`. */
+function packLog(db: Database.Database): void {
+  const rows = db
+    .prepare(
+      `SELECT vs, key, type, at, value, encoding, expires_at, meta, prev_value, prev_encoding,
+        prev_vs, prev_expires_at, prev_meta FROM cellar_changes ORDER BY vs, key`,
+    )
+    .raw()
+    .all() as OldChangeRow[];
+  const insert = db.prepare("INSERT INTO cellar_log (vs, at, changes) VALUES (?, ?, ?)");
+  const entry = (
+    value: unknown,
+    encoding: unknown,
+    vs: number,
+    expiresAt: unknown,
+    meta: string,
+  ) => ({
+    value: toRawValue(value as string | Buffer, encoding as number),
+    versionstamp: formatVersionstamp(vs),
+    expiresAt: expiresAt as number | null,
+    meta: JSON.parse(meta) as EntryMeta,
+  });
+  for (let i = 0; i < rows.length; ) {
+    const [vs, , , at] = rows[i]!;
+    const written: [Uint8Array, StoredChange | null][] = [];
+    for (; i < rows.length && rows[i]![0] === vs; i++) {
+      const [, key, type, , value, encoding, expiresAt, meta, pv, pe, pvs, pexp, pmeta] = rows[i]!;
+      written.push([
+        key,
+        type === null
+          ? null
+          : {
+              type: CHANGE_TYPES[type]!,
+              entry: meta === null ? null : entry(value, encoding, vs, expiresAt, meta),
+              previous: pmeta === null || pvs === null ? null : entry(pv, pe, pvs, pexp, pmeta),
+            },
+      ]);
+    }
+    insert.run(vs, at ?? 0, packChanges(written));
+  }
+  db.exec("DROP TABLE cellar_changes");
+}
+
+type OldChangeRow = [
+  vs: number,
+  key: Buffer,
+  type: number | null,
+  at: number | null,
+  value: unknown,
+  encoding: unknown,
+  expiresAt: unknown,
+  meta: string | null,
+  prevValue: unknown,
+  prevEncoding: unknown,
+  prevVs: number | null,
+  prevExpiresAt: unknown,
+  prevMeta: string | null,
+];
+
+function rebuildKv(db: Database.Database): void {
+  db.exec(`CREATE TABLE cellar_kv_v4 ${KV_TABLE.slice("cellar_kv ".length)};
+    INSERT INTO cellar_kv_v4 SELECT key, value, encoding, vs, expires_at, revision,
+      nullif(created_at, updated_at), updated_at, tags, modified_by, comment FROM cellar_kv;
+    DROP TABLE cellar_kv;
+    ALTER TABLE cellar_kv_v4 RENAME TO cellar_kv;
+    ${KV_EXPIRY_INDEX};`);
+}
+
+function rebuildHistory(db: Database.Database): void {
+  db.exec(`CREATE TABLE cellar_history_v4 ${HISTORY_TABLE.slice("cellar_history ".length)};
+    INSERT INTO cellar_history_v4 SELECT key, vs, revision, timestamp, modified_by, comment,
+      CASE WHEN length(data_hash) = 64 AND data_hash NOT GLOB '*[^0-9a-f]*' THEN unhex(data_hash)
+        ELSE data_hash END, value, encoding FROM cellar_history;
+    DROP TABLE cellar_history;
+    ALTER TABLE cellar_history_v4 RENAME TO cellar_history;`);
+}
+
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/** A revision's hash as `cellar_history` stores it: a hex SHA-256 as its 32 bytes. */
+export function hashToColumn(hash: string | null): string | Buffer | null {
+  return hash !== null && HEX_HASH.test(hash) ? Buffer.from(hash, "hex") : hash;
+}
+
+/** {@link hashToColumn} undone. */
+export function hashFromColumn(column: string | Buffer | null): string | null {
+  return Buffer.isBuffer(column) ? column.toString("hex") : column;
 }
 
 /** Every statement the driver runs, prepared once per connection. */
@@ -175,8 +297,8 @@ export function prepareStatements(
     stored: p(`SELECT ${META_COLUMNS} FROM cellar_kv WHERE key = ?`).raw(),
     checkVs: p(`SELECT vs FROM cellar_kv WHERE key = @key AND ${LIVE}`).pluck(),
     upsert: p(`INSERT OR REPLACE INTO cellar_kv
-      (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment, data_hash)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     remove: p("DELETE FROM cellar_kv WHERE key = ?"),
     addRevision: p(`INSERT OR REPLACE INTO cellar_history
       (key, vs, revision, timestamp, modified_by, comment, data_hash, value, encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -193,20 +315,17 @@ export function prepareStatements(
     ).raw(),
     dropHistoryRange: p("DELETE FROM cellar_history WHERE key >= ? AND key < ?"),
     getVersion: p("SELECT value FROM cellar_meta WHERE name = 'version'").pluck(),
-    logChange: p(`INSERT INTO cellar_changes (vs, key, type, at, value, encoding, expires_at,
-      meta, prev_value, prev_encoding, prev_vs, prev_expires_at, prev_meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-    changes: p(`SELECT ${CHANGE_ROW} FROM cellar_changes WHERE vs > @after AND vs <= coalesce(
-        (SELECT max(vs) FROM (SELECT DISTINCT vs FROM cellar_changes WHERE vs > @after ORDER BY vs LIMIT @limit)), @after)
-      ORDER BY vs, key`).raw(),
-    dataVersion: p("PRAGMA data_version").pluck(),
-    changesUpTo: p(
-      `SELECT ${CHANGE_ROW} FROM cellar_changes WHERE vs > ? AND vs <= ? ORDER BY vs, key`,
+    logChange: p("INSERT INTO cellar_log (vs, at, changes) VALUES (?, ?, ?)"),
+    changes: p(
+      "SELECT vs, changes FROM cellar_log WHERE vs > @after ORDER BY vs LIMIT @limit",
     ).raw(),
+    dataVersion: p("PRAGMA data_version").pluck(),
+    changesUpTo: p("SELECT vs, changes FROM cellar_log WHERE vs > ? AND vs <= ? ORDER BY vs").raw(),
     // The newest commit at least `@age` ms old: pruning by age stops there.
-    agedVersion: p("SELECT max(vs) FROM cellar_changes WHERE at <= @before").pluck(),
+    agedVersion: p("SELECT max(vs) FROM cellar_log WHERE at <= @before").pluck(),
     getPruned: p("SELECT value FROM cellar_meta WHERE name = 'pruned'").pluck(),
     setPruned: p("UPDATE cellar_meta SET value = max(value, ?) WHERE name = 'pruned'"),
-    prune: p("DELETE FROM cellar_changes WHERE vs <= ?"),
+    prune: p("DELETE FROM cellar_log WHERE vs <= ?"),
     setVersion: p("UPDATE cellar_meta SET value = ? WHERE name = 'version'"),
     savepoint: p("SAVEPOINT job"),
     release: p("RELEASE job"),
@@ -223,33 +342,24 @@ export function toRawValue(value: string | Buffer, encoding: number): RawValue {
   return { encoding: name, data: typeof value === "string" ? Buffer.from(value) : value };
 }
 
-export function toEntry(row: Row, withMeta: boolean): RawEntry {
+/** An entry from a `cellar_kv` row; its metadata's `dataHash` is `hash` of its value. */
+export function toEntry(row: Row, withMeta: boolean, hash: Hash): RawEntry {
   const [key, value, encoding, vs, expiresAt] = row;
-  const entry = {
-    key,
-    value: toRawValue(value, encoding),
-    versionstamp: formatVersionstamp(vs),
-    expiresAt,
-  };
+  const raw = toRawValue(value, encoding);
+  const entry = { key, value: raw, versionstamp: formatVersionstamp(vs), expiresAt };
   if (!withMeta) return entry;
-  const [, , , , , revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash] = row;
+  const [, , , , , revision, createdAt, updatedAt, tags, modifiedBy, comment] = row;
   return {
     ...entry,
-    meta: metaOf(revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash),
-  };
-}
-
-export function metaOf(
-  ...[revision, createdAt, updatedAt, tags, modifiedBy, comment, dataHash]: unknown[]
-): EntryMeta {
-  return {
-    version: revision as number,
-    createdAt: createdAt as number,
-    updatedAt: updatedAt as number,
-    tags: tags ? (JSON.parse(tags as string) as string[]) : [],
-    modifiedBy: modifiedBy as string | null,
-    comment: comment as string | null,
-    dataHash: dataHash as string,
+    meta: {
+      version: revision as number,
+      createdAt: createdAt as number,
+      updatedAt: updatedAt as number,
+      tags: tags ? (JSON.parse(tags as string) as string[]) : [],
+      modifiedBy: modifiedBy as string | null,
+      comment: comment as string | null,
+      dataHash: hash(rawBytes(raw)),
+    },
   };
 }
 
@@ -262,96 +372,43 @@ export function storedOf(entry: RawEntry): StoredEntry {
   };
 }
 
-/** A change-log row, as `CHANGE_ROW` selects it. */
-export type ChangeRow = [
-  vs: number,
-  key: Buffer,
-  type: number | null,
-  value: string | Buffer | null,
-  encoding: number | null,
-  expiresAt: number | null,
-  meta: string | null,
-  prevValue: string | Buffer | null,
-  prevEncoding: number | null,
-  prevVs: number | null,
-  prevExpiresAt: number | null,
-  prevMeta: string | null,
-];
+/** A change-log row, as the `changes` statements select it: `[vs, packed changes]`. */
+export type LogRow = [vs: number, changes: Buffer];
 
-/** The log row of one written key of the commit `vs` made at `at`. */
-export function changeRow(
-  vs: number,
-  at: number,
-  key: Uint8Array,
-  change: StoredChange | null,
-): unknown[] {
-  const entry = change?.entry;
-  const previous = change?.previous;
-  return [
-    vs,
-    key,
-    change ? CHANGE_TYPE_CODE[change.type] : null,
-    at,
-    entry ? entry.value.data : null,
-    entry ? ENCODING_TAG[entry.value.encoding] : null,
-    entry ? entry.expiresAt : null,
-    entry ? metaToText(entry.meta) : null,
-    previous ? previous.value.data : null,
-    previous ? ENCODING_TAG[previous.value.encoding] : null,
-    previous ? parseVersionstamp(previous.versionstamp) : null,
-    previous ? previous.expiresAt : null,
-    previous ? metaToText(previous.meta) : null,
-  ];
-}
-
-/** Change-log rows, ordered by vs then key, as one change event per commit. */
-export function groupChanges(rows: readonly ChangeRow[]): ChangeEvent[] {
-  const changes: { versionstamp: string; keys: Uint8Array[]; entries: KeyChange[] }[] = [];
-  for (const row of rows) {
-    const [vs, key, type] = row;
+/** Log rows, ordered by vs, as one change event per commit, its keys in byte order. */
+export function groupChanges(rows: readonly LogRow[], hash: Hash): ChangeEvent[] {
+  return rows.map(([vs, packed]) => {
     const versionstamp = formatVersionstamp(vs);
-    let last = changes.at(-1);
-    if (last?.versionstamp !== versionstamp) {
-      last = { versionstamp, keys: [], entries: [] };
-      changes.push(last);
+    const changes = unpackChanges(packed).sort((a, b) => Buffer.compare(a.key, b.key));
+    const entries: KeyChange[] = [];
+    for (const change of changes) {
+      if (change.type === null) continue;
+      const { key, entry, previous } = change;
+      entries.push({
+        key,
+        type: change.type,
+        entry: entry && loggedEntry(key, entry, versionstamp, hash),
+        previous:
+          previous && loggedEntry(key, previous, formatVersionstamp(previous.versionstamp), hash),
+      });
     }
-    last.keys.push(key);
-    if (type !== null) last.entries.push(keyChangeOf(row, versionstamp));
-  }
-  return changes;
+    return { versionstamp, keys: changes.map((change) => change.key), entries };
+  });
 }
 
-function keyChangeOf(row: ChangeRow, versionstamp: string): KeyChange {
-  const [, key, type, value, encoding, expiresAt, meta] = row;
-  const [prevValue, prevEncoding, prevVs, prevExpiresAt, prevMeta] = row.slice(7) as [
-    string | Buffer,
-    number,
-    number | null,
-    number | null,
-    string,
-  ];
+/** An entry a log row holds, made whole: its key, versionstamp and hash. */
+export function loggedEntry(
+  key: Uint8Array,
+  packed: PackedEntry,
+  versionstamp: string,
+  hash: Hash,
+): RawEntry & { meta: EntryMeta } {
+  const value = toRawValue(packed.value, packed.encoding);
   return {
     key,
-    type: CHANGE_TYPES[type!]!,
-    entry:
-      meta === null
-        ? null
-        : {
-            key,
-            value: toRawValue(value!, encoding!),
-            versionstamp,
-            expiresAt,
-            meta: metaFromText(meta),
-          },
-    previous:
-      prevVs === null
-        ? null
-        : {
-            key,
-            value: toRawValue(prevValue, prevEncoding),
-            versionstamp: formatVersionstamp(prevVs),
-            expiresAt: prevExpiresAt,
-            meta: metaFromText(prevMeta),
-          },
+    value,
+    versionstamp,
+    expiresAt: packed.expiresAt,
+    meta: metaFromLog(packed.meta, hash(rawBytes(value))),
   };
 }

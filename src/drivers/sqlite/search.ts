@@ -40,7 +40,15 @@ import {
   searchableText,
   unknownIndex,
 } from "../shared/search-text.js";
-import { BASE_COLUMNS, LIVE, META_COLUMNS, type Row, toEntry } from "./schema.js";
+import {
+  BASE_COLUMNS,
+  type Hash,
+  LIVE,
+  META_COLUMNS,
+  META_WIDTH,
+  type Row,
+  toEntry,
+} from "./schema.js";
 import type { SqliteWhere } from "./where.js";
 
 /** FTS5 tokenizer options by tokenizer: the only text of a `tokenize=` SQLite sees. */
@@ -68,14 +76,16 @@ interface IndexStatements {
 export class SqliteSearch {
   readonly #db: Database.Database;
   readonly #where: SqliteWhere;
+  readonly #hash: Hash;
   readonly #spec: Database.Statement;
   readonly #ids: Database.Statement;
   readonly #statements = new Map<number, IndexStatements>();
   readonly #reads = new Map<string, Database.Statement>();
 
-  constructor(db: Database.Database, where: SqliteWhere) {
+  constructor(db: Database.Database, where: SqliteWhere, hash: Hash) {
     this.#db = db;
     this.#where = where;
+    this.#hash = hash;
     this.#spec = db.prepare(
       "SELECT id, fields, tokenizer, language FROM cellar_search WHERE id = ?",
     );
@@ -203,9 +213,9 @@ export class SqliteSearch {
           )
         : this.#read(sql(null)).raw().all(params)
     ) as Row[];
-    const width = meta ? 12 : 5;
+    const width = meta ? META_WIDTH : 5;
     const hits = rows.map((row) => ({
-      entry: toEntry(row, meta),
+      entry: toEntry(row, meta, this.#hash),
       score: row[width] as number,
       doc: row[width + 1] as number,
     }));
