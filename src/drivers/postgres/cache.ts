@@ -28,7 +28,8 @@ export class EntryCache {
 
   /**
    * The stored state of every key, or null when one is unknown, or a key of `valueKeys` is
-   * known without its value.
+   * known without its value. A lookup does not make a key recent: a commit on what it found
+   * sets every key it read or wrote again (see `ChangeFeed.remember`), which does.
    */
   lookup(
     keys: readonly Uint8Array[],
@@ -39,8 +40,6 @@ export class EntryCache {
       const id = keyId(key);
       const known = this.#entries.get(id);
       if (!known) return null;
-      this.#entries.delete(id);
-      this.#entries.set(id, known);
       out.set(id, known.entry);
     }
     for (const key of valueKeys) if (out.get(keyId(key))?.value === UNREAD) return null;

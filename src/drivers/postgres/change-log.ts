@@ -12,7 +12,7 @@
 import { keyId } from "../../codec/key.js";
 import { formatVersionstamp, parseVersionstamp } from "../../codec/versionstamp.js";
 import type { StoredEntry } from "../../contract/apply.js";
-import type { ChangeEvent, KeyChange, RawEntry } from "../../contract/index.js";
+import type { ChangeEvent, EntryMeta, KeyChange, RawEntry } from "../../contract/index.js";
 import { CHANGE_TYPE_CODE, CHANGE_TYPES, metaFromText, metaToText } from "../shared/key-changes.js";
 import { rawValueOf, valueColumns } from "./rows.js";
 
@@ -102,13 +102,11 @@ export function loggedColumns(
 ): unknown[] {
   const entries = rows.map((r) => r.change?.entry ?? null);
   const previous = rows.map((r) => r.change?.previous ?? null);
-  const sent = (entry: RawEntry | null, have: boolean) =>
-    entry === null || have ? null : valueColumns(entry.value);
   const values = entries.map((entry, i) =>
-    sent(entry, staged.get(keyId(rows[i]!.key))?.entry?.versionstamp === entry?.versionstamp),
+    sentValue(entry, staged.get(keyId(rows[i]!.key))?.entry?.versionstamp === entry?.versionstamp),
   );
   const prevValues = previous.map((entry) =>
-    sent(entry, entry !== null && parseVersionstamp(entry.versionstamp) <= base),
+    sentValue(entry, entry !== null && parseVersionstamp(entry.versionstamp) <= base),
   );
   return [
     rows.map((r) => r.version),
@@ -119,12 +117,32 @@ export function loggedColumns(
     values.map((v) => v?.bin ?? null),
     values.map((v) => v?.encoding ?? null),
     entries.map((e) => e?.expiresAt ?? null),
-    entries.map((e) => (e ? metaToText(e.meta!) : null)),
+    entries.map((e) => (e ? metaText(e.meta!) : null)),
     prevValues.map((v) => v?.json ?? null),
     prevValues.map((v) => v?.bin ?? null),
     prevValues.map((v) => v?.encoding ?? null),
     previous.map((e) => (e ? parseVersionstamp(e.versionstamp) : null)),
     previous.map((e) => e?.expiresAt ?? null),
-    previous.map((e) => (e ? metaToText(e.meta!) : null)),
+    previous.map((e) => (e ? metaText(e.meta!) : null)),
   ];
+}
+
+/** The value columns a log row sends for `entry`: none when the statement `has` it. */
+function sentValue(entry: RawEntry | null, has: boolean): ReturnType<typeof valueColumns> | null {
+  return entry === null || has ? null : valueColumns(entry.value);
+}
+
+/**
+ * Metadata texts made, by metadata object. The entry before a commit is, on cached state, the
+ * very entry an earlier commit logged as its result, so its text is made once, not twice.
+ */
+const metaTexts = new WeakMap<EntryMeta, string>();
+
+function metaText(meta: EntryMeta): string {
+  let text = metaTexts.get(meta);
+  if (text === undefined) {
+    text = metaToText(meta);
+    metaTexts.set(meta, text);
+  }
+  return text;
 }
