@@ -10,7 +10,8 @@
  *
  * Closes: 4400 a frame that is not a call, 4401 no or a bad token, 4403 another origin or a
  * namespace the token may not use (each with the reason `CODE: message`); 1009 a frame over the
- * size limit (`ws` closes it); 1013 a client that does not read its answers; 1001 at shutdown,
+ * size limit (`ws` closes it); 1013 a client that does not read its answers, or a server that
+ * holds its maximum of open streams; 1001 at shutdown,
  * once the calls under way are answered. A refused call answers its own error; the connection
  * stays.
  */
@@ -99,13 +100,18 @@ function admit(req: IncomingMessage, url: URL, options: DriverSocketOptions): Re
   return scope;
 }
 
-/** Closes with 44xx for a client's mistake (its own code, else 4400), 1011 for the server's. */
+/**
+ * Closes with 44xx for a client's mistake (its own code, else 4400), 1013 when the server holds
+ * its maximum of streams, 1011 for the server's fault.
+ */
 function closeWith(ws: WebSocket, error: unknown): void {
   const kvError = error instanceof KvError ? error : null;
   const code =
-    kvError && statusOf(kvError.code) < 500
-      ? (CLOSE_CODES[kvError.code] ?? CLOSE_CODES.INVALID_REQUEST!)
-      : CLOSE_SERVER_ERROR;
+    kvError?.code === "LIMIT_EXCEEDED"
+      ? CLOSE_TRY_LATER
+      : kvError && statusOf(kvError.code) < 500
+        ? (CLOSE_CODES[kvError.code] ?? CLOSE_CODES.INVALID_REQUEST!)
+        : CLOSE_SERVER_ERROR;
   const reason = closeReason(
     kvError?.code ?? "UNAVAILABLE",
     kvError ? kvError.message : bareMessage(error as Error),

@@ -52,7 +52,10 @@ interface Pending {
   readonly again: () => Promise<unknown>;
 }
 
-/** Upgrade statuses of a server without the driver socket: it is not tried again. */
+/**
+ * Upgrade statuses of a server without the driver socket: it is not tried again, nor after a
+ * refusal at the upgrade (4400–4499), which the same call over HTTP reports as well.
+ */
 const NO_ROUTE = new Set([400, 404, 405, 426, 501]);
 const FIRST_PAUSE_MS = 50;
 const MAX_PAUSE_MS = 2000;
@@ -131,10 +134,15 @@ export class SocketChannel {
         this.#pause = FIRST_PAUSE_MS;
         settle(true);
       },
-      closed: ({ status }) => {
+      closed: ({ code, status }) => {
         if (this.#connection !== connection) return;
         this.#dropped();
-        if (status !== undefined && NO_ROUTE.has(status)) this.#gone = true;
+        // No such route, or a refusal of the token or namespace that HTTP reports as well.
+        if (
+          (status !== undefined && NO_ROUTE.has(status)) ||
+          (!opened && code >= 4400 && code < 4500)
+        )
+          this.#gone = true;
         if (!opened) {
           this.#retryAt = Date.now() + this.#pause;
           this.#pause = Math.min(this.#pause * 2, MAX_PAUSE_MS);
