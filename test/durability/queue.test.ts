@@ -96,6 +96,31 @@ describe("queues on a SQLite file", () => {
     await kv.close();
   });
 
+  it("keeps the leases of a consumer process killed right after its dequeue resolved", async () => {
+    const path = join(dir, "killed.db");
+    const kv = await openKv(path, { sweepInterval: 0 });
+    const q = kv.queue("work");
+    for (let i = 0; i < 5; i++) await q.enqueue(i);
+    const script = fileURLToPath(new URL("./queue-leaser.ts", import.meta.url));
+    const child = spawn(process.execPath, ["--import", "tsx", script, path, "3"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let output = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    while (!output.includes("leased\n")) await once(child.stdout!, "data");
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    const leased = output.split("\n").filter((line) => line !== "" && line !== "leased");
+    expect(leased).toHaveLength(3);
+    expect(await q.stats()).toMatchObject({ pending: 2, inFlight: 3 });
+    const rest = await q.dequeueMany(10);
+    expect(rest.map((m) => m.id)).not.toContain(leased[0]);
+    expect(rest).toHaveLength(2);
+    await kv.close();
+  }, 30_000);
+
   it("never gives one message to two worker processes", async () => {
     const path = join(dir, "workers.db");
     const kv = await openKv(path);

@@ -101,8 +101,11 @@ export interface Tx {
   ready(queue: Uint8Array): void;
 }
 
-/** A job of a group commit: what it does inside the group's write transaction. */
-type Job = (tx: Tx) => unknown;
+/**
+ * A job of a group commit: what it does inside the group's write transaction. A `lease` job
+ * (a dequeue, an extend) only moves leases: see `#runGroup`.
+ */
+type Job = ((tx: Tx) => unknown) & { readonly lease?: boolean };
 
 /**
  * Opens (creating if missing) a SQLite database file.
@@ -205,6 +208,12 @@ class SqliteDriver implements KvDriver {
   #closed = false;
   readonly #stmt: ReturnType<typeof prepareStatements>;
   readonly #queues: SqliteQueues;
+  /** With durability `full`: the statements that turn the fsync of each commit off and on. */
+  readonly #fullSync: {
+    readonly off: Database.Statement;
+    readonly on: Database.Statement;
+    isOn: boolean;
+  } | null;
   readonly #where: SqliteWhere;
   readonly #search: SqliteSearch;
 
@@ -217,6 +226,14 @@ class SqliteDriver implements KvDriver {
     this.#crossProcessInterval = options.crossProcessInterval ?? 20;
     this.#hash = options.hash ?? sha256;
     this.#queues = new SqliteQueues(db);
+    this.#fullSync =
+      options.durability === "normal"
+        ? null
+        : {
+            off: db.prepare("PRAGMA synchronous = NORMAL"),
+            on: db.prepare("PRAGMA synchronous = FULL"),
+            isOn: true,
+          };
     this.#stmt = prepareStatements(db);
     this.#where = new SqliteWhere(db);
     this.#search = new SqliteSearch(db, this.#where, this.#hash);
@@ -256,13 +273,17 @@ class SqliteDriver implements KvDriver {
   }
 
   dequeue(queue: Uint8Array, options: { now: number; visibilityTimeout: number; limit: number }) {
-    return this.#write((tx) =>
-      this.#queues.dequeue(tx, queue, options.now, options.visibilityTimeout, options.limit),
+    return this.#write(
+      (tx) =>
+        this.#queues.dequeue(tx, queue, options.now, options.visibilityTimeout, options.limit),
+      { lease: true },
     );
   }
 
   settle(queue: Uint8Array, token: string, settlement: Settlement, now: number) {
-    return this.#write((tx) => this.#queues.settle(tx, queue, token, settlement, now));
+    return this.#write((tx) => this.#queues.settle(tx, queue, token, settlement, now), {
+      lease: settlement.type === "extend",
+    });
   }
 
   async queueStats(queue: Uint8Array, now: number) {
@@ -288,9 +309,9 @@ class SqliteDriver implements KvDriver {
     return this.#write(() => this.#queues.deleteDead(queue, ids));
   }
 
-  /** Queues `run` for the next group commit. */
-  #write<T>(run: (tx: Tx) => T): Promise<T> {
-    return this.#group.submit<T>(run);
+  /** Queues `run` for the next group commit; `lease`: it only moves leases (see `Job`). */
+  #write<T>(run: (tx: Tx) => T, { lease = false } = {}): Promise<T> {
+    return this.#group.submit<T>(lease ? Object.assign((tx: Tx) => run(tx), { lease }) : run);
   }
 
   async history(
@@ -499,17 +520,25 @@ class SqliteDriver implements KvDriver {
     return rows.map((row) => toEntry(row, meta, this.#hash));
   }
 
-  /** Runs a group's jobs in one write transaction, each under its own savepoint. */
+  /**
+   * Runs a group's jobs in one write transaction, each under its own savepoint. With durability
+   * `full`, a group of leases alone commits without an fsync of its own: it reaches the disk with
+   * the next group that has one. A lease lost to a power loss is a lease that expired, its message
+   * delivered again; a process that dies loses nothing, the write being in the WAL already.
+   */
   #runGroup(batch: readonly Job[]): Outcome[] {
     const outcomes: Outcome[] = [];
     const changes: ChangeEvent[] = [];
     const ready = new Map<string, Uint8Array>();
     const prunedAt = this.#prunedAt;
+    const unsynced = this.#fullSync !== null && batch.every((job) => job.lease === true);
     try {
       this.#rollback();
+      this.#syncEachCommit(!unsynced);
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         let version = this.#stmt.getVersion.get() as number;
+        const started = version;
         let lastNow = 0;
         // Commits of other processes since the last report come first, in order.
         if (this.#listeners.size > 0) changes.push(...this.#foreignChanges(version));
@@ -554,9 +583,17 @@ class SqliteDriver implements KvDriver {
             outcomes.push({ ok: false, error });
           }
         }
-        this.#stmt.setVersion.run(version);
+        if (version !== started) this.#stmt.setVersion.run(version);
         this.#pruneLog(version, lastNow);
         this.#db.exec("COMMIT");
+        if (unsynced && version !== started) {
+          // A dequeue that dead-lettered a message wrote its keysIfUndelivered: a one-row commit
+          // with an fsync takes them to the disk before the group resolves.
+          this.#syncEachCommit(true);
+          this.#db.exec("BEGIN IMMEDIATE");
+          this.#stmt.setVersion.run(version);
+          this.#db.exec("COMMIT");
+        }
         this.#reported = Math.max(this.#reported, version);
         if (ready.size > 0) {
           changes.push({
@@ -575,6 +612,13 @@ class SqliteDriver implements KvDriver {
     }
     for (const change of changes) this.#emit(change);
     return outcomes;
+  }
+
+  /** With durability `full`, turns the fsync of each commit on or off (outside a transaction). */
+  #syncEachCommit(on: boolean): void {
+    if (this.#fullSync === null || this.#fullSync.isOn === on) return;
+    (on ? this.#fullSync.on : this.#fullSync.off).run();
+    this.#fullSync.isOn = on;
   }
 
   /**
