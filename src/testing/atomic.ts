@@ -29,6 +29,28 @@ export function atomicSuite(target: KvTarget): void {
       expect((await kv.get(["new"])).versionstamp).toBe(res.versionstamp);
     });
 
+    it("applies a commit of hundreds of keys as each would be alone", async () => {
+      const before = kv.atomic();
+      for (let i = 0; i < 150; i++) before.set(["many", i], i);
+      expect((await before.commit()).ok).toBe(true);
+      const op = kv.atomic();
+      for (let i = 0; i < 300; i++) op.set(["many", i], i * 10);
+      op.sum(["many", "counter"], new KvU64(2n)).sum(["many", "counter"], new KvU64(3n));
+      op.delete(["many", 5]).set(["many", 7], "second");
+      const res = await op.commit();
+      if (!res.ok) throw new Error("the commit failed");
+      const entries = await collect(kv.list({ prefix: ["many"] }, { metadata: true }));
+      expect(entries).toHaveLength(300);
+      expect(entries.every((e) => e.versionstamp === res.versionstamp)).toBe(true);
+      const byKey = new Map(entries.map((e) => [JSON.stringify(e.key), e]));
+      expect(byKey.has('["many",5]')).toBe(false);
+      expect(byKey.get('["many",7]')?.value).toBe("second");
+      expect(byKey.get('["many",149]')).toMatchObject({ value: 1490, metadata: { version: 2 } });
+      expect(byKey.get('["many",150]')).toMatchObject({ value: 1500, metadata: { version: 1 } });
+      expect(byKey.get('["many","counter"]')?.value).toEqual(new KvU64(5n));
+      expect((await kv.history(["many", 3])).map((r) => r.version)).toEqual([2, 1]);
+    });
+
     it("writes nothing when a check fails", async () => {
       const first = await kv.set(["acct"], 100);
       await kv.set(["acct"], 200);

@@ -63,6 +63,7 @@ import {
   hashFromColumn,
   hashToColumn,
   type LogRow,
+  META_COLUMNS,
   migrate,
   prepareStatements,
   type Row,
@@ -100,6 +101,12 @@ export interface Tx {
   /** Reports a queue with a message ready for delivery, once the group is durable. */
   ready(queue: Uint8Array): void;
 }
+
+/**
+ * A commit writing at least this many keys reads their stored rows this many to a statement
+ * rather than one by one.
+ */
+const MANY_KEYS = 64;
 
 /**
  * A job of a group commit: what it does inside the group's write transaction. A `lease` job
@@ -216,6 +223,7 @@ class SqliteDriver implements KvDriver {
   } | null;
   readonly #where: SqliteWhere;
   readonly #search: SqliteSearch;
+  readonly #storedInCache = new Map<number, Database.Statement>();
 
   constructor(db: Database.Database, options: SqliteDriverOptions) {
     this.#db = db;
@@ -664,13 +672,15 @@ class SqliteDriver implements KvDriver {
       { key: Uint8Array; before: StoredEntry | null; after: StoredEntry | null }
     >();
     const applied: [Uint8Array, Applied][] = [];
-    for (const mutation of mutations) {
-      const key = writtenKey(mutation, context.versionstamp);
+    const keys = mutations.map((mutation) => writtenKey(mutation, context.versionstamp));
+    const found = keys.length >= MANY_KEYS ? this.#storedRows(keys) : null;
+    for (const [i, mutation] of mutations.entries()) {
+      const key = keys[i]!;
       const id = keyId(key);
       let state = staged.get(id);
       if (!state) {
         // The whole entry, value included: the change log reports what the key was.
-        const row = this.#stmt.stored.get(key) as Row | undefined;
+        const row = (found ? found.get(id) : this.#stmt.stored.get(key)) as Row | undefined;
         const before = row ? storedOf(toEntry(row, true, this.#hash)) : null;
         state = { key, before, after: before };
         staged.set(id, state);
@@ -684,6 +694,31 @@ class SqliteDriver implements KvDriver {
       key,
       storedChange(before, after, now, expiry),
     ]);
+  }
+
+  /** The stored rows of `keys`, by `keyId`, read `MANY_KEYS` to a statement. */
+  #storedRows(keys: readonly Uint8Array[]): Map<string, Row> {
+    const rows = new Map<string, Row>();
+    for (let i = 0; i < keys.length; i += MANY_KEYS) {
+      const chunk = keys.slice(i, i + MANY_KEYS);
+      for (const row of this.#storedIn(chunk.length).all(chunk) as Row[])
+        rows.set(keyId(row[0]), row);
+    }
+    return rows;
+  }
+
+  /** `stored` for `count` keys at once, prepared on first use. */
+  #storedIn(count: number): Database.Statement {
+    let statement = this.#storedInCache.get(count);
+    if (!statement) {
+      statement = this.#db
+        .prepare(
+          `SELECT ${META_COLUMNS} FROM cellar_kv WHERE key IN (${Array(count).fill("?").join(", ")})`,
+        )
+        .raw();
+      this.#storedInCache.set(count, statement);
+    }
+    return statement;
   }
 
   #store(key: Uint8Array, applied: Applied, version: number): void {
