@@ -173,6 +173,8 @@ export interface Section {
    * no ratios, the rows are not alternatives (latencies of different paths).
    */
   readonly baseline?: string | null;
+  /** What the figures count, when not operations per second (e.g. "rows/s", "bytes/entry"). */
+  readonly unit?: string;
 }
 
 export interface TargetResult {
@@ -260,7 +262,7 @@ function ratioHeader(section: Section): string[] {
 
 const header = (section: Section) => [
   "contender",
-  "ops/s",
+  section.unit ?? "ops/s",
   ...(hasLatency(section) ? ["p50 ms", "p99 ms"] : []),
   ...ratioHeader(section),
   "target",

@@ -1,7 +1,9 @@
 /**
  * Runs the benchmark groups and prints their tables; a full run also writes bench/RESULTS.md.
  *
- *   npx tsx bench/index.ts [memory] [sqlite] [server] [queue] [events] [observe] [postgres] [indexes] [workspaces] [sync] [mirror] [backup] [cli]   (no group: all)
+ *   npx tsx bench/index.ts [memory] [sqlite] [deno] [server] [queue] [events] [observe] [postgres] [indexes] [workspaces] [sync] [mirror] [backup] [cli] [scale]
+ *
+ * No group: all but the opt-in ones (see `OPT_IN`).
  */
 import { writeFileSync } from "node:fs";
 import { denoKvBench } from "./deno-kv.js";
@@ -32,6 +34,7 @@ type Log = (step: string) => void;
 const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   memory: memorySections,
   sqlite: async (log) => sqliteSections(await denoKvBench(log), log),
+  deno: async (log) => (await import("./deno-binary.js")).denoSections(log),
   server: serverSections,
   queue: queueSections,
   events: eventsSections,
@@ -43,7 +46,11 @@ const GROUPS: Record<string, (log: Log) => Promise<Section[]>> = {
   indexes: indexesSections,
   workspaces: workspacesSections,
   sync: syncSections,
+  scale: async (log) => (await import("./scale.js")).scaleSections(log),
 };
+
+/** Groups run only when named: they take far longer than the rest (scale: see bench/scale.ts). */
+const OPT_IN = new Set(["scale"]);
 
 const NOTES = [
   `Every contender holds the same ${ENTRIES.toLocaleString("en-US")} entries: keys \`["users", i]\`, values ~100-byte JSON objects.`,
@@ -69,7 +76,8 @@ if (unknown.length > 0) {
   console.error(`unknown group ${unknown.join(", ")}; groups: ${Object.keys(GROUPS).join(", ")}`);
   process.exit(2);
 }
-const names = requested.length > 0 ? requested : Object.keys(GROUPS);
+const names =
+  requested.length > 0 ? requested : Object.keys(GROUPS).filter((name) => !OPT_IN.has(name));
 
 const started = performance.now();
 const log: Log = (step) =>

@@ -13,7 +13,10 @@ import {
   writer,
 } from "./workload.js";
 
-const URL = process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** The PostgreSQL the groups use; each makes schemas of its own there and drops them after. */
+export const POSTGRES_URL =
+  process.env.CELLAR_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const URL = POSTGRES_URL;
 /** Connections in Cellar's pool (its default) and in the raw pool it is compared with. */
 const POOL = 8;
 const WRITERS = 50;

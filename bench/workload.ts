@@ -17,7 +17,8 @@ export interface User {
 }
 
 export const KEYS: readonly Key[] = Array.from({ length: ENTRIES }, (_, i): Key => ["users", i]);
-const user = (i: number, version: number): User => {
+/** The value of `["users", i]` at `version` (0: as loaded, 1: as first rewritten). */
+export const user = (i: number, version: number): User => {
   const name = `user-${String(i).padStart(6, "0")}`;
   return {
     id: i,
@@ -98,5 +99,41 @@ export async function populate(set: (key: Key, value: User) => Promise<unknown>)
     for (let i = start; i < Math.min(start + BURST, ENTRIES); i++)
       writes.push(set(KEYS[i]!, VALUES[i]!));
     await Promise.all(writes);
+  }
+}
+
+/** One atomic commit of sets, as a store's `atomic()` makes it. */
+export type CommitSets = (entries: readonly (readonly [Key, User])[]) => Promise<unknown>;
+
+/**
+ * The bulk load: `keys` keys written twice (values of version 0, then of version 1), in atomic
+ * commits of `batch` sets each, one commit at a time.
+ */
+export async function bulkLoad(commit: CommitSets, keys: number, batch: number): Promise<void> {
+  for (const version of [0, 1]) {
+    for (let start = 0; start < keys; start += batch) {
+      const entries: [Key, User][] = [];
+      for (let i = start; i < Math.min(start + batch, keys); i++)
+        entries.push([["users", i], user(i, version)]);
+      await commit(entries);
+    }
+  }
+}
+
+/**
+ * The same keys and values as {@link bulkLoad}, each set its own commit: rounds of
+ * {@link BURST} sets started together and awaited with `Promise.all`.
+ */
+export async function singleLoad(
+  set: (key: Key, value: User) => Promise<unknown>,
+  keys: number,
+): Promise<void> {
+  for (const version of [0, 1]) {
+    for (let start = 0; start < keys; start += BURST) {
+      const writes: Promise<unknown>[] = [];
+      for (let i = start; i < Math.min(start + BURST, keys); i++)
+        writes.push(set(["users", i], user(i, version)));
+      await Promise.all(writes);
+    }
   }
 }
