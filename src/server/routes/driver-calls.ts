@@ -217,7 +217,7 @@ export function driverCalls(
 
     queue: {
       access: null,
-      run: (scope, body) =>
+      run: async (scope, body) =>
         queueCall(core, parser.queue(body.queue), scopeFor(scope), scope, body, nowOf(body.now)),
     },
 
