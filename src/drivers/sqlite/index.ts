@@ -62,6 +62,7 @@ import {
   groupChanges,
   hashFromColumn,
   hashToColumn,
+  kvRow,
   type LogRow,
   META_COLUMNS,
   migrate,
@@ -724,19 +725,15 @@ class SqliteDriver implements KvDriver {
   #store(key: Uint8Array, applied: Applied, version: number): void {
     const { entry, archive } = applied;
     if (entry) {
-      const m = entry.meta;
       this.#stmt.upsert.run(
-        key,
-        entry.value.data,
-        ENCODING_TAG[entry.value.encoding],
-        version,
-        entry.expiresAt,
-        m.version,
-        m.createdAt === m.updatedAt ? null : m.createdAt,
-        m.updatedAt,
-        m.tags.length > 0 ? JSON.stringify(m.tags) : null,
-        m.modifiedBy,
-        m.comment,
+        kvRow(
+          key,
+          entry.value.data,
+          ENCODING_TAG[entry.value.encoding],
+          version,
+          entry.expiresAt,
+          entry.meta,
+        ),
       );
     } else {
       this.#stmt.remove.run(key);

@@ -14,6 +14,7 @@ import {
 } from "../../codec/versionstamp.js";
 import { KvError } from "../../errors.js";
 import { metaFromLog, unpackChanges } from "./packed-changes.js";
+import { kvRow, UPSERT_KV } from "./schema.js";
 
 /**
  * Takes the database `db` (a copy, opened for writing) back to the state after commit `at`.
@@ -49,9 +50,7 @@ export function rewind(db: Database.Database, at: string): void {
     .pluck()
     .all(target) as Buffer[];
   const remove = db.prepare("DELETE FROM cellar_kv WHERE key = ?");
-  const put = db.prepare(`INSERT OR REPLACE INTO cellar_kv
-    (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const put = db.prepare(UPSERT_KV);
   const dropRevisions = db.prepare("DELETE FROM cellar_history WHERE key = ? AND vs >= ?");
   db.transaction(() => {
     for (const packed of undo) {
@@ -64,21 +63,11 @@ export function rewind(db: Database.Database, at: string): void {
         }
         // The entry's hash is its value's, which the row does not store (schema 4).
         const m = metaFromLog(previous.meta, "");
-        put.run(
-          key,
+        const data =
           previous.encoding === ENCODING_TAG.json
             ? previous.value.toString("utf8")
-            : previous.value,
-          previous.encoding,
-          previous.versionstamp,
-          previous.expiresAt,
-          m.version,
-          m.createdAt === m.updatedAt ? null : m.createdAt,
-          m.updatedAt,
-          m.tags.length > 0 ? JSON.stringify(m.tags) : null,
-          m.modifiedBy,
-          m.comment,
-        );
+            : previous.value;
+        put.run(kvRow(key, data, previous.encoding, previous.versionstamp, previous.expiresAt, m));
         // The entry is current again: its archived copy and every later revision go.
         dropRevisions.run(key, previous.versionstamp);
       }

@@ -51,7 +51,7 @@ const LOG_TABLE = `cellar_log (
  * Entries (schema 4): no stored hash — an entry's `dataHash` is its value's, computed when
  * metadata is read — and `created_at` NULL while it equals `updated_at` (a key's first revision).
  */
-const KV_TABLE = `cellar_kv (
+export const KV_TABLE = `cellar_kv (
   key BLOB PRIMARY KEY,
   value NOT NULL,
   encoding INTEGER NOT NULL,
@@ -235,6 +235,35 @@ export function hashFromColumn(column: string | Buffer | null): string | null {
   return Buffer.isBuffer(column) ? column.toString("hex") : column;
 }
 
+/** Writes a `cellar_kv` row, its parameters as {@link kvRow} gives them. */
+export const UPSERT_KV = `INSERT OR REPLACE INTO cellar_kv
+  (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** The parameters of {@link UPSERT_KV} for an entry. */
+export function kvRow(
+  key: Uint8Array,
+  data: string | Uint8Array,
+  encoding: number,
+  vs: number,
+  expiresAt: number | null,
+  m: EntryMeta,
+): unknown[] {
+  return [
+    key,
+    data,
+    encoding,
+    vs,
+    expiresAt,
+    m.version,
+    m.createdAt === m.updatedAt ? null : m.createdAt,
+    m.updatedAt,
+    m.tags.length > 0 ? JSON.stringify(m.tags) : null,
+    m.modifiedBy,
+    m.comment,
+  ];
+}
+
 /** Every statement the driver runs, prepared once per connection. */
 export type StatementName =
   | "point"
@@ -296,9 +325,7 @@ export function prepareStatements(
     ).pluck(),
     stored: p(`SELECT ${META_COLUMNS} FROM cellar_kv WHERE key = ?`).raw(),
     checkVs: p(`SELECT vs FROM cellar_kv WHERE key = @key AND ${LIVE}`).pluck(),
-    upsert: p(`INSERT OR REPLACE INTO cellar_kv
-      (key, value, encoding, vs, expires_at, revision, created_at, updated_at, tags, modified_by, comment)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    upsert: p(UPSERT_KV),
     remove: p("DELETE FROM cellar_kv WHERE key = ?"),
     addRevision: p(`INSERT OR REPLACE INTO cellar_history
       (key, vs, revision, timestamp, modified_by, comment, data_hash, value, encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
